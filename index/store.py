@@ -1,0 +1,344 @@
+"""The index directory: one writer at a time, atomic generations, readers that never see half a commit.
+
+Layout under the index dir:
+
+    docstore.sqlite          documents, chunks, vectors, meta (the source of truth)
+    vectors.<gen>.faiss      FAISS index of generation <gen>
+    bm25.<gen>/              BM25 index of generation <gen>
+    write.lock               held by the one writer (flock: freed if the process dies)
+
+A commit writes the derived files of generation g+1 first, then records g+1 in
+SQLite in the same transaction as the document and chunk rows, then deletes the
+files of g. A crash at any point leaves SQLite at g or g+1 with that
+generation's files present (or rebuildable from the vectors stored in SQLite).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sqlite3
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from index.bm25 import BM25Index
+from index.docstore import ChunkRecord, DocStore, DocumentRecord, StoredChunk, connect
+from index.faiss_store import FaissVectorStore
+
+log = logging.getLogger(__name__)
+
+DOCSTORE = "docstore.sqlite"
+
+
+class IndexLockedError(RuntimeError):
+    """Another writer holds the index."""
+
+
+class MissingIndexError(FileNotFoundError):
+    """No index at the given directory."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(f"No index at {root}. Create one with: rag ingest PATH --index {root}")
+        self.root = root
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    documents: int
+    chunks: int
+    fingerprint: str | None
+    backend: str
+    generation: int
+    dimension: int | None
+    index_dir: str
+    size_bytes: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _vectors_path(root: Path, generation: int) -> Path:
+    return root / f"vectors.{generation}.faiss"
+
+
+def _bm25_path(root: Path, generation: int) -> Path:
+    return root / f"bm25.{generation}"
+
+
+def _dir_size(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+class IndexWriter:
+    """The single writer of an index: stage changes, then `commit()` them atomically."""
+
+    def __init__(self, root: Path, *, lock_timeout: float = 600.0) -> None:
+        self.root = root
+        self.lock_timeout = lock_timeout
+        self._lock = FileLock(str(root / "write.lock"))
+        self._conn: sqlite3.Connection | None = None
+        self.store: DocStore
+        self.vectors: FaissVectorStore | None = None
+        self._dirty = False
+
+    # -- lifecycle ------------------------------------------------------------------
+    def __enter__(self) -> IndexWriter:
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire(timeout=self.lock_timeout)
+        except Timeout:
+            raise IndexLockedError(
+                f"Another ingest is writing to {self.root} (lock {self.root / 'write.lock'} held for "
+                f"{self.lock_timeout:g} s). Wait for it to finish, or raise --lock-timeout."
+            ) from None
+        try:
+            self._conn = connect(self.root / DOCSTORE)
+            self.store = DocStore(self._conn)
+            self.store.create_schema()
+            self._conn.execute("BEGIN IMMEDIATE")
+            self.vectors = _load_vectors(self.root, self.store)
+            self._remove_stale_files()
+        except BaseException:
+            self._close()
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            self._conn.close()
+            self._conn = None
+        if self._lock.is_locked:
+            self._lock.release()
+
+    # -- state ----------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> str | None:
+        return self.store.get_meta("fingerprint")
+
+    def set_fingerprint(self, value: str) -> None:
+        if self.fingerprint != value:
+            self.store.set_meta("fingerprint", value)
+            self._dirty = True
+
+    def set_meta(self, key: str, value: str) -> None:
+        if self.store.get_meta(key) != value:
+            self.store.set_meta(key, value)
+            self._dirty = True
+
+    def _vector_store(self, dimension: int) -> FaissVectorStore:
+        if self.vectors is None:
+            self.vectors = FaissVectorStore(dimension)
+            self.store.set_meta("dimension", str(dimension))
+        return self.vectors
+
+    # -- changes --------------------------------------------------------------------
+    def replace_document(self, doc: DocumentRecord, chunks: list[ChunkRecord], vectors: np.ndarray) -> tuple[int, int]:
+        """Store `doc` with its chunks and their vectors, replacing any earlier version; (added, deleted)."""
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        deleted = self.delete_document(doc.doc_id)
+        self.store.put_document(doc)
+        ids = self.store.add_chunks(doc.doc_id, chunks)
+        if chunks:
+            self._vector_store(vectors.shape[1]).add(np.asarray(ids, dtype=np.int64), vectors)
+            self.store.cache_vectors({c.text_hash: v for c, v in zip(chunks, vectors, strict=True)})
+        self._dirty = True
+        return len(ids), deleted
+
+    def delete_document(self, doc_id: str) -> int:
+        """Remove a document and its chunks; returns the number of chunks removed."""
+        ids = self.store.delete_chunks(doc_id)
+        self.store.delete_document(doc_id)
+        if ids and self.vectors is not None:
+            self.vectors.remove(np.asarray(ids, dtype=np.int64))
+        self._dirty = True
+        return len(ids)
+
+    def clear_chunks(self, *, drop_vectors: bool) -> int:
+        """Forget every chunk (documents and their text stay), e.g. when the chunking changes."""
+        count = self.store.count_chunks()
+        self._conn.execute("DELETE FROM chunks")
+        if drop_vectors:
+            self.store.drop_all_vectors()
+        self.vectors = None
+        self._dirty = True
+        return count
+
+    def commit(self) -> None:
+        """Make every staged change visible at once, as a new generation."""
+        if not self._dirty:
+            return
+        assert self._conn is not None
+        chunks = self.store.count_chunks()
+        in_vectors = len(self.vectors) if self.vectors is not None else 0
+        if chunks != in_vectors:
+            raise RuntimeError(f"index out of step: {chunks} chunks but {in_vectors} vectors; nothing committed")
+        self.store.drop_unused_vectors()
+        generation = self.store.generation + 1
+
+        ids, terms = self.store.all_chunk_terms()
+        bm25_dir = _bm25_path(self.root, generation)
+        tmp_dir = bm25_dir.with_name(bm25_dir.name + ".tmp")
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        BM25Index.build(ids, terms).save(tmp_dir)
+        _fsync_tree(tmp_dir)
+        shutil.rmtree(bm25_dir, ignore_errors=True)
+        os.replace(tmp_dir, bm25_dir)
+        if self.vectors is not None:
+            self.vectors.write(_vectors_path(self.root, generation))
+            self.store.set_meta("dimension", str(self.vectors.dimension))
+        self.store.set_meta("generation", str(generation))
+        self.store.set_meta("committed_at", str(time.time()))
+        self._conn.execute("COMMIT")
+        self._dirty = False
+        self._remove_stale_files()
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def _remove_stale_files(self) -> None:
+        """Delete derived files of any generation but the committed one (left by old commits or crashes)."""
+        keep = self.store.generation
+        for path in self.root.glob("vectors.*.faiss*"):
+            if path.name != _vectors_path(self.root, keep).name:
+                path.unlink(missing_ok=True)
+        for path in self.root.glob("bm25.*"):
+            if path.name != _bm25_path(self.root, keep).name:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+
+
+def _load_vectors(root: Path, store: DocStore) -> FaissVectorStore | None:
+    """The committed generation's vectors; rebuilt from SQLite if the file is missing or out of step."""
+    generation = store.generation
+    path = _vectors_path(root, generation)
+    chunks = store.count_chunks()
+    if path.is_file():
+        vectors = FaissVectorStore.read(path)
+        if len(vectors) == chunks:
+            return vectors
+        log.warning("Vector file %s holds %d vectors for %d chunks; rebuilding it", path, len(vectors), chunks)
+    dimension = store.get_meta("dimension")
+    if dimension is None:
+        return None
+    vectors = FaissVectorStore(int(dimension))
+    ids, matrix = store.all_chunk_vectors(int(dimension))
+    vectors.add(ids, matrix)
+    if chunks:
+        log.warning("Rebuilt the vector index of %s from the docstore", root)
+    return vectors
+
+
+class IndexReader:
+    """A consistent, read-only view of one committed generation."""
+
+    def __init__(self, root: Path, conn: sqlite3.Connection, generation: int,
+                 vectors: FaissVectorStore | None, bm25: BM25Index, backend: str) -> None:
+        self.root = root
+        self.generation = generation
+        self.store = DocStore(conn)
+        self.vectors = vectors
+        self.bm25 = bm25
+        self.backend = backend
+
+    @classmethod
+    def open(cls, root: Path, *, backend: str = "faiss", attempts: int = 5) -> IndexReader:
+        if not (root / DOCSTORE).is_file():
+            raise MissingIndexError(root)
+        conn = connect(root / DOCSTORE, read_only=True)
+        store = DocStore(conn)
+        for _ in range(attempts):
+            generation = store.generation
+            try:
+                bm25_dir = _bm25_path(root, generation)
+                bm25 = BM25Index.load(bm25_dir) if bm25_dir.is_dir() else _rebuild_bm25(store)
+                vectors = _load_vectors(root, store)
+            except FileNotFoundError:
+                # A writer committed and cleaned up between our reads: look again.
+                time.sleep(0.05)
+                continue
+            if store.generation == generation:
+                return cls(root, conn, generation, vectors, bm25, backend)
+        conn.close()
+        raise RuntimeError(f"The index at {root} kept changing while it was being opened; try again")
+
+    def close(self) -> None:
+        self.store.conn.close()
+
+    def __enter__(self) -> IndexReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self.store.get_meta("fingerprint")
+
+    def search_dense(self, query_vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        if self.vectors is None or len(self.vectors) == 0:
+            return []
+        ids, scores = self.vectors.search(query_vector, k)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def search_bm25(self, query: str, k: int) -> list[tuple[int, float]]:
+        ids, scores = self.bm25.search(query, k)
+        return [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
+
+    def chunks(self, chunk_ids: list[int]) -> dict[int, StoredChunk]:
+        return self.store.chunks(chunk_ids)
+
+    def stats(self) -> IndexStats:
+        dimension = self.store.get_meta("dimension")
+        return IndexStats(
+            documents=self.store.count_documents(),
+            chunks=self.store.count_chunks(),
+            fingerprint=self.fingerprint,
+            backend=self.backend,
+            generation=self.generation,
+            dimension=int(dimension) if dimension else None,
+            index_dir=str(self.root),
+            size_bytes=_dir_size(self.root),
+        )
+
+
+def _rebuild_bm25(store: DocStore) -> BM25Index:
+    ids, terms = store.all_chunk_terms()
+    return BM25Index.build(ids, terms)
+
+
+class IndexStore:
+    """An index directory: hands out the one writer and any number of readers."""
+
+    def __init__(self, root: Path | str, *, backend: str = "faiss") -> None:
+        if backend != "faiss":
+            raise ValueError(f"Unknown index backend {backend!r}; this build supports: faiss")
+        self.root = Path(root).expanduser().resolve()
+        self.backend = backend
+
+    def exists(self) -> bool:
+        return (self.root / DOCSTORE).is_file()
+
+    def writer(self, *, lock_timeout: float = 600.0) -> IndexWriter:
+        return IndexWriter(self.root, lock_timeout=lock_timeout)
+
+    def reader(self) -> IndexReader:
+        return IndexReader.open(self.root, backend=self.backend)
+
+    def stats(self) -> IndexStats:
+        with self.reader() as reader:
+            return reader.stats()

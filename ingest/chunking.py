@@ -1,0 +1,143 @@
+"""Chunking with langchain-text-splitters, sized in the embedder's tokens, with exact offsets.
+
+Documents with headings (Markdown, reStructuredText, DOCX, HTML) are first cut
+at their headings, then each section is split recursively; other text is split
+recursively. Each chunk keeps `start`/`end` into the document text, so
+`text[start:end] == chunk.text` always holds.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ingest.loaders import LoadedDocument
+
+# Sentence ends of Chinese and English sit between paragraph breaks and spaces.
+_PROSE_SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", ". ", "! ", "? ", "; ", "，", ", ", " ", ""]
+CHUNKER_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    seq: int
+    start: int
+    end: int
+    text: str
+    heading: str | None  # "Title > Section > Subsection"
+    page: int | None  # first page of the chunk (PDF)
+
+
+class Chunker:
+    """Split a `LoadedDocument` into chunks of at most `chunk_tokens` tokens."""
+
+    def __init__(
+        self,
+        count_tokens: Callable[[str], int],
+        *,
+        chunk_tokens: int = 200,
+        overlap_tokens: int = 32,
+        max_heading_level: int = 3,
+        tokenizer_name: str = "",
+    ) -> None:
+        if chunk_tokens < 8:
+            raise ValueError("chunk_tokens must be at least 8")
+        if not 0 <= overlap_tokens < chunk_tokens:
+            raise ValueError("overlap_tokens must be at least 0 and below chunk_tokens")
+        self.count_tokens = count_tokens
+        self.chunk_tokens = chunk_tokens
+        self.overlap_tokens = overlap_tokens
+        self.max_heading_level = max_heading_level
+        self.tokenizer_name = tokenizer_name
+        self._splitters: dict[str, object] = {}
+
+    @property
+    def fingerprint(self) -> str:
+        key = f"{CHUNKER_VERSION}|{self.tokenizer_name}|{self.chunk_tokens}|{self.overlap_tokens}|{self.max_heading_level}"
+        return "chunk:" + hashlib.sha1(key.encode()).hexdigest()[:12]
+
+    def _splitter(self, kind: str):
+        from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
+
+        if kind not in self._splitters:
+            if kind in ("markdown", "html"):
+                language = RecursiveCharacterTextSplitter.get_separators_for_language(Language.MARKDOWN)
+                # Headings were cut already; keep markdown's block separators, then prose ones.
+                separators = [s for s in language if "#" not in s and s not in ("\n\n", "\n", " ", "")]
+                separators += [re.escape(s) for s in _PROSE_SEPARATORS]
+            elif kind == "rst":
+                language = RecursiveCharacterTextSplitter.get_separators_for_language(Language.RST)
+                separators = [s for s in language if s not in ("\n\n", "\n", " ", "")]
+                separators += [re.escape(s) for s in _PROSE_SEPARATORS]
+            else:
+                separators = [re.escape(s) for s in _PROSE_SEPARATORS]
+            self._splitters[kind] = RecursiveCharacterTextSplitter(
+                separators=separators,
+                is_separator_regex=True,
+                keep_separator="end",
+                chunk_size=self.chunk_tokens,
+                chunk_overlap=self.overlap_tokens,
+                length_function=self.count_tokens,
+                strip_whitespace=True,
+            )
+        return self._splitters[kind]
+
+    def _sections(self, doc: LoadedDocument) -> list[tuple[int, int]]:
+        """(start, end) spans cut at headings up to `max_heading_level`; a heading with no body joins the next."""
+        cuts = sorted({h.start for h in doc.headings if h.level <= self.max_heading_level and h.start > 0})
+        bounds = [0, *cuts, len(doc.text)]
+        spans = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+        merged: list[tuple[int, int]] = []
+        pending_start: int | None = None
+        for start, end in spans:
+            section = doc.text[start:end]
+            body = section.split("\n", 1)[1] if "\n" in section else ""
+            if pending_start is None:
+                pending_start = start
+            if body.strip() or end == len(doc.text):
+                merged.append((pending_start, end))
+                pending_start = None
+        return merged
+
+    def split(self, doc: LoadedDocument) -> list[Chunk]:
+        text = doc.text
+        splitter = self._splitter(doc.kind)
+        heading_at = _HeadingPaths(doc)
+        page_starts = [p.start for p in doc.pages]
+        chunks: list[Chunk] = []
+        for sec_start, sec_end in self._sections(doc):
+            section = text[sec_start:sec_end]
+            cursor = 0
+            for piece in splitter.split_text(section):
+                found = section.find(piece, cursor)
+                if found < 0:
+                    found = section.find(piece)
+                if found < 0:
+                    raise RuntimeError("text splitter returned text that is not in the document")
+                cursor = found + 1
+                start = sec_start + found
+                page = doc.pages[bisect.bisect_right(page_starts, start) - 1].page if doc.pages else None
+                chunks.append(Chunk(len(chunks), start, start + len(piece), piece, heading_at(start), page))
+        return chunks
+
+
+class _HeadingPaths:
+    """Heading path ("A > B > C") in force at any offset of a document."""
+
+    def __init__(self, doc: LoadedDocument) -> None:
+        self.starts: list[int] = []
+        self.paths: list[str] = []
+        stack: list[tuple[int, str]] = []
+        for heading in sorted(doc.headings, key=lambda h: h.start):
+            while stack and stack[-1][0] >= heading.level:
+                stack.pop()
+            stack.append((heading.level, heading.title))
+            self.starts.append(heading.start)
+            self.paths.append(" > ".join(title for _, title in stack))
+
+    def __call__(self, offset: int) -> str | None:
+        i = bisect.bisect_right(self.starts, offset) - 1
+        return self.paths[i] if i >= 0 else None

@@ -1,0 +1,262 @@
+"""`rag ingest`: files → text → chunks → vectors → index, incrementally and crash-safely.
+
+The ledger is the docstore: each document's content hash and the pipeline
+fingerprint (chunking + embedder). An unchanged file is skipped after hashing;
+a changed one has its chunks replaced (re-embedding only chunk texts not seen
+before); a fingerprint change re-chunks and re-embeds from the stored text.
+Work is committed in generations, so a killed run leaves the last commit whole
+and a rerun picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from generators.embedder import SentenceEmbedder
+from index.bm25 import analyze
+from index.docstore import ChunkRecord, DocumentRecord
+from index.store import IndexStore, IndexWriter
+from ingest.chunking import Chunk, Chunker
+from ingest.discovery import DEFAULT_EXCLUDE, discover
+from ingest.loaders import LoadedDocument, LoadError, load_bytes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FailedFile:
+    path: str
+    error: str
+
+
+@dataclass
+class IngestReport:
+    files_seen: int = 0
+    ingested: int = 0
+    skipped_unchanged: int = 0
+    failed: list[FailedFile] = field(default_factory=list)
+    chunks_added: int = 0
+    chunks_deleted: int = 0
+    documents_deleted: int = 0
+    documents_rechunked: int = 0
+    chunks_embedded: int = 0  # chunk texts run through the model (the rest came from the vector cache)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    files_done: int
+    files_total: int
+    chunks_done: int
+
+
+ProgressCallback = Callable[[IngestProgress], None]
+
+
+@dataclass
+class _Pending:
+    record: DocumentRecord
+    chunks: list[Chunk]
+
+
+def document_id(path: Path) -> str:
+    """Stable id of a file: a hash of its absolute path."""
+    return hashlib.sha1(str(path).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def read_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file, or `LoadError` saying why not."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise LoadError("not a regular file")
+        if info.st_size > max_bytes:
+            raise LoadError(
+                f"file too large: {info.st_size:,} bytes, the limit is {max_bytes:,} (raise RAG_MAX_FILE_MB)"
+            )
+        with open(path, "rb") as handle:
+            return handle.read(max_bytes + 1)
+    except PermissionError:
+        raise LoadError("permission denied: the file is not readable") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LoadError("symlink loop") from None
+        if exc.errno == errno.ENOENT:
+            raise LoadError("file vanished or is a broken symlink") from None
+        raise LoadError(f"cannot read: {exc.strerror or exc}") from None
+
+
+class IngestPipeline:
+    """One ingestion run over files or folders into an `IndexStore`."""
+
+    def __init__(
+        self,
+        store: IndexStore,
+        embedder: SentenceEmbedder,
+        chunker: Chunker,
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = DEFAULT_EXCLUDE,
+        max_file_bytes: int = 50 * 1024 * 1024,
+        embed_batch_chunks: int = 256,
+        commit_every_chunks: int = 2000,
+        lock_timeout: float = 600.0,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.chunker = chunker
+        self.include = list(include)
+        self.exclude = list(exclude)
+        self.max_file_bytes = max_file_bytes
+        self.embed_batch_chunks = embed_batch_chunks
+        self.commit_every_chunks = commit_every_chunks
+        self.lock_timeout = lock_timeout
+        self.on_progress = on_progress
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.chunker.fingerprint}|{self.embedder.fingerprint}"
+
+    def run(self, paths: Sequence[Path | str], *, prune: bool = False) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport()
+        roots = [Path(os.path.abspath(p)) for p in paths]
+        with self.store.writer(lock_timeout=self.lock_timeout) as writer:
+            if writer.fingerprint not in (None, self.fingerprint):
+                self._rechunk_stored(writer, report)
+            writer.set_fingerprint(self.fingerprint)
+            writer.set_meta("embedder", self.embedder.model_name)
+            writer.set_meta("embedder_fingerprint", self.embedder.fingerprint)
+            writer.set_meta("chunker_fingerprint", self.chunker.fingerprint)
+
+            found = discover(roots, include=self.include, exclude=self.exclude, skip=[self.store.root])
+            report.failed.extend(FailedFile(str(p), reason) for p, reason in found.problems)
+            report.files_seen = len(found.files)
+            pending: list[_Pending] = []
+            uncommitted = 0
+            for done, path in enumerate(found.files, start=1):
+                item = self._prepare(writer, path, report)
+                if item is not None:
+                    pending.append(item)
+                if sum(len(p.chunks) for p in pending) >= self.embed_batch_chunks:
+                    uncommitted += self._store(writer, pending, report)
+                    pending = []
+                if uncommitted >= self.commit_every_chunks:
+                    writer.commit()
+                    uncommitted = 0
+                self._progress(done, len(found.files), report.chunks_added)
+            self._store(writer, pending, report)
+            if prune:
+                self._prune(writer, roots, set(found.files), report)
+            writer.commit()
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
+
+    # -- steps ----------------------------------------------------------------------
+    def _progress(self, files_done: int, files_total: int, chunks_done: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(IngestProgress(files_done, files_total, chunks_done))
+
+    def _prepare(self, writer: IndexWriter, path: Path, report: IngestReport) -> _Pending | None:
+        """Read, hash, load and chunk one file; None when it is unchanged or failed."""
+        try:
+            data = read_file(path, self.max_file_bytes)
+            content_hash = hashlib.sha256(data).hexdigest()
+            doc_id = document_id(path)
+            if writer.store.content_hash(doc_id) == content_hash:
+                report.skipped_unchanged += 1
+                return None
+            loaded = load_bytes(path, data)
+            chunks = self.chunker.split(loaded)
+        except LoadError as exc:
+            report.failed.append(FailedFile(str(path), str(exc)))
+            return None
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+            log.exception("Unexpected failure loading %s", path)
+            report.failed.append(FailedFile(str(path), f"unexpected {type(exc).__name__}: {exc}"))
+            return None
+        record = DocumentRecord(
+            doc_id=doc_id, source=str(path), content_hash=content_hash, kind=loaded.kind,
+            title=loaded.title, text=loaded.text, size=len(data), structure=loaded.structure(),
+        )
+        return _Pending(record, chunks)
+
+    def _store(
+        self, writer: IndexWriter, pending: list[_Pending], report: IngestReport, *, from_files: bool = True
+    ) -> int:
+        """Embed the chunks of `pending` (cached vectors reused) and stage the documents; returns chunks staged."""
+        if not pending:
+            return 0
+        hashes = [[text_hash(c.text) for c in item.chunks] for item in pending]
+        vectors = writer.store.cached_vectors(h for doc in hashes for h in doc)
+        todo: dict[str, str] = {}
+        for item, doc_hashes in zip(pending, hashes, strict=True):
+            for chunk, key in zip(item.chunks, doc_hashes, strict=True):
+                if key not in vectors:
+                    todo.setdefault(key, chunk.text)
+        if todo:
+            result = self.embedder.embed(list(todo.values()))
+            vectors.update(zip(todo.keys(), result.vectors, strict=True))
+            report.chunks_embedded += len(todo)
+        staged = 0
+        for item, doc_hashes in zip(pending, hashes, strict=True):
+            records = [
+                ChunkRecord(c.seq, c.start, c.end, c.text, c.heading, c.page, key, analyze(c.text))
+                for c, key in zip(item.chunks, doc_hashes, strict=True)
+            ]
+            matrix = (
+                np.stack([vectors[key] for key in doc_hashes])
+                if doc_hashes
+                else np.zeros((0, 0), dtype=np.float32)
+            )
+            added, deleted = writer.replace_document(item.record, records, matrix)
+            report.chunks_added += added
+            report.chunks_deleted += deleted
+            report.ingested += int(from_files)
+            staged += added
+        return staged
+
+    def _rechunk_stored(self, writer: IndexWriter, report: IngestReport) -> None:
+        """The pipeline changed: rebuild every chunk from the stored text (files are not re-read)."""
+        embedder_changed = writer.store.get_meta("embedder_fingerprint") != self.embedder.fingerprint
+        log.info("Pipeline fingerprint changed; re-chunking %s stored documents", writer.store.count_documents())
+        report.chunks_deleted += writer.clear_chunks(drop_vectors=embedder_changed)
+        doc_ids = [doc_id for _, doc_id in sorted(writer.store.sources().items())]
+        pending: list[_Pending] = []
+        for done, doc_id in enumerate(doc_ids, start=1):
+            record = writer.store.document(doc_id)
+            assert record is not None
+            loaded = LoadedDocument.from_stored(record.text, record.kind, record.title, record.structure)
+            pending.append(_Pending(record, self.chunker.split(loaded)))
+            if sum(len(p.chunks) for p in pending) >= self.embed_batch_chunks or done == len(doc_ids):
+                self._store(writer, pending, report, from_files=False)
+                pending = []
+            self._progress(done, len(doc_ids), report.chunks_added)
+        report.documents_rechunked = len(doc_ids)
+
+    def _prune(self, writer: IndexWriter, roots: list[Path], seen: set[Path], report: IngestReport) -> None:
+        """Delete documents under `roots` whose files no longer exist."""
+        for source, doc_id in writer.store.sources().items():
+            path = Path(source)
+            under_root = any(path == root or root in path.parents for root in roots)
+            if under_root and path not in seen and not path.exists():
+                report.chunks_deleted += writer.delete_document(doc_id)
+                report.documents_deleted += 1

@@ -1,0 +1,139 @@
+"""The `rag` command line: ingest, stats (ask, serve and eval join as they land)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from generators.resolve import ModelUnavailableError
+from index.store import IndexLockedError, MissingIndexError
+from rag.settings import Settings
+
+app = typer.Typer(help="Question answering over your own documents, with cited answers.", no_args_is_help=True)
+err = Console(stderr=True)
+out = Console()
+
+IndexOption = Annotated[
+    Path | None, typer.Option("--index", help="Index directory (default: $RAG_INDEX_DIR or ./.rag).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Libraries that log or draw progress of their own: the CLI draws one bar.
+    logging.getLogger("bm25s").setLevel(logging.INFO if verbose else logging.WARNING)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+@contextmanager
+def _user_errors():
+    """Known failures become one clear line and a non-zero exit, not a traceback."""
+    try:
+        yield
+    except (MissingIndexError, IndexLockedError, ModelUnavailableError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+class _RateColumn(ProgressColumn):
+    """files/s and chunks/s of the running ingest."""
+
+    def __init__(self, started: float) -> None:
+        super().__init__()
+        self.started = started
+        self.chunks = 0
+
+    def render(self, task) -> Text:
+        elapsed = max(time.perf_counter() - self.started, 1e-6)
+        return Text(f"{task.completed / elapsed:5.1f} files/s  {self.chunks / elapsed:6.1f} chunks/s  {self.chunks} chunks")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
+    index: IndexOption = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Remove documents whose files are gone.")] = False,
+    include: Annotated[list[str] | None, typer.Option("--include", help="Only files matching this glob.")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Skip files matching this glob.")] = None,
+    lock_timeout: Annotated[float | None, typer.Option(help="Seconds to wait for another ingest.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Read, chunk and embed files into the index; unchanged files are skipped."""
+    from rag.components import build_ingest_pipeline, build_store
+
+    settings = Settings()
+    overrides = {}
+    if include:
+        overrides["include"] = include
+    if exclude:
+        overrides["exclude"] = [*settings.exclude, *exclude]
+    if lock_timeout is not None:
+        overrides["lock_timeout"] = lock_timeout
+    settings = settings.model_copy(update=overrides)
+
+    started = time.perf_counter()
+    rate = _RateColumn(started)
+    progress = Progress(
+        TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("files"), rate, TimeElapsedColumn(),
+        console=err, disable=not err.is_terminal, transient=False,
+    )
+    task = progress.add_task("ingest", total=None)
+
+    def on_progress(update) -> None:
+        rate.chunks = update.chunks_done
+        progress.update(task, completed=update.files_done, total=update.files_total)
+
+    with _user_errors(), progress:
+        pipeline = build_ingest_pipeline(settings, build_store(settings, index), on_progress=on_progress)
+        report = pipeline.run(paths, prune=prune)
+
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        out.print(
+            f"{report.files_seen} files seen: {report.ingested} ingested, {report.skipped_unchanged} unchanged, "
+            f"{len(report.failed)} failed; {report.chunks_added} chunks added, {report.chunks_deleted} deleted "
+            f"in {report.seconds:.1f} s"
+        )
+        for failure in report.failed:
+            err.print(f"[yellow]skipped[/yellow] {failure.path}: {failure.error}")
+
+
+@app.command()
+def stats(index: IndexOption = None, as_json: JsonOption = False) -> None:
+    """Documents, chunks, fingerprint and backend of an index."""
+    from rag.components import build_store
+
+    settings = Settings()
+    with _user_errors():
+        result = build_store(settings, index).stats().to_dict()
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table(show_header=False)
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    out.print(table)
+
+
+if __name__ == "__main__":
+    app()

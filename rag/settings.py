@@ -1,0 +1,38 @@
+"""The one source of configuration: environment variables with the `RAG_` prefix (or a `.env` file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+
+    index_dir: Path = Field(Path(".rag"), description="Where the index lives (RAG_INDEX_DIR).")
+    backend: Literal["faiss"] = Field("faiss", description="Vector store backend (RAG_BACKEND).")
+
+    embedder_model: str = Field(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        description="Embedder: a Hugging Face name or a local sentence-transformers folder (RAG_EMBEDDER_MODEL).",
+    )
+    embedder_backend: Literal["torch", "int8"] = Field(
+        "torch", description="torch (fp32) or int8 (quantised Linear layers, faster on CPU) (RAG_EMBEDDER_BACKEND)."
+    )
+    device: str = Field("cpu", description="torch device for models (RAG_DEVICE).")
+    embed_batch_tokens: int = Field(8192, gt=0, description="Padded tokens per embedding batch.")
+
+    chunk_tokens: int = Field(200, ge=8, description="Chunk size in embedder tokens (RAG_CHUNK_TOKENS).")
+    chunk_overlap: int = Field(32, ge=0, description="Overlap between chunks in tokens (RAG_CHUNK_OVERLAP).")
+    max_heading_level: int = Field(3, ge=1, le=6, description="Headings up to this level start a new section.")
+
+    include: list[str] = Field(default_factory=list, description="Only files matching these globs.")
+    exclude: list[str] = Field(
+        default_factory=lambda: [".*", "__pycache__", "node_modules"], description="Skip files matching these globs."
+    )
+    max_file_mb: float = Field(50.0, gt=0, description="Larger files are reported and skipped (RAG_MAX_FILE_MB).")
+    commit_every_chunks: int = Field(2000, gt=0, description="Commit a generation after this many new chunks.")
+    lock_timeout: float = Field(600.0, ge=0, description="Seconds to wait for another writer of the same index.")
