@@ -81,13 +81,29 @@ def decode_text(data: bytes) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        from charset_normalizer import from_bytes
-
-        best = from_bytes(data).best()
-        if best is None:
-            raise LoadError("undecodable text: not UTF-8 and no other encoding fits") from None
-        text = str(best)
+        text = _decode_legacy(data)
     return normalize_newlines(text)
+
+
+# Among encodings that fit the bytes equally well, the ones most text is written in.
+_COMMON_ENCODINGS = ("gb18030", "cp1252", "latin_1", "big5", "shift_jis", "euc_kr", "cp1251", "cp1250")
+
+
+def _decode_legacy(data: bytes) -> str:
+    from charset_normalizer import from_bytes
+
+    matches = list(from_bytes(data))
+    if not matches:
+        raise LoadError("undecodable text: not UTF-8 and no other encoding fits")
+    best = matches[0]
+    # charset-normalizer scores the Western code pages alike on short text and
+    # may pick cp1250 for French or German; break such ties by prevalence.
+    ties = [m for m in matches if m.chaos <= best.chaos and m.coherence >= best.coherence]
+
+    def rank(match) -> int:
+        return _COMMON_ENCODINGS.index(match.encoding) if match.encoding in _COMMON_ENCODINGS else len(_COMMON_ENCODINGS)
+
+    return str(min(ties, key=rank))
 
 
 def normalize_newlines(text: str) -> str:

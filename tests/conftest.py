@@ -1,0 +1,65 @@
+"""Shared fixtures: the real offline embedder (built once per session) and small corpora."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never reach the network: model resolution must succeed from local sources.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+TOPICS = {
+    "volcanoes": "Volcanoes form where magma reaches the surface. Basaltic lava flows far; rhyolite erupts explosively.",
+    "bees": "Honey bees communicate the direction of flowers with a waggle dance performed inside the hive.",
+    "tides": "Ocean tides are caused mainly by the gravitational pull of the Moon and, to a lesser degree, the Sun.",
+    "compilers": "A compiler translates source code into machine code; an interpreter executes statements directly.",
+    "coffee": "Coffee beans are the roasted seeds of Coffea plants; arabica is milder than robusta.",
+    "glaciers": "Glaciers carve U-shaped valleys as they slowly flow downhill under their own weight.",
+    "jazz": "Jazz originated in New Orleans, mixing blues, ragtime and brass band marches with improvisation.",
+    "photosynthesis": "Plants convert light, water and carbon dioxide into glucose and oxygen by photosynthesis.",
+}
+
+
+def write_corpus(folder: Path, topics: dict[str, str] = TOPICS, repeat: int = 6) -> list[Path]:
+    """One Markdown file per topic, long enough to make a few chunks each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, sentence in topics.items():
+        body = "\n\n".join(f"{sentence} Paragraph {i} about {name} adds detail number {i}." for i in range(repeat))
+        path = folder / f"{name}.md"
+        path.write_text(f"# {name.title()}\n\n## Overview\n\n{body}\n\n## Notes\n\nMore on {name}.\n", encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from generators.embedder import SentenceEmbedder
+
+    model = SentenceEmbedder()
+    model.warm_up()
+    return model
+
+
+@pytest.fixture(scope="session")
+def chunker(embedder):
+    from ingest.chunking import Chunker
+
+    tokenizer = embedder.tokenizer
+    return Chunker(
+        lambda text: len(tokenizer.encode(text, add_special_tokens=False, verbose=False)),
+        chunk_tokens=64,
+        overlap_tokens=8,
+        tokenizer_name=embedder.model_name,
+    )
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    folder = tmp_path / "corpus"
+    write_corpus(folder)
+    return folder
