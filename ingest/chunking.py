@@ -18,7 +18,7 @@ from ingest.loaders import LoadedDocument
 
 # Sentence ends of Chinese and English sit between paragraph breaks and spaces.
 _PROSE_SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", ". ", "! ", "? ", "; ", "，", ", ", " ", ""]
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"  # 2: offsets of repeated text, setext/reST heading-only sections merge
 
 
 @dataclass(frozen=True)
@@ -90,11 +90,11 @@ class Chunker:
         cuts = sorted({h.start for h in doc.headings if h.level <= self.max_heading_level and h.start > 0})
         bounds = [0, *cuts, len(doc.text)]
         spans = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+        titles = {h.start: h.title for h in doc.headings}
         merged: list[tuple[int, int]] = []
         pending_start: int | None = None
         for start, end in spans:
-            section = doc.text[start:end]
-            body = section.split("\n", 1)[1] if "\n" in section else ""
+            body = _after_heading(doc.text[start:end], titles.get(start))
             if pending_start is None:
                 pending_start = start
             if body.strip() or end == len(doc.text):
@@ -111,17 +111,41 @@ class Chunker:
         for sec_start, sec_end in self._sections(doc):
             section = text[sec_start:sec_end]
             cursor = 0
+            covered = 0  # end of the previous piece
             for piece in splitter.split_text(section):
                 found = section.find(piece, cursor)
+                # Repeated text (code lines, table rows, page footers) can also match inside the
+                # previous piece; a piece overlaps the previous one by at most `overlap_tokens`.
+                while 0 <= found < covered and (
+                    found + len(piece) <= covered or self.count_tokens(section[found:covered]) > self.overlap_tokens
+                ):
+                    found = section.find(piece, found + 1)
+                if found < 0:
+                    found = section.find(piece, cursor)
                 if found < 0:
                     found = section.find(piece)
                 if found < 0:
                     raise RuntimeError("text splitter returned text that is not in the document")
                 cursor = found + 1
+                covered = max(covered, found + len(piece))
                 start = sec_start + found
                 page = doc.pages[bisect.bisect_right(page_starts, start) - 1].page if doc.pages else None
                 chunks.append(Chunk(len(chunks), start, start + len(piece), piece, heading_at(start), page))
         return chunks
+
+
+# A line of one repeated punctuation character: a setext or reStructuredText underline.
+_UNDERLINE = re.compile(r"[ \t]*([=\-~^\"'`#*+:.<>_])\1*[ \t]*")
+
+
+def _after_heading(section: str, title: str | None) -> str:
+    """The text of a section after its heading: the title's line(s) and an underline right below them."""
+    at = section.find(title) if title else -1
+    if at < 0:
+        return section.split("\n", 1)[1] if "\n" in section else ""
+    rest = section[at + len(title) :].partition("\n")[2]  # past the title line (and ATX closing #s)
+    line, _, after = rest.partition("\n")
+    return after if _UNDERLINE.fullmatch(line) else rest
 
 
 class _HeadingPaths:

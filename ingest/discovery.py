@@ -67,7 +67,7 @@ def discover(
             stat = os.stat(folder)
             if (stat.st_dev, stat.st_ino) in visited or os.path.realpath(folder) in skip_real:
                 if (stat.st_dev, stat.st_ino) in visited:
-                    found.problems.append((Path(folder), "symlink loop: folder already visited"))
+                    found.problems.append((Path(folder), "folder already visited through another link (symlink loop?); skipped"))
                 dirs[:] = []
                 continue
             visited.add((stat.st_dev, stat.st_ino))

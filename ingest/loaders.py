@@ -91,8 +91,17 @@ _COMMON_ENCODINGS = ("gb18030", "cp1252", "latin_1", "big5", "shift_jis", "euc_k
 
 def _decode_legacy(data: bytes) -> str:
     from charset_normalizer import from_bytes
+    from charset_normalizer.utils import is_multi_byte_encoding
 
     matches = list(from_bytes(data))
+    if not matches or not is_multi_byte_encoding(matches[0].encoding):
+        # Its mess detector scores ordinary French as suspicious cp1252 ("déjà", "Noël")
+        # and prefers Baltic or Central European code pages that read "très" as "trčs";
+        # a cp1252 reading within its default mess threshold (0.2), at least as coherent, wins.
+        western = next((m for m in matches if m.encoding == "cp1252"), None)
+        western = western or from_bytes(data, cp_isolation=["cp1252"], threshold=0.25).best()
+        if western is not None and western.chaos <= 0.2 and (not matches or western.coherence >= matches[0].coherence):
+            return str(western)
     if not matches:
         raise LoadError("undecodable text: not UTF-8 and no other encoding fits")
     best = matches[0]
@@ -248,13 +257,16 @@ _DOCX_HEADING = re.compile(r"^(?:Heading\s*(\d)|Title)$", re.IGNORECASE)
 
 def load_docx(data: bytes) -> LoadedDocument:
     import zipfile
+    import zlib
 
     from docx import Document
     from docx.table import Table
+    from lxml.etree import XMLSyntaxError
 
     try:
         document = Document(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+    # A damaged zip member fails to inflate (zlib.error); a damaged part fails to parse.
+    except (zipfile.BadZipFile, zlib.error, XMLSyntaxError, KeyError, ValueError) as exc:
         raise LoadError(f"corrupt DOCX (not a valid Word file): {exc}") from None
     blocks: list[str] = []
     headings: list[Heading] = []

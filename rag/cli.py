@@ -16,6 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.table import Table
 from rich.text import Text
 
+from pydantic import ValidationError
+
 from generators.resolve import ModelUnavailableError
 from index.store import IndexLockedError, MissingIndexError
 from rag.settings import Settings
@@ -49,6 +51,10 @@ def _user_errors():
     """Known failures become one clear line and a non-zero exit, not a traceback."""
     try:
         yield
+    except ValidationError as exc:
+        problems = "; ".join(f"RAG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        err.print(f"[red]error:[/red] invalid setting: {problems}")
+        raise typer.Exit(2) from None
     except (MissingIndexError, IndexLockedError, ModelUnavailableError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -80,7 +86,8 @@ def ingest(
     """Read, chunk and embed files into the index; unchanged files are skipped."""
     from rag.components import build_ingest_pipeline, build_store
 
-    settings = Settings()
+    with _user_errors():
+        settings = Settings()
     overrides = {}
     if include:
         overrides["include"] = include
@@ -123,9 +130,8 @@ def stats(index: IndexOption = None, as_json: JsonOption = False) -> None:
     """Documents, chunks, fingerprint and backend of an index."""
     from rag.components import build_store
 
-    settings = Settings()
     with _user_errors():
-        result = build_store(settings, index).stats().to_dict()
+        result = build_store(Settings(), index).stats().to_dict()
     if as_json:
         print(json.dumps(result))
         return
@@ -133,6 +139,40 @@ def stats(index: IndexOption = None, as_json: JsonOption = False) -> None:
     for key, value in result.items():
         table.add_row(key, str(value))
     out.print(table)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    index: IndexOption = None,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, max=100, help="Passages to return.")] = 5,
+    as_json: JsonOption = False,
+) -> None:
+    """Hybrid (dense + BM25) retrieval: the passages that best match QUERY, with their spans."""
+    from dataclasses import asdict
+
+    from rag.components import build_embedder, build_store
+    from rag.retriever import HybridRetriever
+
+    if not query.strip():
+        err.print("[red]error:[/red] the query is empty")
+        raise typer.Exit(2)
+    with _user_errors():
+        settings = Settings()
+        reader = build_store(settings, index).reader()
+    with reader, _user_errors():
+        result = HybridRetriever(reader, build_embedder(settings), top_k=top_k).run(query)
+    if as_json:
+        print(json.dumps({"passages": [asdict(p) for p in result.passages], "timings_ms": result.timings_ms},
+                         ensure_ascii=False))
+        return
+    if not result.passages:
+        out.print("No passages found (is the index empty?)")
+    for rank, passage in enumerate(result.passages, start=1):
+        where = passage.heading or passage.title or ""
+        page = f" p.{passage.page}" if passage.page else ""
+        out.print(f"[bold]{rank}.[/bold] {passage.source}{page} [{passage.start}:{passage.end}] [dim]{where}[/dim]")
+        out.print("   " + passage.text[:300].replace("\n", " ") + ("…" if len(passage.text) > 300 else ""))
 
 
 if __name__ == "__main__":

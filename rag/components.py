@@ -53,6 +53,7 @@ def build_ingest_pipeline(
         include=settings.include,
         exclude=settings.exclude,
         max_file_bytes=int(settings.max_file_mb * 1024 * 1024),
+        embed_batch_chunks=settings.embed_batch_chunks,
         commit_every_chunks=settings.commit_every_chunks,
         lock_timeout=settings.lock_timeout,
         on_progress=on_progress,

@@ -34,5 +34,6 @@ class Settings(BaseSettings):
         default_factory=lambda: [".*", "__pycache__", "node_modules"], description="Skip files matching these globs."
     )
     max_file_mb: float = Field(50.0, gt=0, description="Larger files are reported and skipped (RAG_MAX_FILE_MB).")
+    embed_batch_chunks: int = Field(256, gt=0, description="Chunks gathered across files before each embedding call.")
     commit_every_chunks: int = Field(2000, gt=0, description="Commit a generation after this many new chunks.")
     lock_timeout: float = Field(600.0, ge=0, description="Seconds to wait for another writer of the same index.")

@@ -1,0 +1,97 @@
+"""Hybrid retrieval: dense (FAISS) and BM25 candidates fused by weighted reciprocal-rank fusion."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from generators.embedder import SentenceEmbedder
+from index.store import IndexReader
+
+
+@dataclass(frozen=True)
+class RetrievedPassage:
+    chunk_id: int
+    doc_id: str
+    source: str
+    title: str | None
+    heading: str | None
+    page: int | None
+    start: int
+    end: int
+    text: str
+    score: float  # fused score
+    dense_rank: int | None  # 1-based rank among dense candidates, None if not a candidate
+    bm25_rank: int | None
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    passages: list[RetrievedPassage]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def reciprocal_rank_fusion(
+    rankings: list[list[int]], weights: list[float], k: int = 60
+) -> list[tuple[int, float]]:
+    """Σ weight / (k + rank) over the rankings an item appears in, best first."""
+    scores: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
+    return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
+
+
+class HybridRetriever:
+    """Retrieve passages for a query from one index reader."""
+
+    def __init__(
+        self,
+        reader: IndexReader,
+        embedder: SentenceEmbedder,
+        *,
+        top_k: int = 5,
+        dense_depth: int = 50,
+        bm25_depth: int = 50,
+        dense_weight: float = 1.0,
+        bm25_weight: float = 1.0,
+        rrf_k: int = 60,
+    ) -> None:
+        self.reader = reader
+        self.embedder = embedder
+        self.top_k = top_k
+        self.dense_depth = dense_depth
+        self.bm25_depth = bm25_depth
+        self.dense_weight = dense_weight
+        self.bm25_weight = bm25_weight
+        self.rrf_k = rrf_k
+
+    def run(self, query: str, *, top_k: int | None = None) -> RetrievalResult:
+        top_k = self.top_k if top_k is None else top_k
+        started = time.perf_counter()
+        dense = self.reader.search_dense(self.embedder.embed_query(query), self.dense_depth)
+        after_dense = time.perf_counter()
+        keyword = self.reader.search_bm25(query, self.bm25_depth)
+        after_bm25 = time.perf_counter()
+        dense_ids = [i for i, _ in dense]
+        bm25_ids = [i for i, _ in keyword]
+        fused = reciprocal_rank_fusion([dense_ids, bm25_ids], [self.dense_weight, self.bm25_weight], self.rrf_k)[:top_k]
+        chunks = self.reader.chunks([i for i, _ in fused])
+        dense_rank = {i: r for r, i in enumerate(dense_ids, start=1)}
+        bm25_rank = {i: r for r, i in enumerate(bm25_ids, start=1)}
+        passages = [
+            RetrievedPassage(
+                chunk_id=i, doc_id=c.doc_id, source=c.source, title=c.title, heading=c.heading, page=c.page,
+                start=c.start, end=c.end, text=c.text, score=score,
+                dense_rank=dense_rank.get(i), bm25_rank=bm25_rank.get(i),
+            )
+            for i, score in fused
+            if (c := chunks.get(i)) is not None
+        ]
+        finished = time.perf_counter()
+        timings = {
+            "dense": round((after_dense - started) * 1000, 2),
+            "bm25": round((after_bm25 - after_dense) * 1000, 2),
+            "total": round((finished - started) * 1000, 2),
+        }
+        return RetrievalResult(passages, timings)

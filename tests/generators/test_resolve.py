@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import pytest
+
+from generators.resolve import ModelUnavailableError, resolve_model
+
+
+def test_local_folder_wins(tmp_path):
+    resolved = resolve_model(str(tmp_path), role="embedder", setting="RAG_EMBEDDER_MODEL")
+    assert resolved.source == "local" and resolved.path == tmp_path.resolve()
+
+
+def test_offline_hub_name_falls_back_to_the_packaged_model(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    resolved = resolve_model("sentence-transformers/all-MiniLM-L6-v2", role="embedder", setting="RAG_EMBEDDER_MODEL")
+    assert resolved.source in {"package", "hub"}  # "hub" only where the HF cache already holds it
+    assert (resolved.path / "config.json").is_file()
+
+
+def test_unknown_model_names_the_setting(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelUnavailableError) as caught:
+        resolve_model("someone/unknown-model", role="reranker", setting="RAG_RERANKER_MODEL")
+    assert caught.value.setting == "RAG_RERANKER_MODEL" and caught.value.model == "someone/unknown-model"
+    assert "RAG_RERANKER_MODEL" in str(caught.value)
+
+
+def test_missing_local_path_is_not_looked_up_on_the_hub(tmp_path):
+    with pytest.raises(ModelUnavailableError, match="no folder"):
+        resolve_model(str(tmp_path / "absent"), role="embedder", setting="RAG_EMBEDDER_MODEL")

@@ -1,0 +1,75 @@
+"""The `rag` CLI contracts: ingest --json, stats --json, search, and clean errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from rag.cli import app
+
+runner = CliRunner()
+
+INGEST_KEYS = {"files_seen", "ingested", "skipped_unchanged", "failed", "chunks_added", "chunks_deleted", "seconds"}
+
+
+@pytest.fixture
+def small_settings(monkeypatch):
+    monkeypatch.setenv("RAG_CHUNK_TOKENS", "64")
+    monkeypatch.setenv("RAG_CHUNK_OVERLAP", "8")
+
+
+def test_ingest_json_follows_the_contract_and_stats_reports_it(tmp_path, corpus, small_settings):
+    (corpus / "bad.pdf").write_bytes(b"%PDF-1.7 not really")
+    result = runner.invoke(app, ["ingest", str(corpus), "--index", str(tmp_path / "idx"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert INGEST_KEYS <= set(report)
+    assert report["files_seen"] == 9 and report["ingested"] == 8
+    assert [f["path"].endswith("bad.pdf") for f in report["failed"]] == [True]
+    assert set(report["failed"][0]) == {"path", "error"}
+
+    stats = runner.invoke(app, ["stats", "--index", str(tmp_path / "idx"), "--json"])
+    assert stats.exit_code == 0, stats.output
+    data = json.loads(stats.stdout)
+    assert {"documents", "chunks", "fingerprint", "backend"} <= set(data)
+    assert data["documents"] == 8 and data["chunks"] == report["chunks_added"] and data["backend"] == "faiss"
+
+    again = json.loads(runner.invoke(app, ["ingest", str(corpus), "--index", str(tmp_path / "idx"), "--json"]).stdout)
+    assert again["skipped_unchanged"] == 8 and again["chunks_added"] == 0
+
+
+def test_search_finds_the_passage_with_its_span(tmp_path, corpus, small_settings):
+    runner.invoke(app, ["ingest", str(corpus), "--index", str(tmp_path / "idx")])
+    result = runner.invoke(app, ["search", "what causes ocean tides", "--index", str(tmp_path / "idx"), "--json"])
+    assert result.exit_code == 0, result.output
+    top = json.loads(result.stdout)["passages"][0]
+    assert top["source"].endswith("tides.md") and "Moon" in top["text"]
+    text = (corpus / "tides.md").read_text()
+    assert text[top["start"] : top["end"]] == top["text"]
+
+
+def test_stats_on_a_missing_index_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["stats", "--index", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert "No index at" in result.stderr and "Traceback" not in result.output
+
+
+def test_invalid_setting_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_CHUNK_TOKENS", "lots")
+    result = runner.invoke(app, ["ingest", str(tmp_path), "--index", str(tmp_path / "idx")])
+    assert result.exit_code == 2
+    assert "RAG_CHUNK_TOKENS" in result.stderr
+
+
+def test_unresolvable_embedder_names_the_setting(tmp_path, corpus, monkeypatch):
+    monkeypatch.setenv("RAG_EMBEDDER_MODEL", "no-such-org/no-such-model")
+    result = runner.invoke(app, ["ingest", str(corpus), "--index", str(tmp_path / "idx")])
+    assert result.exit_code == 2
+    assert "RAG_EMBEDDER_MODEL" in result.stderr and "no-such-org/no-such-model" in result.stderr
+
+
+def test_empty_search_query_is_rejected(tmp_path):
+    result = runner.invoke(app, ["search", "   ", "--index", str(tmp_path)])
+    assert result.exit_code == 2 and "empty" in result.stderr
