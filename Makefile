@@ -28,7 +28,7 @@ install: $(STAMP)
 run: install
 	$(BIN)/rag ingest docs
 	$(BIN)/rag stats
-	$(BIN)/rag search "How do I make re-ingesting a folder fast?"
+	$(BIN)/rag ask "How do I make re-ingesting a folder fast?"
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

@@ -175,5 +175,38 @@ def search(
         out.print("   " + passage.text[:300].replace("\n", " ") + ("…" if len(passage.text) > 300 else ""))
 
 
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    index: IndexOption = None,
+    mode: Annotated[str, typer.Option("--mode", help="extractive (generative is not built yet).")] = "extractive",
+    top_k: Annotated[int, typer.Option("--top-k", min=1, max=50, help="Passages handed to the reader.")] = 5,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer QUESTION from the index, citing the exact spans it comes from (or say it is not there)."""
+    from index.bm25 import analyze
+    from rag.chain import AskChain
+    from rag.components import build_embedder, build_store
+    from rag.retriever import HybridRetriever
+    from generators.sentence_reader import SentenceReader
+
+    if mode != "extractive":
+        err.print(f"[red]error:[/red] --mode {mode} is not available yet; use --mode extractive")
+        raise typer.Exit(2)
+    with _user_errors():
+        settings = Settings()
+        reader = build_store(settings, index).reader()
+    with reader, _user_errors():
+        embedder = build_embedder(settings)
+        chain = AskChain(HybridRetriever(reader, embedder), SentenceReader(embedder, analyze), top_k=top_k)
+        response = chain.run(question)
+    if as_json:
+        print(response.model_dump_json())
+        return
+    out.print(f"[bold]{response.answer}[/bold]")
+    for number, citation in enumerate(response.citations, start=1):
+        out.print(f"  [{number}] {citation.source} [{citation.start}:{citation.end}] score {citation.score:.2f}")
+
+
 if __name__ == "__main__":
     app()

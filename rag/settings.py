@@ -20,7 +20,7 @@ class Settings(BaseSettings):
         description="Embedder: a Hugging Face name or a local sentence-transformers folder (RAG_EMBEDDER_MODEL).",
     )
     embedder_backend: Literal["torch", "int8"] = Field(
-        "torch", description="torch (fp32) or int8 (quantised Linear layers, faster on CPU) (RAG_EMBEDDER_BACKEND)."
+        "int8", description="torch (fp32) or int8 (quantised Linear layers, faster on CPU) (RAG_EMBEDDER_BACKEND)."
     )
     device: str = Field("cpu", description="torch device for models (RAG_DEVICE).")
     embed_batch_tokens: int = Field(8192, gt=0, description="Padded tokens per embedding batch.")

@@ -1,0 +1,107 @@
+"""Sentence extractor: the offline reader when no extractive QA model resolves.
+
+It answers with the passage sentence that best supports the question, scored
+by the embedder's cosine similarity plus keyword overlap, and says so
+(`answer_type = "sentence"`): it finds supporting text, it does not pinpoint
+a short answer span the way a SQuAD-trained reader does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from generators.embedder import SentenceEmbedder
+
+# A sentence ends at . ! ? (followed by space or end) or at Chinese 。！？, or at a blank line.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])|\n\s*\n|\n(?=\s*[-*#>|]|\s*\d+\.)")
+
+
+@dataclass(frozen=True)
+class ReaderPassage:
+    """A passage handed to a reader: its text and where that text starts in its document."""
+
+    key: int  # the caller's id for the passage (e.g. its chunk id)
+    text: str
+    offset: int  # start of `text` in the document text
+
+
+@dataclass(frozen=True)
+class ReaderSpan:
+    key: int
+    start: int  # offsets into the document text
+    end: int
+    text: str
+    score: float
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each non-empty sentence of `text`, whitespace trimmed."""
+    spans = []
+    position = 0
+    for match in _SENTENCE_END.finditer(text):
+        spans.append((position, match.start()))
+        position = match.end()
+    spans.append((position, len(text)))
+    trimmed = []
+    for start, end in spans:
+        piece = text[start:end]
+        left = len(piece) - len(piece.lstrip())
+        right = len(piece.rstrip())
+        if right > left:
+            trimmed.append((start + left, start + right))
+    return trimmed
+
+
+class SentenceReader:
+    """Score every sentence of the passages against the question; best first."""
+
+    answer_type = "sentence"
+
+    def __init__(
+        self,
+        embedder: SentenceEmbedder,
+        analyzer: Callable[[str], list[str]],
+        *,
+        keyword_weight: float = 0.3,
+        min_chars: int = 12,
+        max_sentences: int = 400,
+    ) -> None:
+        self.embedder = embedder
+        self.analyzer = analyzer
+        self.keyword_weight = keyword_weight
+        self.min_chars = min_chars
+        self.max_sentences = max_sentences
+
+    def run(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3) -> list[ReaderSpan]:
+        candidates: list[tuple[ReaderPassage, int, int]] = []
+        for passage in passages:
+            for start, end in split_sentences(passage.text):
+                if end - start >= self.min_chars:
+                    candidates.append((passage, start, end))
+        candidates = candidates[: self.max_sentences]
+        if not candidates:
+            return []
+        texts = [p.text[s:e] for p, s, e in candidates]
+        vectors = self.embedder.embed([question, *texts]).vectors
+        cosine = vectors[1:] @ vectors[0]
+        question_terms = set(self.analyzer(question))
+        overlap = np.array(
+            [len(question_terms & set(self.analyzer(t))) / len(question_terms) if question_terms else 0.0 for t in texts],
+            dtype=np.float32,
+        )
+        scores = cosine + self.keyword_weight * overlap
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        return [
+            ReaderSpan(
+                key=candidates[i][0].key,
+                start=candidates[i][0].offset + candidates[i][1],
+                end=candidates[i][0].offset + candidates[i][2],
+                text=texts[i],
+                score=float(scores[i]),
+            )
+            for i in order
+        ]

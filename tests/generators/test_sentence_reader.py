@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from generators.sentence_reader import ReaderPassage, SentenceReader, split_sentences
+from index.bm25 import analyze
+
+
+def test_split_sentences_gives_trimmed_spans_in_english_and_chinese():
+    text = "  First sentence here. Second one!  \n\n北京是首都。上海很大。\n- a list item\n"
+    spans = split_sentences(text)
+    pieces = [text[a:b] for a, b in spans]
+    assert pieces == ["First sentence here.", "Second one!", "北京是首都。", "上海很大。", "- a list item"]
+
+
+def test_best_sentence_is_returned_with_document_offsets(embedder):
+    document = "Intro text that is not relevant at all. " * 3 + (
+        "Bees live in hives. Honey bees tell each other where flowers are by dancing. Wax is made by glands."
+    )
+    offset = 40 * 3
+    passage = ReaderPassage(key=7, text=document[offset:], offset=offset)
+    spans = SentenceReader(embedder, analyze).run("How do honey bees tell where flowers are?", [passage])
+    best = spans[0]
+    assert best.key == 7 and "dancing" in best.text
+    assert document[best.start : best.end] == best.text
+    assert spans[0].score >= spans[-1].score
+
+
+def test_no_passages_no_spans(embedder):
+    assert SentenceReader(embedder, analyze).run("anything?", []) == []
