@@ -80,7 +80,8 @@ class SentenceReader:
         candidates: list[tuple[ReaderPassage, int, int]] = []
         for passage in passages:
             for start, end in split_sentences(passage.text):
-                if end - start >= self.min_chars:
+                # A heading restates the topic (often the question itself) but answers nothing.
+                if end - start >= self.min_chars and not passage.text.startswith("#", start):
                     candidates.append((passage, start, end))
         candidates = candidates[: self.max_sentences]
         if not candidates:

@@ -39,8 +39,9 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log deta
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Libraries that log or draw progress of their own: the CLI draws one bar.
-    logging.getLogger("bm25s").setLevel(logging.INFO if verbose else logging.WARNING)
+    # Some libraries (bm25s) set their own loggers to DEBUG on import: filter at the handler.
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.INFO if verbose else logging.WARNING)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()

@@ -26,3 +26,9 @@ def test_best_sentence_is_returned_with_document_offsets(embedder):
 
 def test_no_passages_no_spans(embedder):
     assert SentenceReader(embedder, analyze).run("anything?", []) == []
+
+
+def test_headings_are_not_answers(embedder):
+    text = "## How do bees find flowers?\n\nBees find flowers by scent and by the waggle dance of other bees."
+    spans = SentenceReader(embedder, analyze).run("How do bees find flowers?", [ReaderPassage(1, text, 0)])
+    assert all(not s.text.startswith("#") for s in spans) and "waggle" in spans[0].text
