@@ -164,6 +164,7 @@ class IngestPipeline:
                     uncommitted = 0
                 self._progress(done, len(found.files), report.chunks_added)
             self._store(writer, pending, report)
+            self._progress(len(found.files), len(found.files), report.chunks_added)
             if prune:
                 self._prune(writer, roots, set(found.files), report)
             writer.commit()

@@ -71,7 +71,7 @@ class _RateColumn(ProgressColumn):
 
     def render(self, task) -> Text:
         elapsed = max(time.perf_counter() - self.started, 1e-6)
-        return Text(f"{task.completed / elapsed:5.1f} files/s  {self.chunks / elapsed:6.1f} chunks/s  {self.chunks} chunks")
+        return Text(f"{task.completed / elapsed:.1f} files/s {self.chunks / elapsed:.1f} chunks/s")
 
 
 @app.command()
@@ -101,7 +101,8 @@ def ingest(
     started = time.perf_counter()
     rate = _RateColumn(started)
     progress = Progress(
-        TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("files"), rate, TimeElapsedColumn(),
+        TextColumn("ingesting"), BarColumn(bar_width=24), MofNCompleteColumn(), TextColumn("files"), rate,
+        TimeElapsedColumn(),
         console=err, disable=not err.is_terminal, transient=False,
     )
     task = progress.add_task("ingest", total=None)
