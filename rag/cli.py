@@ -153,8 +153,7 @@ def search(
     """Hybrid (dense + BM25) retrieval: the passages that best match QUERY, with their spans."""
     from dataclasses import asdict
 
-    from rag.components import build_embedder, build_store
-    from rag.retriever import HybridRetriever
+    from rag.components import build_embedder, build_retriever, build_store
 
     if not query.strip():
         err.print("[red]error:[/red] the query is empty")
@@ -163,7 +162,7 @@ def search(
         settings = Settings()
         reader = build_store(settings, index).reader()
     with reader, _user_errors():
-        result = HybridRetriever(reader, build_embedder(settings), top_k=top_k).run(query)
+        result = build_retriever(settings, reader, build_embedder(settings), top_k=top_k).run(query)
     if as_json:
         print(json.dumps({"passages": [asdict(p) for p in result.passages], "timings_ms": result.timings_ms},
                          ensure_ascii=False))
@@ -188,9 +187,8 @@ def ask(
     """Answer QUESTION from the index, citing the exact spans it comes from (or say it is not there)."""
     from index.bm25 import analyze
     from rag.chain import AskChain
-    from rag.components import build_embedder, build_store
-    from rag.retriever import HybridRetriever
     from generators.sentence_reader import SentenceReader
+    from rag.components import build_embedder, build_retriever, build_store
 
     if mode != "extractive":
         err.print(f"[red]error:[/red] --mode {mode} is not available yet; use --mode extractive")
@@ -200,7 +198,7 @@ def ask(
         reader = build_store(settings, index).reader()
     with reader, _user_errors():
         embedder = build_embedder(settings)
-        chain = AskChain(HybridRetriever(reader, embedder), SentenceReader(embedder, analyze), top_k=top_k)
+        chain = AskChain(build_retriever(settings, reader, embedder), SentenceReader(embedder, analyze), top_k=top_k)
         response = chain.run(question)
     if as_json:
         print(response.model_dump_json())

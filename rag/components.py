@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from generators.embedder import SentenceEmbedder
-from index.store import IndexStore
+from index.store import IndexReader, IndexStore
 from ingest.chunking import Chunker
 from ingest.pipeline import IngestPipeline, ProgressCallback
+from rag.retriever import HybridRetriever
 from rag.settings import Settings
 
 
@@ -19,6 +20,10 @@ def build_embedder(settings: Settings) -> SentenceEmbedder:
         batch_tokens=settings.embed_batch_tokens,
         setting="RAG_EMBEDDER_MODEL",
     )
+
+
+def build_retriever(settings: Settings, reader: IndexReader, embedder: SentenceEmbedder, **overrides) -> HybridRetriever:
+    return HybridRetriever(reader, embedder, dense_languages=settings.embedder_languages, **overrides)
 
 
 def build_chunker(settings: Settings, embedder: SentenceEmbedder) -> Chunker:

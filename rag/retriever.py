@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from generators.embedder import SentenceEmbedder
@@ -42,6 +44,16 @@ def reciprocal_rank_fusion(
     return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
 
 
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def query_language(text: str) -> str:
+    """"zh" when most letters of `text` are CJK ideographs, else "en" (the languages the defaults serve)."""
+    letters = len(_LETTER.findall(text))
+    return "zh" if letters and len(_CJK.findall(text)) / letters > 0.3 else "en"
+
+
 class HybridRetriever:
     """Retrieve passages for a query from one index reader."""
 
@@ -56,6 +68,7 @@ class HybridRetriever:
         dense_weight: float = 1.0,
         bm25_weight: float = 1.0,
         rrf_k: int = 60,
+        dense_languages: Collection[str] | None = None,
     ) -> None:
         self.reader = reader
         self.embedder = embedder
@@ -65,17 +78,24 @@ class HybridRetriever:
         self.dense_weight = dense_weight
         self.bm25_weight = bm25_weight
         self.rrf_k = rrf_k
+        # Languages the embedder serves (None: all). For other queries the dense
+        # ranking is noise and would only drag the fusion down, so it is left out.
+        self.dense_languages = None if dense_languages is None else frozenset(dense_languages)
 
     def run(self, query: str, *, top_k: int | None = None) -> RetrievalResult:
         top_k = self.top_k if top_k is None else top_k
         started = time.perf_counter()
-        dense = self.reader.search_dense(self.embedder.embed_query(query), self.dense_depth)
+        dense_weight = self.dense_weight
+        if self.dense_languages is not None and query_language(query) not in self.dense_languages:
+            dense_weight = 0.0
+        # A retriever with weight 0 cannot change the fused order: skip its cost.
+        dense = self.reader.search_dense(self.embedder.embed_query(query), self.dense_depth) if dense_weight else []
         after_dense = time.perf_counter()
-        keyword = self.reader.search_bm25(query, self.bm25_depth)
+        keyword = self.reader.search_bm25(query, self.bm25_depth) if self.bm25_weight else []
         after_bm25 = time.perf_counter()
         dense_ids = [i for i, _ in dense]
         bm25_ids = [i for i, _ in keyword]
-        fused = reciprocal_rank_fusion([dense_ids, bm25_ids], [self.dense_weight, self.bm25_weight], self.rrf_k)[:top_k]
+        fused = reciprocal_rank_fusion([dense_ids, bm25_ids], [dense_weight, self.bm25_weight], self.rrf_k)[:top_k]
         chunks = self.reader.chunks([i for i, _ in fused])
         dense_rank = {i: r for r, i in enumerate(dense_ids, start=1)}
         bm25_rank = {i: r for r, i in enumerate(bm25_ids, start=1)}

@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     embedder_backend: Literal["torch", "int8"] = Field(
         "int8", description="torch (fp32) or int8 (quantised Linear layers, faster on CPU) (RAG_EMBEDDER_BACKEND)."
     )
+    embedder_languages: list[str] | None = Field(
+        default_factory=lambda: ["en"],
+        description='Query languages the embedder serves ("en", "zh"); others use BM25 alone. '
+        "Set to null (RAG_EMBEDDER_LANGUAGES=null) for a multilingual model.",
+    )
     device: str = Field("cpu", description="torch device for models (RAG_DEVICE).")
     embed_batch_tokens: int = Field(8192, gt=0, description="Padded tokens per embedding batch.")
 

@@ -43,3 +43,26 @@ def test_unrelated_question_abstains_with_closest_passages(chain):
 def test_bad_questions_are_rejected(chain, question):
     with pytest.raises(ValueError):
         chain.run(question)
+
+
+def test_query_language_detection():
+    from rag.retriever import query_language
+
+    assert query_language("什么是自然语言处理？") == "zh"
+    assert query_language("What is FastAPI 的 Depends?") == "en"
+    assert query_language("FastAPI 如何声明路径参数和查询参数？") == "zh"
+
+
+def test_dense_ranking_is_left_out_for_languages_the_embedder_does_not_serve(tmp_path, embedder, chunker):
+    folder = tmp_path / "zh"
+    folder.mkdir()
+    (folder / "a.md").write_text("# 蜜蜂\n\n蜜蜂通过摇摆舞告诉同伴花的方向。\n", encoding="utf-8")
+    (folder / "b.md").write_text("# 潮汐\n\n潮汐主要由月球的引力引起。\n", encoding="utf-8")
+    IngestPipeline(IndexStore(tmp_path / "idx"), embedder, chunker).run([folder])
+    with IndexStore(tmp_path / "idx").reader() as reader:
+        retriever = HybridRetriever(reader, embedder, dense_languages=["en"])
+        passages = retriever.run("潮汐是由什么引起的？").passages
+        assert passages and all(p.dense_rank is None for p in passages)
+        assert passages[0].source.endswith("b.md")
+        english = retriever.run("What causes tides?").passages
+        assert any(p.dense_rank is not None for p in english)
