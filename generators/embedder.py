@@ -7,6 +7,7 @@ are not padded to the length of long ones.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -135,9 +136,9 @@ class SentenceEmbedder:
             return int(json.loads(config.read_text()).get("max_seq_length", 512))
         return int(getattr(self.tokenizer, "model_max_length", 512) or 512)
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
-        """Identity of the vectors this embedder produces: model weights and backend."""
+        """Identity of the vectors this embedder produces: model weights and backend (hashed once)."""
         digest = hashlib.sha1()
         digest.update(self.model_name.encode())
         digest.update(self.backend.encode())

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+", re.UNICODE)
-_CJK_RUN = re.compile(rf"[{_CJK}]")
+# Character class body of the CJK ideograph blocks (shared with query-language detection).
+CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_TOKEN = re.compile(rf"[{CJK_CHARS}]+|[^\W_{CJK_CHARS}]+", re.UNICODE)
+_CJK_RUN = re.compile(rf"[{CJK_CHARS}]")
 _jieba_lock = threading.Lock()
 
 

@@ -157,7 +157,7 @@ class DocStore:
         )
 
     def delete_document(self, doc_id: str) -> None:
-        self.conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        """Delete the document row; any chunks left go with it (ON DELETE CASCADE)."""
         self.conn.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
 
     # -- chunks ---------------------------------------------------------------------

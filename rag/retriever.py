@@ -8,6 +8,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from generators.embedder import SentenceEmbedder
+from index.bm25 import CJK_CHARS
 from index.store import IndexReader
 
 
@@ -44,7 +45,7 @@ def reciprocal_rank_fusion(
     return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
 
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CJK = re.compile(rf"[{CJK_CHARS}]")
 _LETTER = re.compile(r"[^\W\d_]")
 
 
