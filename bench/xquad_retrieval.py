@@ -32,7 +32,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from generators.sentence_reader import ReaderPassage, SentenceReader
+    from generators.reading import ReaderPassage
+    from generators.sentence_reader import SentenceReader
     from index.bm25 import analyze
     from index.store import IndexStore
     from rag.components import build_ingest_pipeline
@@ -79,7 +80,7 @@ def main() -> None:
             hits1 += bool(sources[:1] == [gold])
             hits5 += gold in sources
             if name.endswith("(default)"):
-                spans = sentence_reader.run(question, [ReaderPassage(p.chunk_id, p.text, p.start) for p in result.passages])
+                spans = sentence_reader.run(question, [ReaderPassage(p.chunk_id, p.text, p.start) for p in result.passages]).spans
                 contains += bool(spans) and any(ans in spans[0].text for ans in answers)
         n = len(questions)
         print(f"| {name} | {hits1 / n:.3f} | {hits5 / n:.3f} | {statistics.median(latencies):.1f} |", flush=True)

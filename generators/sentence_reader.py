@@ -10,32 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from generators.embedder import SentenceEmbedder
+from generators.reading import ReaderPassage, ReaderResult, ReaderSpan
 
 # A sentence ends at . ! ? (followed by space or end) or at Chinese 。！？, or at a blank line.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])|\n\s*\n|\n(?=\s*[-*#>|]|\s*\d+\.)")
-
-
-@dataclass(frozen=True)
-class ReaderPassage:
-    """A passage handed to a reader: its text and where that text starts in its document."""
-
-    key: int  # the caller's id for the passage (e.g. its chunk id)
-    text: str
-    offset: int  # start of `text` in the document text
-
-
-@dataclass(frozen=True)
-class ReaderSpan:
-    key: int
-    start: int  # offsets into the document text
-    end: int
-    text: str
-    score: float
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -76,7 +58,13 @@ class SentenceReader:
         self.min_chars = min_chars
         self.max_sentences = max_sentences
 
-    def run(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3) -> list[ReaderSpan]:
+    def run(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3) -> ReaderResult:
+        spans = self.rank_sentences(question, passages, top_k=top_k)
+        if not spans:
+            return ReaderResult("", self.answer_type, 0.0, [])
+        return ReaderResult(spans[0].text, self.answer_type, spans[0].score, spans)
+
+    def rank_sentences(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3) -> list[ReaderSpan]:
         candidates: list[tuple[ReaderPassage, int, int]] = []
         for passage in passages:
             for start, end in split_sentences(passage.text):

@@ -6,7 +6,8 @@ import time
 
 from pydantic import BaseModel, Field
 
-from generators.sentence_reader import ReaderPassage, SentenceReader
+from generators.reading import ReaderPassage
+from generators.sentence_reader import SentenceReader
 from rag.retriever import HybridRetriever
 
 NOT_FOUND = "Not found in the documents."
@@ -58,7 +59,7 @@ class AskChain:
         retrieved = self.retriever.run(question, top_k=top_k or self.top_k)
         after_retrieval = time.perf_counter()
         passages = {p.chunk_id: p for p in retrieved.passages}
-        spans = self.reader.run(question, [ReaderPassage(p.chunk_id, p.text, p.start) for p in retrieved.passages])
+        spans = self.reader.run(question, [ReaderPassage(p.chunk_id, p.text, p.start) for p in retrieved.passages]).spans
         finished = time.perf_counter()
         timings = {
             "retrieve": round((after_retrieval - started) * 1000, 2),

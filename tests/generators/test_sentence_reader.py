@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from generators.sentence_reader import ReaderPassage, SentenceReader, split_sentences
+from generators.reading import ReaderPassage
+from generators.sentence_reader import SentenceReader, split_sentences
 from index.bm25 import analyze
 
 
@@ -17,18 +18,21 @@ def test_best_sentence_is_returned_with_document_offsets(embedder):
     )
     offset = 40 * 3
     passage = ReaderPassage(key=7, text=document[offset:], offset=offset)
-    spans = SentenceReader(embedder, analyze).run("How do honey bees tell where flowers are?", [passage])
+    result = SentenceReader(embedder, analyze).run("How do honey bees tell where flowers are?", [passage])
+    spans = result.spans
     best = spans[0]
+    assert result.answer_type == "sentence" and result.answer == best.text and result.confidence == best.score
     assert best.key == 7 and "dancing" in best.text
     assert document[best.start : best.end] == best.text
     assert spans[0].score >= spans[-1].score
 
 
 def test_no_passages_no_spans(embedder):
-    assert SentenceReader(embedder, analyze).run("anything?", []) == []
+    result = SentenceReader(embedder, analyze).run("anything?", [])
+    assert result.answer == "" and result.spans == [] and result.confidence == 0.0
 
 
 def test_headings_are_not_answers(embedder):
     text = "## How do bees find flowers?\n\nBees find flowers by scent and by the waggle dance of other bees."
-    spans = SentenceReader(embedder, analyze).run("How do bees find flowers?", [ReaderPassage(1, text, 0)])
+    spans = SentenceReader(embedder, analyze).run("How do bees find flowers?", [ReaderPassage(1, text, 0)]).spans
     assert all(not s.text.startswith("#") for s in spans) and "waggle" in spans[0].text

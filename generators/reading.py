@@ -1,0 +1,49 @@
+"""What every reader takes and returns, so the chain can swap readers per request.
+
+A *passage* is a chunk handed to a reader; a reader returns an answer and the
+spans of the passages that support it, as offsets into the document text, so a
+citation points at exact characters of a source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+AnswerType = Literal["span", "sentence", "generated"]
+
+
+@dataclass(frozen=True)
+class ReaderPassage:
+    """A passage handed to a reader: its text and where that text starts in its document."""
+
+    key: int  # the caller's id for the passage (e.g. its chunk id)
+    text: str
+    offset: int  # start of `text` in the document text
+
+
+@dataclass(frozen=True)
+class ReaderSpan:
+    """A supporting span: `text == document_text[start:end]`."""
+
+    key: int
+    start: int  # offsets into the document text
+    end: int
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class ReaderResult:
+    answer: str  # "" when the reader found nothing
+    answer_type: AnswerType
+    confidence: float  # the reader's own score of `answer` (comparable within one reader only)
+    spans: list[ReaderSpan]  # citations, best first
+    notes: list[str] = field(default_factory=list)
+
+
+class Reader(Protocol):
+    answer_type: AnswerType
+
+    def run(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3) -> ReaderResult: ...
