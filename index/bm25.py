@@ -85,8 +85,8 @@ class BM25Index:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (chunk ids, scores) for `query`; chunks sharing no term are left out."""
+    def search(self, query: str, k: int, *, allowed_ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (chunk ids, scores) for `query`; chunks sharing no term, or not in `allowed_ids`, are left out."""
         if self._retriever is None or k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         vocab = self._retriever.vocab_dict
@@ -94,6 +94,8 @@ class BM25Index:
         if not terms:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         scores = np.asarray(self._retriever.get_scores(terms), dtype=np.float32)
+        if allowed_ids is not None:
+            scores = np.where(np.isin(self.ids, allowed_ids), scores, 0.0)
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]

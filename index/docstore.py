@@ -7,6 +7,7 @@ once, and a changed document re-embeds only the chunks whose text changed.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import sqlite3
 import time
@@ -145,6 +146,18 @@ class DocStore:
         """source path → doc_id, for every stored document."""
         return dict(self.conn.execute("SELECT source, doc_id FROM documents"))
 
+    def chunk_ids_where(self, *, doc_ids: Iterable[str] | None = None, source_globs: Sequence[str] | None = None) -> np.ndarray:
+        """Chunk ids of documents whose id is in `doc_ids` and whose source matches any of `source_globs`."""
+        wanted_ids = None if doc_ids is None else set(doc_ids)
+        documents = [
+            doc_id
+            for source, doc_id in self.sources().items()
+            if (wanted_ids is None or doc_id in wanted_ids)
+            and (not source_globs or any(source_matches(source, glob) for glob in source_globs))
+        ]
+        ids = [chunk_id for doc_id in documents for chunk_id in self.chunk_ids(doc_id)]
+        return np.asarray(sorted(ids), dtype=np.int64)
+
     def count_documents(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
 
@@ -238,6 +251,14 @@ class DocStore:
 
     def drop_all_vectors(self) -> None:
         self.conn.execute("DELETE FROM embeddings")
+
+
+def source_matches(source: str, glob: str) -> bool:
+    """An absolute glob matches the whole path; a relative one matches any trailing part ("docs/*.md", "*.pdf")."""
+    if glob.startswith("/"):
+        return fnmatch.fnmatchcase(source, glob)
+    parts = source.strip("/").split("/")
+    return any(fnmatch.fnmatchcase("/".join(parts[i:]), glob) for i in range(len(parts)))
 
 
 def _document(row: tuple) -> DocumentRecord:

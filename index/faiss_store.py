@@ -40,14 +40,25 @@ class FaissVectorStore:
 
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, scores), each (n_queries, k'); k' ≤ k where the index holds fewer vectors."""
+    def search(
+        self, queries: np.ndarray, k: int, *, allowed_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, scores), each (n_queries, k'); k' ≤ k where the index holds fewer vectors.
+
+        With `allowed_ids`, only those ids are searched (missing slots hold id -1).
+        """
+        import faiss
+
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        k = min(k, len(self))
+        k = min(k, len(self) if allowed_ids is None else len(allowed_ids))
         if k <= 0:
             empty = np.zeros((queries.shape[0], 0))
             return empty.astype(np.int64), empty.astype(np.float32)
-        scores, ids = self._index.search(queries, k)
+        params = None
+        if allowed_ids is not None:
+            # IndexIDMap translates the selector to its internal ids, so chunk ids work as they are.
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64)))
+        scores, ids = self._index.search(queries, k, params=params)
         return ids, scores
 
     def write(self, path: Path) -> None:

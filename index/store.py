@@ -22,6 +22,7 @@ import sqlite3
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from types import TracebackType
 
 import numpy as np
@@ -289,18 +290,26 @@ class IndexReader:
     def fingerprint(self) -> str | None:
         return self.store.get_meta("fingerprint")
 
-    def search_dense(self, query_vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+    def search_dense(
+        self, query_vector: np.ndarray, k: int, *, allowed_ids: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
         if self.vectors is None or len(self.vectors) == 0:
             return []
-        ids, scores = self.vectors.search(query_vector, k)
+        ids, scores = self.vectors.search(query_vector, k, allowed_ids=allowed_ids)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
-    def search_bm25(self, query: str, k: int) -> list[tuple[int, float]]:
-        ids, scores = self.bm25.search(query, k)
+    def search_bm25(self, query: str, k: int, *, allowed_ids: np.ndarray | None = None) -> list[tuple[int, float]]:
+        ids, scores = self.bm25.search(query, k, allowed_ids=allowed_ids)
         return [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
 
     def chunks(self, chunk_ids: list[int]) -> dict[int, StoredChunk]:
         return self.store.chunks(chunk_ids)
+
+    def chunk_ids_where(
+        self, *, doc_ids: Sequence[str] | None = None, source_globs: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """Chunk ids of the documents a metadata filter keeps (ids and source globs, both must match)."""
+        return self.store.chunk_ids_where(doc_ids=doc_ids, source_globs=source_globs)
 
     def stats(self) -> IndexStats:
         dimension = self.store.get_meta("dimension")

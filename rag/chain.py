@@ -1,14 +1,27 @@
-"""The ask chain: retrieve → (rerank) → read, returning an answer with citations or an abstention."""
+"""The ask chain: retrieve → rerank → gate on evidence → read, returning a cited answer or an abstention.
+
+Abstention happens before any reader or generator runs: the best supporting
+sentence of the retrieved passages (scored by the sentence extractor) must
+reach a threshold calibrated on data (`bench/calibrate_abstention.py`), per
+query language. Readers may abstain too (an empty answer, or a span below its
+own threshold).
+"""
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
-from generators.reading import ReaderPassage
+from generators.reading import Reader, ReaderPassage, ReaderResult
+from generators.reranker import CrossEncoderReranker
 from generators.sentence_reader import SentenceReader
-from rag.retriever import HybridRetriever
+from rag.retriever import HybridRetriever, MetadataFilter, RetrievedPassage, query_language
+
+log = logging.getLogger(__name__)
 
 NOT_FOUND = "Not found in the documents."
 MAX_QUESTION_CHARS = 2000
@@ -28,59 +41,148 @@ class AskResponse(BaseModel):
     abstained: bool
     confidence: float
     answer_type: str
+    mode: str
     citations: list[Citation]
     timings_ms: dict[str, float]
     notes: list[str] = Field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class AbstentionThresholds:
+    """Minimum scores below which the chain says "not found" (see docs/configuration.md for how they were set)."""
+
+    # Best supporting sentence (cosine + keyword overlap), per query language; "*" for the others.
+    evidence: Mapping[str, float] = field(default_factory=lambda: {"*": 0.0})
+    # Extractive reader: p(start)·p(end) of the best span.
+    span: float = 0.0
+    # Cross-encoder relevance of the best passage (0 disables the check).
+    rerank: float = 0.0
+
+    def evidence_for(self, language: str) -> float:
+        return self.evidence.get(language, self.evidence.get("*", 0.0))
+
+
 class AskChain:
-    """Answer one question from one index."""
+    """Answer one question from one index, with the reader the request's `mode` names."""
 
     def __init__(
         self,
         retriever: HybridRetriever,
-        reader: SentenceReader,
+        readers: Mapping[str, Reader],
+        evidence: SentenceReader,
         *,
+        reranker: CrossEncoderReranker | None = None,
         top_k: int = 5,
-        min_answer_score: float = 0.35,
+        rerank_depth: int = 20,
+        thresholds: AbstentionThresholds | None = None,
+        default_mode: str = "extractive",
+        notes: list[str] | None = None,
     ) -> None:
+        if default_mode not in readers:
+            raise ValueError(f"default mode {default_mode!r} has no reader; readers: {sorted(readers)}")
         self.retriever = retriever
-        self.reader = reader
+        self.readers = dict(readers)
+        self.evidence = evidence
+        self.reranker = reranker
         self.top_k = top_k
-        self.min_answer_score = min_answer_score
+        self.rerank_depth = rerank_depth
+        self.thresholds = thresholds or AbstentionThresholds()
+        self.default_mode = default_mode
+        self.notes = list(notes or [])  # facts about this chain every response carries (e.g. no reranker)
 
-    def run(self, question: str, *, top_k: int | None = None) -> AskResponse:
+    @property
+    def modes(self) -> list[str]:
+        return sorted(self.readers)
+
+    def run(
+        self,
+        question: str,
+        *,
+        mode: str | None = None,
+        top_k: int | None = None,
+        filters: MetadataFilter | None = None,
+    ) -> AskResponse:
         question = question.strip()
         if not question:
             raise ValueError("the question is empty")
         if len(question) > MAX_QUESTION_CHARS:
             raise ValueError(f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
-        started = time.perf_counter()
-        retrieved = self.retriever.run(question, top_k=top_k or self.top_k)
-        after_retrieval = time.perf_counter()
-        passages = {p.chunk_id: p for p in retrieved.passages}
-        spans = self.reader.run(question, [ReaderPassage(p.chunk_id, p.text, p.start) for p in retrieved.passages]).spans
-        finished = time.perf_counter()
-        timings = {
-            "retrieve": round((after_retrieval - started) * 1000, 2),
-            "rerank": 0.0,
-            "read": round((finished - after_retrieval) * 1000, 2),
-            "total": round((finished - started) * 1000, 2),
-        }
-        notes = ["no reranker configured: passages are in retrieval order"]
-        best = spans[0] if spans else None
-        if best is None or best.score < self.min_answer_score:
-            closest = [
-                Citation(doc_id=p.doc_id, source=p.source, start=p.start, end=p.end, text=p.text, score=p.score)
-                for p in retrieved.passages[:3]
-            ]
-            return AskResponse(answer=NOT_FOUND, abstained=True, confidence=best.score if best else 0.0,
-                               answer_type=self.reader.answer_type, citations=closest, timings_ms=timings, notes=notes)
+        mode = mode or self.default_mode
+        if mode not in self.readers:
+            raise ValueError(f"unknown mode {mode!r}; available: {', '.join(self.modes)}")
+        top_k = top_k or self.top_k
+        reader = self.readers[mode]
+        notes = list(self.notes)
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[name] = round((now - clock) * 1000, 2)
+            clock = now
+
+        started = clock
+        depth = max(top_k, self.rerank_depth) if self.reranker is not None else top_k
+        passages = self.retriever.run(question, top_k=depth, filters=filters).passages
+        lap("retrieve")
+        rerank_score = None
+        if self.reranker is not None and passages:
+            reranked = self.reranker.run(question, [p.text for p in passages])
+            passages = [passages[i] for i in reranked.order]
+            rerank_score = reranked.scores[reranked.order[0]]
+        lap("rerank")
+        passages = passages[:top_k]
+        reader_passages = [ReaderPassage(p.chunk_id, p.text, p.start) for p in passages]
+
+        # Evidence gate: is any sentence of the passages close enough to the question to answer it?
+        evidence = self.evidence.run(question, reader_passages, top_k=3)
+        lap("evidence")
+        language = query_language(question)
+        reason = None
+        if not passages:
+            reason = "no passage matched the question" + (" and the filters" if filters and not filters.is_empty else "")
+        elif evidence.confidence < self.thresholds.evidence_for(language):
+            reason = (f"best supporting sentence scored {evidence.confidence:.3f}, below the "
+                      f"{language} threshold {self.thresholds.evidence_for(language):.3f}")
+        elif rerank_score is not None and rerank_score < self.thresholds.rerank:
+            reason = f"best passage's reranker score {rerank_score:.3f} is below {self.thresholds.rerank:.3f}"
+        if reason is not None:
+            timings["read"] = 0.0
+            timings["total"] = round((time.perf_counter() - started) * 1000, 2)
+            return self._abstain(passages, evidence.confidence, reader, mode, timings, [*notes, reason])
+
+        result = evidence if reader is self.evidence else reader.run(question, reader_passages, top_k=3)
+        lap("read")
+        timings["total"] = round((time.perf_counter() - started) * 1000, 2)
+        notes.extend(result.notes)
+        if not result.answer:
+            return self._abstain(passages, result.confidence, reader, mode, timings, [*notes, "the reader found no answer"])
+        if result.answer_type == "span" and result.confidence < self.thresholds.span:
+            reason = f"best answer span scored {result.confidence:.3f}, below {self.thresholds.span:.3f}"
+            return self._abstain(passages, result.confidence, reader, mode, timings, [*notes, reason])
+        return self._answer(result, passages, mode, timings, notes)
+
+    def _answer(self, result: ReaderResult, passages: list[RetrievedPassage], mode: str,
+                timings: dict[str, float], notes: list[str]) -> AskResponse:
+        by_chunk = {p.chunk_id: p for p in passages}
         citations = [
-            Citation(doc_id=passages[s.key].doc_id, source=passages[s.key].source, start=s.start, end=s.end,
+            Citation(doc_id=by_chunk[s.key].doc_id, source=by_chunk[s.key].source, start=s.start, end=s.end,
                      text=s.text, score=s.score)
-            for s in spans
-            if s.score >= self.min_answer_score
+            for s in result.spans
+            if s.key in by_chunk
         ]
-        return AskResponse(answer=best.text, abstained=False, confidence=best.score,
-                           answer_type=self.reader.answer_type, citations=citations, timings_ms=timings, notes=notes)
+        return AskResponse(answer=result.answer, abstained=False, confidence=result.confidence,
+                           answer_type=result.answer_type, mode=mode, citations=citations, timings_ms=timings,
+                           notes=notes)
+
+    @staticmethod
+    def _abstain(passages: list[RetrievedPassage], confidence: float, reader: Reader, mode: str,
+                 timings: dict[str, float], notes: list[str]) -> AskResponse:
+        """"Not found", with the closest passages so the user can look for themselves."""
+        closest = [
+            Citation(doc_id=p.doc_id, source=p.source, start=p.start, end=p.end, text=p.text, score=p.score)
+            for p in passages[:3]
+        ]
+        return AskResponse(answer=NOT_FOUND, abstained=True, confidence=confidence, answer_type=reader.answer_type,
+                           mode=mode, citations=closest, timings_ms=timings, notes=notes)

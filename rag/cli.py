@@ -30,6 +30,11 @@ IndexOption = Annotated[
     Path | None, typer.Option("--index", help="Index directory (default: $RAG_INDEX_DIR or ./.rag).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+SourceOption = Annotated[
+    list[str] | None,
+    typer.Option("--source", help='Only documents whose path matches this glob, e.g. "docs/*.md" (repeatable).'),
+]
+DocIdOption = Annotated[list[str] | None, typer.Option("--doc-id", help="Only these documents (repeatable).")]
 
 
 @app.callback()
@@ -148,12 +153,15 @@ def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     index: IndexOption = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, max=100, help="Passages to return.")] = 5,
+    source: SourceOption = None,
+    doc_id: DocIdOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Hybrid (dense + BM25) retrieval: the passages that best match QUERY, with their spans."""
     from dataclasses import asdict
 
     from rag.components import build_embedder, build_retriever, build_store
+    from rag.retriever import MetadataFilter
 
     if not query.strip():
         err.print("[red]error:[/red] the query is empty")
@@ -162,7 +170,8 @@ def search(
         settings = Settings()
         reader = build_store(settings, index).reader()
     with reader, _user_errors():
-        result = build_retriever(settings, reader, build_embedder(settings), top_k=top_k).run(query)
+        filters = MetadataFilter(tuple(source or ()), tuple(doc_id) if doc_id else None)
+        result = build_retriever(settings, reader, build_embedder(settings), top_k=top_k).run(query, filters=filters)
     if as_json:
         print(json.dumps({"passages": [asdict(p) for p in result.passages], "timings_ms": result.timings_ms},
                          ensure_ascii=False))
@@ -180,32 +189,31 @@ def search(
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     index: IndexOption = None,
-    mode: Annotated[str, typer.Option("--mode", help="extractive (generative is not built yet).")] = "extractive",
-    top_k: Annotated[int, typer.Option("--top-k", min=1, max=50, help="Passages handed to the reader.")] = 5,
+    mode: Annotated[str | None, typer.Option("--mode", help="extractive or generative (default: RAG_DEFAULT_MODE).")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", min=1, max=50, help="Passages handed to the reader.")] = None,
+    source: SourceOption = None,
+    doc_id: DocIdOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Answer QUESTION from the index, citing the exact spans it comes from (or say it is not there)."""
-    from index.bm25 import analyze
-    from rag.chain import AskChain
-    from generators.sentence_reader import SentenceReader
-    from rag.components import build_embedder, build_retriever, build_store
+    from rag.components import build_chain, build_embedder, build_store
+    from rag.retriever import MetadataFilter
 
-    if mode != "extractive":
-        err.print(f"[red]error:[/red] --mode {mode} is not available yet; use --mode extractive")
-        raise typer.Exit(2)
     with _user_errors():
         settings = Settings()
         reader = build_store(settings, index).reader()
     with reader, _user_errors():
-        embedder = build_embedder(settings)
-        chain = AskChain(build_retriever(settings, reader, embedder), SentenceReader(embedder, analyze), top_k=top_k)
-        response = chain.run(question)
+        chain = build_chain(settings, reader, build_embedder(settings))
+        filters = MetadataFilter(tuple(source or ()), tuple(doc_id) if doc_id else None)
+        response = chain.run(question, mode=mode, top_k=top_k, filters=filters)
     if as_json:
         print(response.model_dump_json())
         return
     out.print(f"[bold]{response.answer}[/bold]")
     for number, citation in enumerate(response.citations, start=1):
         out.print(f"  [{number}] {citation.source} [{citation.start}:{citation.end}] score {citation.score:.2f}")
+    for note in response.notes:
+        err.print(f"[dim]note: {note}[/dim]")
 
 
 if __name__ == "__main__":

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from generators.embedder import SentenceEmbedder
+from generators.qa_reader import ExtractiveReader
+from generators.reading import Reader
+from generators.reranker import CrossEncoderReranker
+from generators.resolve import ModelUnavailableError
+from generators.sentence_reader import SentenceReader
+from index.bm25 import analyze
 from index.store import IndexReader, IndexStore
 from ingest.chunking import Chunker
 from ingest.pipeline import IngestPipeline, ProgressCallback
+from rag.chain import AbstentionThresholds, AskChain
 from rag.retriever import HybridRetriever
 from rag.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def build_embedder(settings: Settings) -> SentenceEmbedder:
@@ -23,7 +33,65 @@ def build_embedder(settings: Settings) -> SentenceEmbedder:
 
 
 def build_retriever(settings: Settings, reader: IndexReader, embedder: SentenceEmbedder, **overrides) -> HybridRetriever:
-    return HybridRetriever(reader, embedder, dense_languages=settings.embedder_languages, **overrides)
+    options = dict(
+        top_k=settings.top_k,
+        dense_depth=settings.dense_depth,
+        bm25_depth=settings.bm25_depth,
+        dense_weight=settings.dense_weight,
+        bm25_weight=settings.bm25_weight,
+        rrf_k=settings.rrf_k,
+        dense_languages=settings.embedder_languages,
+    )
+    options.update(overrides)
+    return HybridRetriever(reader, embedder, **options)
+
+
+def build_reranker(settings: Settings) -> tuple[CrossEncoderReranker | None, str | None]:
+    """The reranker, or None and the reason it is skipped (logged once here, carried in every response)."""
+    if settings.reranker_model.strip().lower() in {"", "none"}:
+        return None, "reranking is off (RAG_RERANKER_MODEL=none): passages are in retrieval order"
+    reranker = CrossEncoderReranker(settings.reranker_model, device=settings.device)
+    try:
+        reranker.resolved
+    except ModelUnavailableError as exc:
+        note = f"no reranker: {settings.reranker_model!r} is not available here (set RAG_RERANKER_MODEL); " \
+               "passages are in retrieval order"
+        log.warning("%s (%s)", note, exc.reason or "not found")
+        return None, note
+    return reranker, None
+
+
+def build_extractive_reader(settings: Settings, sentence_reader: SentenceReader) -> tuple[Reader, str | None]:
+    """The QA model if it resolves, else the sentence extractor and a note saying so."""
+    reader = ExtractiveReader(settings.reader_model, device=settings.device)
+    try:
+        reader.resolved
+    except ModelUnavailableError:
+        note = f"no extractive QA model: {settings.reader_model!r} is not available here (set RAG_READER_MODEL); " \
+               "answers are the best supporting sentence"
+        log.warning(note)
+        return sentence_reader, note
+    return reader, None
+
+
+def build_chain(settings: Settings, index: IndexReader, embedder: SentenceEmbedder) -> AskChain:
+    sentence_reader = SentenceReader(embedder, analyze)
+    extractive, reader_note = build_extractive_reader(settings, sentence_reader)
+    reranker, reranker_note = build_reranker(settings)
+    readers: dict[str, Reader] = {"extractive": extractive}
+    return AskChain(
+        build_retriever(settings, index, embedder),
+        readers,
+        sentence_reader,
+        reranker=reranker,
+        top_k=settings.top_k,
+        rerank_depth=settings.rerank_depth,
+        thresholds=AbstentionThresholds(
+            evidence=settings.abstain_evidence, span=settings.abstain_span, rerank=settings.abstain_rerank
+        ),
+        default_mode=settings.default_mode if settings.default_mode in readers else "extractive",
+        notes=[n for n in (reranker_note, reader_note) if n],
+    )
 
 
 def build_chunker(settings: Settings, embedder: SentenceEmbedder) -> Chunker:

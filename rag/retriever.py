@@ -29,6 +29,18 @@ class RetrievedPassage:
 
 
 @dataclass(frozen=True)
+class MetadataFilter:
+    """Which documents a query may draw on: source globs ("docs/*.md", "*.pdf") and/or document ids."""
+
+    sources: tuple[str, ...] = ()
+    doc_ids: tuple[str, ...] | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.sources and self.doc_ids is None
+
+
+@dataclass(frozen=True)
 class RetrievalResult:
     passages: list[RetrievedPassage]
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -83,16 +95,25 @@ class HybridRetriever:
         # ranking is noise and would only drag the fusion down, so it is left out.
         self.dense_languages = None if dense_languages is None else frozenset(dense_languages)
 
-    def run(self, query: str, *, top_k: int | None = None) -> RetrievalResult:
+    def run(self, query: str, *, top_k: int | None = None, filters: MetadataFilter | None = None) -> RetrievalResult:
         top_k = self.top_k if top_k is None else top_k
         started = time.perf_counter()
+        allowed = None
+        if filters is not None and not filters.is_empty:
+            allowed = self.reader.chunk_ids_where(doc_ids=filters.doc_ids, source_globs=filters.sources)
+            if len(allowed) == 0:
+                return RetrievalResult([], {"dense": 0.0, "bm25": 0.0, "total": 0.0})
         dense_weight = self.dense_weight
         if self.dense_languages is not None and query_language(query) not in self.dense_languages:
             dense_weight = 0.0
         # A retriever with weight 0 cannot change the fused order: skip its cost.
-        dense = self.reader.search_dense(self.embedder.embed_query(query), self.dense_depth) if dense_weight else []
+        dense = (
+            self.reader.search_dense(self.embedder.embed_query(query), self.dense_depth, allowed_ids=allowed)
+            if dense_weight
+            else []
+        )
         after_dense = time.perf_counter()
-        keyword = self.reader.search_bm25(query, self.bm25_depth) if self.bm25_weight else []
+        keyword = self.reader.search_bm25(query, self.bm25_depth, allowed_ids=allowed) if self.bm25_weight else []
         after_bm25 = time.perf_counter()
         dense_ids = [i for i, _ in dense]
         bm25_ids = [i for i, _ in keyword]

@@ -42,3 +42,29 @@ class Settings(BaseSettings):
     embed_batch_chunks: int = Field(256, gt=0, description="Chunks gathered across files before each embedding call.")
     commit_every_chunks: int = Field(2000, gt=0, description="Commit a generation after this many new chunks.")
     lock_timeout: float = Field(600.0, ge=0, description="Seconds to wait for another writer of the same index.")
+
+    # -- answering ---------------------------------------------------------------------
+    top_k: int = Field(5, ge=1, le=50, description="Passages handed to the reader (RAG_TOP_K).")
+    dense_depth: int = Field(50, ge=1, description="Dense candidates fused (RAG_DENSE_DEPTH).")
+    bm25_depth: int = Field(50, ge=1, description="BM25 candidates fused (RAG_BM25_DEPTH).")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in the fusion.")
+    bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    reranker_model: str = Field(
+        "cross-encoder/ms-marco-MiniLM-L-6-v2",
+        description='Cross-encoder reranker: Hub name or folder; "none" turns reranking off (RAG_RERANKER_MODEL).',
+    )
+    rerank_depth: int = Field(20, ge=1, description="Fused candidates the reranker rescores (RAG_RERANK_DEPTH).")
+    reader_model: str = Field(
+        "distilbert-base-cased-distilled-squad",
+        description="Extractive QA reader: Hub name or folder (RAG_READER_MODEL). Without one, a sentence "
+        "extractor answers (answer_type \"sentence\").",
+    )
+    default_mode: Literal["extractive", "generative"] = Field("extractive", description="Reader when a request names none.")
+    # Calibrated on data that is not used for evaluation: see docs/configuration.md and bench/calibrate_abstention.py.
+    abstain_evidence: dict[str, float] = Field(
+        default_factory=lambda: {"en": 0.0, "zh": 0.0, "*": 0.0},
+        description="Minimum best-sentence score per query language below which the answer is 'not found'.",
+    )
+    abstain_span: float = Field(0.0, ge=0, le=1, description="Minimum p(start)·p(end) of an extractive answer span.")
+    abstain_rerank: float = Field(0.0, ge=0, le=1, description="Minimum reranker score of the best passage.")

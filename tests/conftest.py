@@ -63,3 +63,44 @@ def corpus(tmp_path) -> Path:
     folder = tmp_path / "corpus"
     write_corpus(folder)
     return folder
+
+
+def _minilm_tokenizer():
+    from transformers import AutoTokenizer
+
+    from generators.resolve import resolve_model
+
+    path = resolve_model("sentence-transformers/all-MiniLM-L6-v2", role="embedder", setting="RAG_EMBEDDER_MODEL").path
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+@pytest.fixture(scope="session")
+def tiny_qa_model_dir(tmp_path_factory) -> Path:
+    """A 2-layer DistilBERT QA model with random weights and the offline BERT tokenizer: plumbing only."""
+    import torch
+    from transformers import DistilBertConfig, DistilBertForQuestionAnswering
+
+    torch.manual_seed(0)
+    tokenizer = _minilm_tokenizer()
+    config = DistilBertConfig(vocab_size=tokenizer.vocab_size, dim=32, hidden_dim=64, n_layers=2, n_heads=2,
+                              max_position_embeddings=512)
+    folder = tmp_path_factory.mktemp("tiny-qa")
+    DistilBertForQuestionAnswering(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder_dir(tmp_path_factory) -> Path:
+    """A 2-layer BERT cross-encoder (one relevance logit) with random weights: plumbing only."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    tokenizer = _minilm_tokenizer()
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=2, num_labels=1)
+    folder = tmp_path_factory.mktemp("tiny-cross-encoder")
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

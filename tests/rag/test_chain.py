@@ -2,19 +2,31 @@ from __future__ import annotations
 
 import pytest
 
+from generators.qa_reader import ExtractiveReader
+from generators.reading import ReaderResult, ReaderSpan
+from generators.reranker import CrossEncoderReranker
 from generators.sentence_reader import SentenceReader
 from index.bm25 import analyze
 from index.store import IndexStore
 from ingest.pipeline import IngestPipeline
-from rag.chain import NOT_FOUND, AskChain
-from rag.retriever import HybridRetriever, reciprocal_rank_fusion
+from rag.chain import NOT_FOUND, AbstentionThresholds, AskChain
+from rag.retriever import HybridRetriever, MetadataFilter, reciprocal_rank_fusion
+
+# A gate that lets on-topic questions through and stops off-topic ones on the tiny corpus.
+GATE = AbstentionThresholds(evidence={"*": 0.45})
 
 
 @pytest.fixture
-def chain(tmp_path, corpus, embedder, chunker):
+def index(tmp_path, corpus, embedder, chunker):
     IngestPipeline(IndexStore(tmp_path / "idx"), embedder, chunker).run([corpus])
     with IndexStore(tmp_path / "idx").reader() as reader:
-        yield AskChain(HybridRetriever(reader, embedder), SentenceReader(embedder, analyze))
+        yield reader
+
+
+@pytest.fixture
+def chain(index, embedder):
+    sentences = SentenceReader(embedder, analyze)
+    return AskChain(HybridRetriever(index, embedder), {"extractive": sentences}, sentences, thresholds=GATE)
 
 
 def test_rrf_weights_and_ties():
@@ -27,22 +39,101 @@ def test_rrf_weights_and_ties():
 def test_answer_cites_the_exact_span_of_its_source(chain, corpus):
     response = chain.run("What causes ocean tides?")
     assert not response.abstained and "Moon" in response.answer
+    assert response.answer_type == "sentence" and response.mode == "extractive"
     top = response.citations[0]
     assert top.source.endswith("tides.md")
     assert (corpus / "tides.md").read_text()[top.start : top.end] == top.text == response.answer
-    assert set(response.timings_ms) >= {"retrieve", "rerank", "read", "total"}
+    assert set(response.timings_ms) >= {"retrieve", "rerank", "evidence", "read", "total"}
 
 
 def test_unrelated_question_abstains_with_closest_passages(chain):
     response = chain.run("What is the airspeed velocity of an unladen swallow in Norway's tax code?")
     assert response.abstained and response.answer == NOT_FOUND
     assert len(response.citations) > 0
+    assert any("threshold" in note for note in response.notes)
+
+
+def test_the_gate_runs_before_the_reader(index, embedder):
+    class Exploding:
+        answer_type = "generated"
+
+        def run(self, *args, **kwargs):
+            raise AssertionError("the reader must not be called for an off-topic question")
+
+    sentences = SentenceReader(embedder, analyze)
+    chain = AskChain(HybridRetriever(index, embedder), {"extractive": sentences, "generative": Exploding()},
+                     sentences, thresholds=GATE)
+    response = chain.run("Who won the 1974 football world cup final?", mode="generative")
+    assert response.abstained and response.mode == "generative"
 
 
 @pytest.mark.parametrize("question", ["", "   ", "x" * 5000])
 def test_bad_questions_are_rejected(chain, question):
     with pytest.raises(ValueError):
         chain.run(question)
+
+
+def test_unknown_mode_is_rejected_with_the_available_ones(chain):
+    with pytest.raises(ValueError, match="extractive"):
+        chain.run("What causes tides?", mode="telepathic")
+
+
+def test_source_and_document_filters_restrict_the_citations(chain, index):
+    response = chain.run("What causes ocean tides?", filters=MetadataFilter(sources=("*/bees.md",)))
+    assert all(c.source.endswith("bees.md") for c in response.citations)
+    bees = next(d for s, d in index.store.sources().items() if s.endswith("bees.md"))
+    by_id = chain.run("How do bees communicate?", filters=MetadataFilter(doc_ids=(bees,)))
+    assert by_id.citations and all(c.doc_id == bees for c in by_id.citations)
+    nothing = chain.run("How do bees communicate?", filters=MetadataFilter(sources=("*.pdf",)))
+    assert nothing.abstained and nothing.citations == [] and any("filters" in n for n in nothing.notes)
+
+
+class _RecordingReader:
+    """Answers with its first passage and remembers the order it was given (tests the chain, not a model)."""
+
+    answer_type = "sentence"
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def run(self, question, passages, *, top_k=3):
+        self.seen = [p.key for p in passages]
+        first = passages[0]
+        return ReaderResult(first.text, self.answer_type, 1.0,
+                            [ReaderSpan(first.key, first.offset, first.offset + len(first.text), first.text, 1.0)])
+
+
+def test_reranker_reorders_candidates_and_the_reader_sees_its_order(index, embedder, tiny_cross_encoder_dir):
+    recorder = _RecordingReader()
+    reranker = CrossEncoderReranker(str(tiny_cross_encoder_dir))
+    chain = AskChain(HybridRetriever(index, embedder), {"extractive": recorder}, SentenceReader(embedder, analyze),
+                     reranker=reranker, top_k=3, rerank_depth=10)
+    question = "How do bees communicate?"
+    candidates = HybridRetriever(index, embedder).run(question, top_k=10).passages
+    scores = reranker.run(question, [p.text for p in candidates]).scores
+    expected = [candidates[i].chunk_id for i in sorted(range(len(candidates)), key=lambda i: (-scores[i], i))][:3]
+    response = chain.run(question)
+    assert recorder.seen == expected
+    assert response.timings_ms["rerank"] > 0 and not response.notes
+
+
+def test_extractive_reader_spans_are_cited_in_document_offsets(index, embedder, corpus, tiny_qa_model_dir):
+    sentences = SentenceReader(embedder, analyze)
+    chain = AskChain(HybridRetriever(index, embedder), {"extractive": ExtractiveReader(str(tiny_qa_model_dir))},
+                     sentences)
+    response = chain.run("What causes ocean tides?")
+    assert response.answer_type == "span" and not response.abstained
+    for citation in response.citations:
+        assert (corpus / citation.source.rsplit("/", 1)[-1]).read_text()[citation.start : citation.end] == citation.text
+    assert response.answer == response.citations[0].text
+
+
+def test_span_threshold_abstains_on_low_reader_confidence(index, embedder, tiny_qa_model_dir):
+    sentences = SentenceReader(embedder, analyze)
+    chain = AskChain(HybridRetriever(index, embedder), {"extractive": ExtractiveReader(str(tiny_qa_model_dir))},
+                     sentences, thresholds=AbstentionThresholds(span=0.99))
+    response = chain.run("What causes ocean tides?")
+    assert response.abstained and any("span" in n for n in response.notes)
 
 
 def test_query_language_detection():

@@ -73,3 +73,29 @@ def test_unresolvable_embedder_names_the_setting(tmp_path, corpus, monkeypatch):
 def test_empty_search_query_is_rejected(tmp_path):
     result = runner.invoke(app, ["search", "   ", "--index", str(tmp_path)])
     assert result.exit_code == 2 and "empty" in result.stderr
+
+
+def test_ask_json_follows_the_contract_and_says_what_runs_offline(tmp_path, corpus, small_settings):
+    runner.invoke(app, ["ingest", str(corpus), "--index", str(tmp_path / "idx")])
+    result = runner.invoke(app, ["ask", "What causes ocean tides?", "--index", str(tmp_path / "idx"), "--json"])
+    assert result.exit_code == 0, result.output
+    response = json.loads(result.stdout)
+    assert {"answer", "abstained", "confidence", "citations", "timings_ms"} <= set(response)
+    assert not response["abstained"] and "Moon" in response["answer"]
+    citation = response["citations"][0]
+    assert {"doc_id", "source", "start", "end", "text", "score"} <= set(citation)
+    assert (corpus / "tides.md").read_text()[citation["start"] : citation["end"]] == citation["text"]
+    # Offline there is no reranker and no QA model: the response says so instead of pretending.
+    assert response["answer_type"] == "sentence"
+    assert any("RAG_RERANKER_MODEL" in n for n in response["notes"])
+    assert any("RAG_READER_MODEL" in n for n in response["notes"])
+
+
+def test_ask_with_a_source_filter_and_an_unknown_mode(tmp_path, corpus, small_settings):
+    runner.invoke(app, ["ingest", str(corpus), "--index", str(tmp_path / "idx")])
+    filtered = runner.invoke(app, ["ask", "What causes ocean tides?", "--index", str(tmp_path / "idx"),
+                                   "--source", "*/jazz.md", "--json"])
+    assert filtered.exit_code == 0, filtered.output
+    assert all(c["source"].endswith("jazz.md") for c in json.loads(filtered.stdout)["citations"])
+    bad = runner.invoke(app, ["ask", "What causes tides?", "--index", str(tmp_path / "idx"), "--mode", "psychic"])
+    assert bad.exit_code == 2 and "psychic" in bad.stderr

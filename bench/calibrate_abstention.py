@@ -1,0 +1,112 @@
+"""Calibrate the "not found in the documents" threshold on data not used for evaluation.
+
+Ingests the paragraphs of some articles of a SQuAD-format file (the corpus),
+then scores two sets of questions with the chain's evidence gate (the best
+supporting sentence of the top passages, cosine + keyword overlap):
+*answerable* questions about the ingested articles and *unanswerable* ones
+about held-out articles of the same file. Prints the score distributions,
+a threshold table, and the threshold that maximises balanced accuracy
+(mean of answered-when-answerable and abstained-when-not).
+
+    .venv/bin/python bench/calibrate_abstention.py ../shared/data/qa/train/squad_v1.1_train.json --language en
+    .venv/bin/python bench/calibrate_abstention.py ../shared/data/qa/cmrc2018/cmrc2018_trial.json --language zh
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "bench"))  # after ROOT: bench/ingest.py must not shadow the ingest package
+
+
+def choose_threshold(answerable: np.ndarray, unanswerable: np.ndarray) -> tuple[float, float]:
+    """(threshold, balanced accuracy) maximising balanced accuracy over every observed score."""
+    candidates = np.unique(np.concatenate([answerable, unanswerable]))
+    best = (0.0, 0.5)
+    for t in candidates:
+        accuracy = ((answerable >= t).mean() + (unanswerable < t).mean()) / 2
+        if accuracy > best[1]:
+            best = (float(t), float(accuracy))
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("squad", type=Path)
+    parser.add_argument("--language", required=True, help="Key of RAG_ABSTAIN_EVIDENCE this calibrates (en, zh).")
+    parser.add_argument("--articles", type=int, default=30, help="Articles ingested (the same number held out).")
+    parser.add_argument("--questions", type=int, default=400, help="Questions per set.")
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from generators.reading import ReaderPassage
+    from generators.sentence_reader import SentenceReader
+    from index.bm25 import analyze
+    from index.store import IndexStore
+    from rag.components import build_ingest_pipeline, build_retriever
+    from rag.settings import Settings
+    from squad_corpus import article_questions, load_articles, write_paragraphs
+
+    articles = load_articles(args.squad)
+    rng = random.Random(args.seed)
+    order = list(range(len(articles)))
+    rng.shuffle(order)
+    n = min(args.articles, len(articles) // 2)
+    ingested, held_out = sorted(order[:n]), sorted(order[n : 2 * n])
+    work = Path(tempfile.mkdtemp(prefix="calibrate-"))
+    answerable = write_paragraphs(articles, work / "docs", article_ids=ingested)
+    unanswerable = article_questions(articles, held_out)
+    answerable = rng.sample(answerable, min(args.questions, len(answerable)))
+    unanswerable = rng.sample(unanswerable, min(args.questions, len(unanswerable)))
+
+    settings = Settings(index_dir=work / "index")
+    store = IndexStore(settings.index_dir)
+    pipeline = build_ingest_pipeline(settings, store)
+    report = pipeline.run([work / "docs"])
+    embedder = pipeline.embedder
+    with store.reader() as index:
+        retriever = build_retriever(settings, index, embedder)
+        evidence = SentenceReader(embedder, analyze)
+
+        def score(question: str) -> float:
+            passages = retriever.run(question, top_k=settings.top_k).passages
+            reader_passages = [ReaderPassage(p.chunk_id, p.text, p.start) for p in passages]
+            return evidence.run(question, reader_passages).confidence
+
+        yes = np.array([score(q.question) for q in answerable])
+        no = np.array([score(q.question) for q in unanswerable])
+    threshold, balanced = choose_threshold(yes, no)
+    print(f"{args.squad.name}: {report.ingested} paragraphs of {n} articles ingested ({report.chunks_added} chunks); "
+          f"{len(yes)} answerable and {len(no)} unanswerable questions (from {n} held-out articles)\n")
+    print("| set | p10 | p50 | p90 |\n|---|---|---|---|")
+    for name, values in (("answerable", yes), ("unanswerable", no)):
+        print(f"| {name} | {np.percentile(values, 10):.3f} | {np.percentile(values, 50):.3f} | {np.percentile(values, 90):.3f} |")
+    print("\n| threshold | answerable answered | unanswerable abstained | balanced accuracy |\n|---|---|---|---|")
+    for t in sorted({round(threshold, 3), *np.round(np.linspace(np.percentile(no, 5), np.percentile(yes, 50), 6), 3)}):
+        mark = " (chosen)" if t == round(threshold, 3) else ""
+        print(f"| {t:.3f}{mark} | {(yes >= t).mean():.3f} | {(no < t).mean():.3f} | "
+              f"{((yes >= t).mean() + (no < t).mean()) / 2:.3f} |")
+    print(f"\nRAG_ABSTAIN_EVIDENCE[{args.language!r}] = {threshold:.3f} (balanced accuracy {balanced:.3f})")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "file": str(args.squad), "language": args.language, "threshold": threshold, "balanced_accuracy": balanced,
+            "answerable_answered": float((yes >= threshold).mean()), "unanswerable_abstained": float((no < threshold).mean()),
+            "articles": n, "seed": args.seed, "answerable_scores": yes.tolist(), "unanswerable_scores": no.tolist(),
+        }, indent=1))
+
+
+if __name__ == "__main__":
+    main()

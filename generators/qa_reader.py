@@ -1,0 +1,204 @@
+"""Extractive reader: an `AutoModelForQuestionAnswering` picks the answer span out of the passages.
+
+transformers 5 has no `question-answering` pipeline any more, so the span
+decoding lives here: passages are cut into overlapping token windows (stride),
+every window is scored in length-sorted batches, and the best span by
+p(start)·p(end) — context tokens only, end ≥ start, at most
+`max_answer_tokens` long — wins across windows and passages. Offsets map the
+span back to characters of the passage and from there to the document.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from generators.reading import ReaderPassage, ReaderResult, ReaderSpan
+from generators.resolve import ResolvedModel, resolve_model
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+DEFAULT_READER = "distilbert-base-cased-distilled-squad"
+
+
+@dataclass(frozen=True)
+class TokenSpan:
+    start: int  # token indices within one window, inclusive
+    end: int
+    score: float  # p(start) · p(end), each softmaxed over the window's context tokens
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max()
+    exp = np.exp(shifted)
+    return exp / exp.sum()
+
+
+def best_token_spans(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    context_mask: np.ndarray,
+    *,
+    max_answer_tokens: int,
+    top_n: int = 5,
+) -> list[TokenSpan]:
+    """The `top_n` best spans of one window, restricted to context tokens, best first."""
+    if not context_mask.any():
+        return []
+    masked_start = np.where(context_mask, start_logits, -np.inf)
+    masked_end = np.where(context_mask, end_logits, -np.inf)
+    p_start = _softmax(masked_start)
+    p_end = _softmax(masked_end)
+    joint = np.outer(p_start, p_end)
+    # Keep end ≥ start and end - start < max_answer_tokens: a band above the diagonal.
+    joint = np.triu(joint) - np.triu(joint, k=max_answer_tokens)
+    flat = joint.ravel()
+    n = min(top_n, int(np.count_nonzero(flat)))
+    if n == 0:
+        return []
+    best = np.argpartition(-flat, n - 1)[:n]
+    best = best[np.argsort(-flat[best], kind="stable")]
+    width = joint.shape[1]
+    return [TokenSpan(int(i // width), int(i % width), float(flat[i])) for i in best]
+
+
+class ExtractiveReader:
+    """Answer with the best span of the passages, as a SQuAD-trained reader does."""
+
+    answer_type = "span"
+
+    def __init__(
+        self,
+        model: str = DEFAULT_READER,
+        *,
+        device: str = "cpu",
+        max_seq_len: int = 384,
+        stride: int = 128,
+        max_question_tokens: int = 64,
+        max_answer_tokens: int = 30,
+        batch_size: int = 16,
+        setting: str = "RAG_READER_MODEL",
+    ) -> None:
+        self.model_name = model
+        self.device = device
+        self.max_seq_len = max_seq_len
+        self.stride = stride
+        self.max_question_tokens = max_question_tokens
+        self.max_answer_tokens = max_answer_tokens
+        self.batch_size = batch_size
+        self.setting = setting
+        self._resolved: ResolvedModel | None = None
+        self._model: PreTrainedModel | None = None
+        self._tokenizer: PreTrainedTokenizerBase | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def resolved(self) -> ResolvedModel:
+        """Where the weights are; raises `ModelUnavailableError` (naming the setting) when nowhere."""
+        if self._resolved is None:
+            self._resolved = resolve_model(self.model_name, role="extractive reader", setting=self.setting)
+        return self._resolved
+
+    def warm_up(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+            path = str(self.resolved.path)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            if not tokenizer.is_fast:
+                raise ValueError(f"the reader {self.model_name!r} needs a fast tokenizer (offset mapping)")
+            model = AutoModelForQuestionAnswering.from_pretrained(path).to(self.device)
+            model.eval()
+            self._tokenizer = tokenizer
+            self._model = model
+
+    @property
+    def model(self) -> PreTrainedModel:
+        self.warm_up()
+        assert self._model is not None
+        return self._model
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        self.warm_up()
+        assert self._tokenizer is not None
+        return self._tokenizer
+
+    def _clip_question(self, question: str) -> str:
+        """Keep the question short enough that every window still holds context."""
+        encoded = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = encoded["offset_mapping"]
+        if len(offsets) <= self.max_question_tokens:
+            return question
+        return question[: offsets[self.max_question_tokens - 1][1]]
+
+    def run(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3) -> ReaderResult:
+        passages = [p for p in passages if p.text.strip()]
+        if not passages:
+            return ReaderResult("", self.answer_type, 0.0, [])
+        import torch
+
+        tokenizer = self.tokenizer
+        question = self._clip_question(question.strip())
+        windows = tokenizer(
+            [question] * len(passages),
+            [p.text for p in passages],
+            truncation="only_second",
+            max_length=self.max_seq_len,
+            stride=self.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
+        passage_of_window = windows["overflow_to_sample_mapping"]
+        input_names = [name for name in tokenizer.model_input_names if name in windows]
+        order = sorted(range(len(passage_of_window)), key=lambda w: len(windows["input_ids"][w]), reverse=True)
+        # char span → (score, passage index); the same span seen from two overlapping windows counts once.
+        found: dict[tuple[int, int, int], float] = {}
+        with torch.inference_mode():
+            for first in range(0, len(order), self.batch_size):
+                batch = order[first : first + self.batch_size]
+                features = tokenizer.pad(
+                    {name: [windows[name][w] for w in batch] for name in input_names}, return_tensors="pt"
+                )
+                output = self.model(**{k: v.to(self.device) for k, v in features.items()})
+                starts = output.start_logits.float().cpu().numpy()
+                ends = output.end_logits.float().cpu().numpy()
+                for row, window in enumerate(batch):
+                    sequence_ids = windows.sequence_ids(window)
+                    offsets = windows["offset_mapping"][window]
+                    length = len(offsets)
+                    context = np.array([sequence_ids[t] == 1 for t in range(length)])
+                    spans = best_token_spans(
+                        starts[row, :length], ends[row, :length], context,
+                        max_answer_tokens=self.max_answer_tokens, top_n=top_k + 2,
+                    )
+                    index = passage_of_window[window]
+                    for span in spans:
+                        char_start, char_end = offsets[span.start][0], offsets[span.end][1]
+                        key = (index, char_start, char_end)
+                        if char_end > char_start and span.score > found.get(key, -1.0):
+                            found[key] = span.score
+        ranked = sorted(found.items(), key=lambda item: (-item[1], item[0]))
+        spans_out: list[ReaderSpan] = []
+        for (index, char_start, char_end), score in ranked:
+            passage = passages[index]
+            text = passage.text[char_start:char_end]
+            # Trim whitespace so the cited span is exactly the answer text.
+            left = len(text) - len(text.lstrip())
+            text = text.strip()
+            if not text:
+                continue
+            start = passage.offset + char_start + left
+            spans_out.append(ReaderSpan(passage.key, start, start + len(text), text, score))
+            if len(spans_out) == top_k:
+                break
+        if not spans_out:
+            return ReaderResult("", self.answer_type, 0.0, [])
+        return ReaderResult(spans_out[0].text, self.answer_type, spans_out[0].score, spans_out)

@@ -1,0 +1,85 @@
+"""Cross-encoder reranker: scores (query, passage) pairs jointly, more precisely than the bi-encoder.
+
+A sentence-transformers `CrossEncoder` by Hub name or local folder. Cheap
+constructor; weights load on `warm_up()` or the first call.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from generators.resolve import ResolvedModel, resolve_model
+
+if TYPE_CHECKING:
+    from sentence_transformers import CrossEncoder
+
+DEFAULT_RERANKER = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    order: list[int]  # indices into the passages given, best first
+    scores: list[float]  # score of each passage given, in the input order (0..1 after the model's activation)
+
+
+class CrossEncoderReranker:
+    def __init__(
+        self,
+        model: str = DEFAULT_RERANKER,
+        *,
+        device: str = "cpu",
+        batch_size: int = 32,
+        max_length: int = 512,
+        setting: str = "RAG_RERANKER_MODEL",
+    ) -> None:
+        self.model_name = model
+        self.device = device
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.setting = setting
+        self._resolved: ResolvedModel | None = None
+        self._model: CrossEncoder | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def resolved(self) -> ResolvedModel:
+        """Where the weights are; raises `ModelUnavailableError` (naming the setting) when nowhere."""
+        if self._resolved is None:
+            self._resolved = resolve_model(self.model_name, role="reranker", setting=self.setting)
+        return self._resolved
+
+    def warm_up(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            from sentence_transformers import CrossEncoder
+
+            self._model = CrossEncoder(
+                str(self.resolved.path), device=self.device, max_length=self.max_length, local_files_only=True
+            )
+
+    @property
+    def model(self) -> CrossEncoder:
+        self.warm_up()
+        assert self._model is not None
+        return self._model
+
+    def run(self, query: str, passages: Sequence[str]) -> RerankResult:
+        if not passages:
+            return RerankResult([], [])
+        raw = self.model.predict(
+            [(query, text) for text in passages],
+            batch_size=self.batch_size,
+            show_progress_bar=False,
+            convert_to_numpy=True,
+        )
+        scores = np.asarray(raw, dtype=np.float32).reshape(len(passages), -1)
+        # A one-logit model scores relevance directly; a two-class model's second column is "relevant".
+        relevance = scores[:, -1]
+        order = np.argsort(-relevance, kind="stable")
+        return RerankResult([int(i) for i in order], [float(s) for s in relevance])

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from generators.qa_reader import ExtractiveReader, best_token_spans
+from generators.reading import ReaderPassage
+from generators.resolve import ModelUnavailableError
+
+
+def test_best_span_is_the_highest_joint_probability_inside_the_context():
+    start = np.array([9.0, 0.0, 5.0, 0.0, 0.0, 0.0])
+    end = np.array([9.0, 0.0, 0.0, 4.0, 6.0, 0.0])
+    context = np.array([False, False, True, True, True, True])  # token 0 is [CLS]/question: never an answer
+    spans = best_token_spans(start, end, context, max_answer_tokens=5, top_n=3)
+    assert (spans[0].start, spans[0].end) == (2, 4)
+    assert spans[0].score == pytest.approx(max(s.score for s in spans))
+    assert all(context[s.start] and context[s.end] and s.end >= s.start for s in spans)
+
+
+def test_best_span_respects_the_maximum_answer_length():
+    start = np.array([0.0, 8.0, 0.0, 0.0, 0.0])
+    end = np.array([0.0, 0.0, 0.0, 0.0, 8.0])
+    context = np.ones(5, dtype=bool)
+    spans = best_token_spans(start, end, context, max_answer_tokens=2, top_n=10)
+    assert spans and all(s.end - s.start < 2 for s in spans)
+
+
+def test_end_before_start_is_never_chosen():
+    start = np.array([0.0, 0.0, 0.0, 9.0])
+    end = np.array([9.0, 0.0, 0.0, 0.0])
+    spans = best_token_spans(start, end, np.ones(4, dtype=bool), max_answer_tokens=4, top_n=10)
+    assert all(s.end >= s.start for s in spans)
+    assert best_token_spans(start, end, np.zeros(4, dtype=bool), max_answer_tokens=4) == []
+
+
+def test_random_tiny_model_loads_and_spans_map_to_document_offsets(tiny_qa_model_dir):
+    reader = ExtractiveReader(str(tiny_qa_model_dir), max_seq_len=64, stride=16, batch_size=3)
+    document = "Preface text. " * 5 + "The Eiffel Tower was finished in 1889 in Paris, France. " * 8
+    offset = 70
+    passages = [ReaderPassage(11, document[offset:], offset), ReaderPassage(12, "Short other passage.", 0)]
+    result = reader.run("When was the Eiffel Tower finished?", passages, top_k=3)
+    assert result.answer_type == "span" and result.spans
+    assert result.answer == result.spans[0].text and result.confidence == result.spans[0].score
+    for span in result.spans:
+        source = document if span.key == 11 else "Short other passage."
+        assert source[span.start : span.end] == span.text
+        assert len(reader.tokenizer.tokenize(span.text)) <= reader.max_answer_tokens
+    assert [s.score for s in result.spans] == sorted((s.score for s in result.spans), reverse=True)
+    # Deterministic: the same question over the same passages gives the same spans.
+    assert reader.run("When was the Eiffel Tower finished?", passages, top_k=3) == result
+
+
+class _PointsAtWord(torch.nn.Module):
+    """Stands in for a QA model: start and end logits peak on one token id (tests windowing, not quality)."""
+
+    def __init__(self, token_id: int) -> None:
+        super().__init__()
+        self.token_id = token_id
+
+    def forward(self, input_ids, attention_mask=None, **_):
+        hit = (input_ids == self.token_id).float() * 20.0
+        return SimpleNamespace(start_logits=hit, end_logits=hit)
+
+
+def test_answer_in_a_late_window_of_a_long_passage_maps_back_exactly(tiny_qa_model_dir):
+    reader = ExtractiveReader(str(tiny_qa_model_dir), max_seq_len=48, stride=12, batch_size=2)
+    reader.warm_up()
+    target = reader.tokenizer.convert_tokens_to_ids("paris")
+    reader._model = _PointsAtWord(target)
+    filler = "The tower stands on the field and draws many visitors every year. " * 12
+    text = filler + "It is located in Paris near the river. " + filler
+    document = "HEADER\n" + text
+    result = reader.run("Where is it located?", [ReaderPassage(5, text, len("HEADER\n"))], top_k=1)
+    assert result.answer == "Paris"
+    span = result.spans[0]
+    assert document[span.start : span.end] == "Paris" and span.start == document.index("Paris")
+
+
+def test_long_questions_are_clipped_not_rejected(tiny_qa_model_dir):
+    reader = ExtractiveReader(str(tiny_qa_model_dir), max_seq_len=64, stride=16, max_question_tokens=8)
+    result = reader.run("why " * 200 + "?", [ReaderPassage(1, "Some context about things. " * 10, 0)])
+    assert result.spans
+
+
+def test_no_passages_gives_an_empty_answer(tiny_qa_model_dir):
+    result = ExtractiveReader(str(tiny_qa_model_dir)).run("anything?", [ReaderPassage(1, "   ", 0)])
+    assert result.answer == "" and result.spans == []
+
+
+def test_unresolvable_model_names_the_setting():
+    reader = ExtractiveReader("no-such-org/no-such-reader")
+    with pytest.raises(ModelUnavailableError) as info:
+        reader.warm_up()
+    assert info.value.setting == "RAG_READER_MODEL"
