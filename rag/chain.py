@@ -62,6 +62,14 @@ class AbstentionThresholds:
         return self.evidence.get(language, self.evidence.get("*", 0.0))
 
 
+@dataclass(frozen=True)
+class ChainTrace:
+    """A response with the passages the reader saw, for evaluation and debugging."""
+
+    response: AskResponse
+    passages: list[RetrievedPassage]
+
+
 class AskChain:
     """Answer one question from one index, with the reader the request's `mode` names."""
 
@@ -102,6 +110,17 @@ class AskChain:
         top_k: int | None = None,
         filters: MetadataFilter | None = None,
     ) -> AskResponse:
+        return self.trace(question, mode=mode, top_k=top_k, filters=filters).response
+
+    def trace(
+        self,
+        question: str,
+        *,
+        mode: str | None = None,
+        top_k: int | None = None,
+        filters: MetadataFilter | None = None,
+    ) -> ChainTrace:
+        """`run`, keeping the passages the reader saw."""
         question = question.strip()
         if not question:
             raise ValueError("the question is empty")
@@ -150,18 +169,19 @@ class AskChain:
         if reason is not None:
             timings["read"] = 0.0
             timings["total"] = round((time.perf_counter() - started) * 1000, 2)
-            return self._abstain(passages, evidence.confidence, reader, mode, timings, [*notes, reason])
+            return ChainTrace(self._abstain(passages, evidence.confidence, reader, mode, timings, [*notes, reason]), passages)
 
         result = evidence if reader is self.evidence else reader.run(question, reader_passages, top_k=3)
         lap("read")
         timings["total"] = round((time.perf_counter() - started) * 1000, 2)
         notes.extend(result.notes)
         if not result.answer:
-            return self._abstain(passages, result.confidence, reader, mode, timings, [*notes, "the reader found no answer"])
-        if result.answer_type == "span" and result.confidence < self.thresholds.span:
+            reason = "the reader found no answer"
+        elif result.answer_type == "span" and result.confidence < self.thresholds.span:
             reason = f"best answer span scored {result.confidence:.3f}, below {self.thresholds.span:.3f}"
-            return self._abstain(passages, result.confidence, reader, mode, timings, [*notes, reason])
-        return self._answer(result, passages, mode, timings, notes)
+        if reason is not None:
+            return ChainTrace(self._abstain(passages, result.confidence, reader, mode, timings, [*notes, reason]), passages)
+        return ChainTrace(self._answer(result, passages, mode, timings, notes), passages)
 
     def _answer(self, result: ReaderResult, passages: list[RetrievedPassage], mode: str,
                 timings: dict[str, float], notes: list[str]) -> AskResponse:

@@ -79,6 +79,16 @@ class _RateColumn(ProgressColumn):
         return Text(f"{task.completed / elapsed:.1f} files/s {self.chunks / elapsed:.1f} chunks/s")
 
 
+def _progress_bar(label: str) -> Progress:
+    """A progress bar with ETA on stderr, shown only on a terminal."""
+    from rich.progress import TimeRemainingColumn
+
+    return Progress(
+        TextColumn(label), BarColumn(bar_width=24), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=err, disable=not err.is_terminal, transient=False,
+    )
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
@@ -213,6 +223,83 @@ def ask(
     for number, citation in enumerate(response.citations, start=1):
         out.print(f"  [{number}] {citation.source} [{citation.start}:{citation.end}] score {citation.score:.2f}")
     for note in response.notes:
+        err.print(f"[dim]note: {note}[/dim]")
+
+
+eval_app = typer.Typer(help="Measure retrieval and answers on public benchmarks or your own data.",
+                       no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("qa")
+def eval_qa(
+    squad: Annotated[Path, typer.Option("--squad", exists=True, dir_okay=False, help="A SQuAD-format JSON file.")],
+    setting: Annotated[str, typer.Option("--setting", help="gold (reader on the right paragraph) or open (full chain).")] = "open",
+    mode: Annotated[str | None, typer.Option("--mode", help="Reader: extractive or generative.")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", min=5, max=50, help="Passages handed to the reader.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="Only the first N questions (0 = all).")] = 0,
+    work: Annotated[Path, typer.Option("--work", help="Where the ingested corpus is kept between runs.")] = Path(".rag-eval"),
+    out: Annotated[Path | None, typer.Option("--out", help="Write the summary JSON and per-question JSONL here.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """EM, F1, answer containment, recall@1/@5 of the gold paragraph, abstention rate and latency per stage."""
+    from generators.sentence_reader import SentenceReader
+    from index.bm25 import analyze
+    from rag.components import build_chain, build_embedder, build_extractive_reader, build_ingest_pipeline, build_store
+    from rag.evaluation.qa import evaluate_gold, evaluate_open, load_squad, summarise, work_dir_for, write_records
+
+    if setting not in ("gold", "open"):
+        err.print(f"[red]error:[/red] --setting must be gold or open, not {setting!r}")
+        raise typer.Exit(2)
+    with _user_errors():
+        settings = Settings()
+        folder = work_dir_for(squad, work)
+        items = load_squad(squad, folder / "docs" if setting == "open" else None)
+        if limit:
+            items = items[:limit]
+        if not items:
+            raise ValueError(f"{squad} holds no answerable questions")
+        with _progress_bar(f"{setting} setting") as progress:
+            task = progress.add_task("questions", total=len(items))
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done)
+
+            if setting == "gold":
+                embedder = build_embedder(settings)
+                reader, note = build_extractive_reader(settings, SentenceReader(embedder, analyze))
+                records = evaluate_gold(items, reader, on_progress=advance)
+                notes, fingerprint, used_mode = [note] if note else [], None, "extractive"
+            else:
+                store = build_store(settings, folder / "index")
+                pipeline = build_ingest_pipeline(settings, store)
+                pipeline.run([folder / "docs"])
+                with store.reader() as index:
+                    chain = build_chain(settings, index, pipeline.embedder)
+                    used_mode = mode or chain.default_mode
+                    records = evaluate_open(items, chain, mode=used_mode, top_k=top_k, on_progress=advance)
+                    notes, fingerprint = chain.notes, index.fingerprint
+        report = summarise(records, file=str(squad), setting=setting, mode=used_mode, notes=notes,
+                           fingerprint=fingerprint)
+    if out is not None:
+        stem = f"qa-{squad.stem}-{setting}-{used_mode}"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{stem}.json").write_text(json.dumps(report.to_json(), indent=1, ensure_ascii=False))
+        write_records(records, out / f"{stem}.jsonl")
+    if as_json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+        return
+    table = Table(title=f"{squad.name} ({setting} setting, {used_mode})")
+    for column in ("questions", "EM", "F1", "contains", "recall@1", "recall@5", "abstain", "p50 ms", "p95 ms"):
+        table.add_column(column, justify="right")
+    summary = report.to_json()
+    table.add_row(str(report.questions), f"{report.em:.3f}", f"{report.f1:.3f}", f"{report.contains:.3f}",
+                  "-" if report.recall_at_1 is None else f"{report.recall_at_1:.3f}",
+                  "-" if report.recall_at_5 is None else f"{report.recall_at_5:.3f}",
+                  f"{report.abstain_rate:.3f}", f"{summary['latency_ms_p50']:.1f}", f"{summary['latency_ms_p95']:.1f}")
+    out_console = Console()
+    out_console.print(table)
+    for note in report.notes:
         err.print(f"[dim]note: {note}[/dim]")
 
 

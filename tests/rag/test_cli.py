@@ -99,3 +99,33 @@ def test_ask_with_a_source_filter_and_an_unknown_mode(tmp_path, corpus, small_se
     assert all(c["source"].endswith("jazz.md") for c in json.loads(filtered.stdout)["citations"])
     bad = runner.invoke(app, ["ask", "What causes tides?", "--index", str(tmp_path / "idx"), "--mode", "psychic"])
     assert bad.exit_code == 2 and "psychic" in bad.stderr
+
+
+def _squad_file(path):
+    data = {"data": [{"title": "t", "paragraphs": [
+        {"context": "Ocean tides are caused mainly by the gravitational pull of the Moon.",
+         "qas": [{"id": "q1", "question": "What causes ocean tides?",
+                  "answers": [{"text": "the gravitational pull of the Moon", "answer_start": 33}]}]},
+        {"context": "Honey bees communicate the direction of flowers with a waggle dance.",
+         "qas": [{"id": "q2", "question": "How do honey bees communicate the direction of flowers?",
+                  "answers": [{"text": "with a waggle dance", "answer_start": 49}]}]},
+    ]}]}
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("setting", ["gold", "open"])
+def test_eval_qa_reports_the_contract_metrics(tmp_path, setting):
+    squad = _squad_file(tmp_path / "mini.json")
+    result = runner.invoke(app, ["eval", "qa", "--squad", str(squad), "--setting", setting,
+                                 "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {"em", "f1", "recall@1", "recall@5", "abstain_rate", "latency_ms_p50"} <= set(report)
+    assert report["questions"] == 2
+    # The sentence answers contain the gold answers (each paragraph is one sentence).
+    assert report["contains"] == 1.0 and report["f1"] > 0.5
+    if setting == "open":
+        assert report["recall@1"] == 1.0 and report["recall@5"] == 1.0
+    lines = (tmp_path / "out" / f"qa-mini-{setting}-extractive.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == ["q1", "q2"]

@@ -1,0 +1,112 @@
+"""Answer metrics: SQuAD v1.1 normalisation for English, CMRC 2018-style mixed segmentation for Chinese.
+
+English follows the official SQuAD script's rules (lower case, drop
+punctuation and the articles a/an/the, collapse whitespace; F1 over the bag of
+tokens). Chinese follows the CMRC 2018 scorer's rules (each CJK character is a
+token, runs of other characters are split into words; punctuation dropped;
+F1 from the longest common contiguous run of tokens). Written here from those
+descriptions.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+def _is_punctuation(char: str) -> bool:
+    return char in string.punctuation or unicodedata.category(char).startswith("P") or char in "^`~+=|<>$"
+
+
+def normalize_en(text: str) -> str:
+    text = "".join(c for c in text.lower() if not _is_punctuation(c))
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def segment_zh(text: str) -> list[str]:
+    """CJK characters one by one, other runs as words; lower case, punctuation dropped."""
+    tokens: list[str] = []
+    run: list[str] = []
+    for char in text.lower().strip():
+        if _is_punctuation(char):
+            char = " "
+        if _CJK.match(char):
+            if run:
+                tokens.extend("".join(run).split())
+                run = []
+            tokens.append(char)
+        else:
+            run.append(char)
+    if run:
+        tokens.extend("".join(run).split())
+    return tokens
+
+
+def is_chinese(text: str) -> bool:
+    return bool(_CJK.search(text))
+
+
+def _longest_common_run(a: list[str], b: list[str]) -> int:
+    best = 0
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        current = [0] * (len(b) + 1)
+        for j, y in enumerate(b, start=1):
+            if x == y:
+                current[j] = previous[j - 1] + 1
+                best = max(best, current[j])
+        previous = current
+    return best
+
+
+def exact_match(prediction: str, answers: Iterable[str]) -> float:
+    answers = list(answers)
+    if any(is_chinese(a) for a in answers):
+        pred = "".join(segment_zh(prediction))
+        return float(any(pred == "".join(segment_zh(a)) for a in answers))
+    return float(any(normalize_en(prediction) == normalize_en(a) for a in answers))
+
+
+def f1_score(prediction: str, answers: Iterable[str]) -> float:
+    answers = list(answers)
+    best = 0.0
+    for answer in answers:
+        if is_chinese(answer):
+            pred, gold = segment_zh(prediction), segment_zh(answer)
+            common = _longest_common_run(pred, gold)
+        else:
+            pred, gold = normalize_en(prediction).split(), normalize_en(answer).split()
+            common = sum((Counter(pred) & Counter(gold)).values())
+        if common == 0:
+            continue
+        precision, recall = common / len(pred), common / len(gold)
+        best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def contains_answer(prediction: str, answers: Iterable[str]) -> float:
+    """Does the prediction hold a gold answer (after normalisation)? The fair measure for sentence answers."""
+    answers = list(answers)
+    if any(is_chinese(a) for a in answers):
+        pred = "".join(segment_zh(prediction))
+        return float(any("".join(segment_zh(a)) in pred for a in answers))
+    pred = f" {normalize_en(prediction)} "
+    return float(any(f" {normalize_en(a)} " in pred for a in answers))
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
