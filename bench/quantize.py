@@ -1,11 +1,13 @@
-"""Does the int8 embedder keep retrieval quality? Dense nDCG@10 on BEIR SciFact (test), fp32 vs int8.
+"""Do the int8 embedders keep retrieval quality? Dense nDCG@10 on BEIR SciFact (test), fp32 vs int8.
 
-The fp32 row is the plain sentence-transformers path (model.encode); the int8
-row is this project's embedder with quantised Linear layers. Both embed
-"title + text" of each abstract, exactly as BEIR does. Encoding throughput of
-each is reported too (same texts, same process, alternating order).
+The fp32 row is the plain sentence-transformers path (model.encode); the other
+rows are this project's embedder backends: "int8" (torch, quantised Linear
+layers, FFN output projections kept fp32) and "onnx-int8" (onnxruntime graph,
+every MatMul/Attention weight int8 per channel; the `rag ingest` default). All
+embed "title + text" of each abstract, exactly as BEIR does. Encoding
+throughput of each is reported too (same texts, same process, alternating order).
 
-    .venv/bin/python bench/quantize.py [--beir ../shared/data/retrieval/scifact]
+    .venv/bin/python bench/quantize.py [--beir ../shared/data/retrieval/scifact] [--backends int8 onnx-int8]
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--beir", type=Path, default=DEFAULT_BEIR)
     parser.add_argument("--split", default="test")
+    parser.add_argument("--backends", nargs="*", default=["int8", "onnx-int8"], choices=["int8", "onnx-int8"])
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from generators.embedder import SentenceEmbedder
@@ -70,12 +73,14 @@ def main() -> None:
     doc_ids, texts, queries, qrels = load_beir(args.beir, args.split)
     query_ids = list(queries)
     fp32 = SentenceEmbedder(backend="torch")
-    int8 = SentenceEmbedder(backend="int8")
 
     def plain(batch):  # what a sentence-transformers user runs
         return fp32.model.encode(batch, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
 
-    runs = {"fp32 sentence-transformers": plain, "int8 (this project)": lambda b: int8.embed(b).vectors}
+    runs = {"fp32 sentence-transformers": plain}
+    for backend in args.backends:
+        embedder = SentenceEmbedder(backend=backend)
+        runs[f"{backend} (this project)"] = lambda b, e=embedder: e.embed(b).vectors
     sample = texts[:300]
     speed: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(2):  # alternate to share out machine noise
@@ -90,10 +95,11 @@ def main() -> None:
         query_vectors = encode([queries[q] for q in query_ids])
         results[name] = evaluate(docs, query_vectors, doc_ids, query_ids, qrels)
         print(f"| {name} | {results[name]:.4f} | {max(speed[name]):.1f} |", flush=True)
-    base, quant = results["fp32 sentence-transformers"], results["int8 (this project)"]
-    print(f"\nrelative change of nDCG@10: {100 * (quant - base) / base:+.2f}%")
-    first = list(speed)
-    print(f"int8 speed-up on encoding: {max(speed[first[1]]) / max(speed[first[0]]):.2f}x")
+    base_name = "fp32 sentence-transformers"
+    for name in runs:
+        if name != base_name:
+            change = 100 * (results[name] - results[base_name]) / results[base_name]
+            print(f"{name}: nDCG@10 change {change:+.2f}%, encoding speed {max(speed[name]) / max(speed[base_name]):.2f}x")
 
 
 if __name__ == "__main__":

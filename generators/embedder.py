@@ -3,6 +3,13 @@
 Cheap constructor; the model loads on `warm_up()` or the first call. Texts are
 sorted by length and cut into batches under a token budget, so short chunks
 are not padded to the length of long ones.
+
+Backends: "torch" (fp32 sentence-transformers), "int8" (torch with int8 Linear
+layers) and "onnx-int8" (an int8 onnxruntime graph, `generators.onnx_export`):
+texts are tokenised once, and batches run on `threads` single-threaded
+onnxruntime calls in parallel, which on small CPUs beats one call spread over
+all cores. A batch's vectors depend only on that batch, so a given input and
+batch plan always give the same vectors, whatever thread ran them.
 """
 
 from __future__ import annotations
@@ -11,8 +18,10 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -22,12 +31,13 @@ import numpy as np
 from generators.resolve import ResolvedModel, resolve_model
 
 if TYPE_CHECKING:
+    import onnxruntime
     from sentence_transformers import SentenceTransformer
     from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
-EmbedderBackend = Literal["torch", "int8"]
+EmbedderBackend = Literal["torch", "int8", "onnx-int8"]
 DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -67,6 +77,8 @@ class SentenceEmbedder:
         device: str = "cpu",
         batch_tokens: int = 8192,
         max_batch: int = 64,
+        threads: int | None = None,
+        cache_dir: Path | None = None,
         setting: str = "RAG_EMBEDDER_MODEL",
     ) -> None:
         self.model_name = model
@@ -74,9 +86,15 @@ class SentenceEmbedder:
         self.device = device
         self.batch_tokens = batch_tokens
         self.max_batch = max_batch
+        self.threads = threads  # parallel batches of the onnx backend; None: the cores this process may use
+        self.cache_dir = cache_dir  # where converted graphs live; None: generators.onnx_export.default_cache_dir()
         self.setting = setting
         self._resolved: ResolvedModel | None = None
         self._model: SentenceTransformer | None = None
+        self._session: onnxruntime.InferenceSession | None = None
+        self._encode_tokenizer: PreTrainedTokenizerBase | None = None
+        self._input_names: list[str] = []
+        self._pooling: dict | None = None
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self._lock = threading.Lock()
 
@@ -100,6 +118,12 @@ class SentenceEmbedder:
         return self._tokenizer
 
     def warm_up(self) -> None:
+        if self.backend == "onnx-int8":
+            self._load_onnx()
+            return
+        self._load_torch()
+
+    def _load_torch(self) -> None:
         with self._lock:
             if self._model is not None:
                 return
@@ -114,14 +138,43 @@ class SentenceEmbedder:
             self._model = model
             self._tokenizer = model.tokenizer
 
+    def _load_onnx(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                return
+            import onnxruntime
+
+            from generators.onnx_export import input_names, int8_onnx_path
+
+            folder = self.resolved.path
+            self._pooling = _pooling_config(folder)
+            options = onnxruntime.SessionOptions()
+            # One thread per call; parallelism comes from running `threads` batches at once.
+            options.intra_op_num_threads = 1
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            path = int8_onnx_path(folder, self.cache_dir)
+            self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self._input_names = input_names(folder)
+            # A tokenizer of its own: embedding may run on another thread than the chunker's token
+            # counting, and a fast tokenizer must not change its truncation under a concurrent caller.
+            from transformers import AutoTokenizer
+
+            self._encode_tokenizer = AutoTokenizer.from_pretrained(str(folder))
+
     @property
     def model(self) -> SentenceTransformer:
-        self.warm_up()
+        """The sentence-transformers model (fp32, or int8 for the "int8" backend); loaded on first use."""
+        self._load_torch()
         assert self._model is not None
         return self._model
 
     @property
     def dimension(self) -> int:
+        if self.backend == "onnx-int8":
+            self._load_onnx()
+            assert self._pooling is not None
+            return int(self._pooling["dimension"])
         dim = self.model.get_embedding_dimension()
         assert dim is not None
         return int(dim)
@@ -142,6 +195,10 @@ class SentenceEmbedder:
         digest = hashlib.sha1()
         digest.update(self.model_name.encode())
         digest.update(self.backend.encode())
+        if self.backend == "onnx-int8":
+            from generators.onnx_export import RECIPE_VERSION
+
+            digest.update(RECIPE_VERSION.encode())
         folder = self.resolved.path
         for name in ("config.json", "modules.json", "sentence_bert_config.json", "tokenizer.json"):
             path = folder / name
@@ -161,6 +218,8 @@ class SentenceEmbedder:
         return [len(ids) for ids in encoded]
 
     def embed(self, texts: Sequence[str]) -> EmbeddingResult:
+        if self.backend == "onnx-int8":
+            return self._embed_onnx(texts)
         model = self.model
         if not texts:
             return EmbeddingResult(np.zeros((0, self.dimension), dtype=np.float32), 0)
@@ -180,3 +239,81 @@ class SentenceEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed([text]).vectors[0]
+
+    # -- the onnxruntime backend --------------------------------------------------------
+    def _embed_onnx(self, texts: Sequence[str]) -> EmbeddingResult:
+        self._load_onnx()
+        assert self._session is not None and self._pooling is not None
+        if not texts:
+            return EmbeddingResult(np.zeros((0, self.dimension), dtype=np.float32), 0)
+        # Tokenised once: the same ids plan the batches and feed the model.
+        ids = self._encode_tokenizer(list(texts), add_special_tokens=True, truncation=True,
+                                     max_length=self.max_tokens, return_attention_mask=False,
+                                     return_token_type_ids=False)["input_ids"]
+        lengths = [len(row) for row in ids]
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+
+        def run(batch: list[int]) -> None:
+            out[batch] = self._forward([ids[i] for i in batch])
+
+        batches = plan_batches(lengths, self.batch_tokens, self.max_batch)
+        workers = min(len(batches), self.threads or _available_cores())
+        if workers <= 1:
+            for batch in batches:
+                run(batch)
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="embed") as pool:
+                for _ in pool.map(run, batches):  # re-raises a batch's error
+                    pass
+        return EmbeddingResult(out, int(sum(lengths)))
+
+    def _forward(self, rows: list[list[int]]) -> np.ndarray:
+        """Pooled, L2-normalised vectors of one padded batch of token ids."""
+        assert self._session is not None and self._pooling is not None
+        width = max(len(r) for r in rows)
+        input_ids = np.full((len(rows), width), self._encode_tokenizer.pad_token_id or 0, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for r, row in enumerate(rows):
+            input_ids[r, : len(row)] = row
+            mask[r, : len(row)] = 1
+        feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
+        states = self._session.run(None, {name: feeds[name] for name in self._input_names})[0]
+        vectors = _pool(states, mask, self._pooling["mode"])
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-12)
+
+
+def _available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _pooling_config(folder: Path) -> dict:
+    """How a sentence-transformers folder pools token states; only Transformer → Pooling (→ Normalize) is supported."""
+    modules_file = folder / "modules.json"
+    modules = json.loads(modules_file.read_text()) if modules_file.is_file() else []
+    kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
+    unsupported = [k for k in kinds if k not in ("Transformer", "Pooling", "Normalize")]
+    if unsupported:
+        raise ValueError(
+            f"The onnx-int8 embedder backend supports Transformer, Pooling and Normalize modules; {folder} also has "
+            f"{unsupported}. Set RAG_EMBEDDER_BACKEND=int8 (or torch) for this model."
+        )
+    pooling = next((m for m in modules if m["type"].endswith("Pooling")), None)
+    config = json.loads((folder / pooling["path"] / "config.json").read_text()) if pooling else {}
+    modes = [mode for mode in ("cls_token", "max_tokens", "mean_tokens") if config.get(f"pooling_mode_{mode}")]
+    if len(modes) > 1 or (config and not modes and any(k.startswith("pooling_mode") and v for k, v in config.items())):
+        raise ValueError(f"Pooling {config} is not supported by the onnx-int8 backend; set RAG_EMBEDDER_BACKEND=int8.")
+    dimension = config.get("word_embedding_dimension") or json.loads((folder / "config.json").read_text())["hidden_size"]
+    return {"mode": modes[0] if modes else "mean_tokens", "dimension": int(dimension)}
+
+
+def _pool(states: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "cls_token":
+        return states[:, 0].astype(np.float32)
+    weights = mask[..., None].astype(np.float32)
+    if mode == "max_tokens":
+        return np.where(weights > 0, states, -1e9).max(axis=1)
+    return (states * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)

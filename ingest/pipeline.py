@@ -6,6 +6,11 @@ a changed one has its chunks replaced (re-embedding only chunk texts not seen
 before); a fingerprint change re-chunks and re-embeds from the stored text.
 Work is committed in generations, so a killed run leaves the last commit whole
 and a rerun picks up where it stopped.
+
+The model runs on a background thread: while one group of chunks is embedded,
+the next files are read and chunked and the previous group is written, so the
+cores do not idle during the Python-only steps. All index writes stay on the
+calling thread, in file order.
 """
 
 from __future__ import annotations
@@ -17,13 +22,14 @@ import os
 import stat
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from generators.embedder import SentenceEmbedder
-from index.bm25 import analyze
+from index.bm25 import ANALYZER_VERSION, analyze
 from index.docstore import ChunkRecord, DocumentRecord
 from index.store import IndexStore, IndexWriter
 from ingest.chunking import Chunk, Chunker
@@ -70,6 +76,19 @@ ProgressCallback = Callable[[IngestProgress], None]
 class _Pending:
     record: DocumentRecord
     chunks: list[Chunk]
+
+
+@dataclass
+class _Group:
+    """Documents whose new chunk texts are being embedded (possibly on the background thread)."""
+
+    pending: list[_Pending]
+    hashes: list[list[str]]
+    vectors: dict[str, np.ndarray]  # known before embedding: the vector cache
+    todo: list[str]  # text hashes this group embeds
+    embedding: Future | None
+    after: _Group | None  # an earlier group, still in flight when this one was planned, that embeds shared texts
+    from_files: bool
 
 
 def document_id(path: Path) -> str:
@@ -133,7 +152,7 @@ class IngestPipeline:
 
     @property
     def fingerprint(self) -> str:
-        return f"{self.chunker.fingerprint}|{self.embedder.fingerprint}"
+        return f"{self.chunker.fingerprint}|{self.embedder.fingerprint}|bm25:{ANALYZER_VERSION}"
 
     def run(self, paths: Sequence[Path | str], *, prune: bool = False) -> IngestReport:
         started = time.perf_counter()
@@ -152,17 +171,24 @@ class IngestPipeline:
             report.files_seen = len(found.files)
             pending: list[_Pending] = []
             uncommitted = 0
-            for done, path in enumerate(found.files, start=1):
-                item = self._prepare(writer, path, report)
-                if item is not None:
-                    pending.append(item)
-                if sum(len(p.chunks) for p in pending) >= self.embed_batch_chunks:
-                    uncommitted += self._store(writer, pending, report)
-                    pending = []
-                if uncommitted >= self.commit_every_chunks:
-                    writer.commit()
-                    uncommitted = 0
-                self._progress(done, len(found.files), report.chunks_added)
+            with ThreadPoolExecutor(1, thread_name_prefix="ingest-embed") as background:
+                in_flight: _Group | None = None
+                for done, path in enumerate(found.files, start=1):
+                    item = self._prepare(writer, path, report)
+                    if item is not None:
+                        pending.append(item)
+                    if sum(len(p.chunks) for p in pending) >= self.embed_batch_chunks:
+                        # Start this group's embedding, then write the previous group while it runs.
+                        group = self._plan(writer, pending, background, after=in_flight)
+                        if in_flight is not None:
+                            uncommitted += self._write(writer, in_flight, report)
+                        in_flight, pending = group, []
+                    if uncommitted >= self.commit_every_chunks:
+                        writer.commit()
+                        uncommitted = 0
+                    self._progress(done, len(found.files), report.chunks_added)
+                if in_flight is not None:
+                    self._write(writer, in_flight, report)
             self._store(writer, pending, report)
             self._progress(len(found.files), len(found.files), report.chunks_added)
             if prune:
@@ -206,17 +232,52 @@ class IngestPipeline:
         """Embed the chunks of `pending` (cached vectors reused) and stage the documents; returns chunks staged."""
         if not pending:
             return 0
+        return self._write(writer, self._plan(writer, pending, None, from_files=from_files), report)
+
+    def _plan(
+        self,
+        writer: IndexWriter,
+        pending: list[_Pending],
+        background: ThreadPoolExecutor | None,
+        *,
+        after: _Group | None = None,
+        from_files: bool = True,
+    ) -> _Group:
+        """Look up cached vectors and start embedding the rest (on `background` when given).
+
+        Texts that `after` (an earlier group not written yet) is embedding are not embedded
+        again: they are taken from its result, exactly as the cache would give them.
+        """
         hashes = [[text_hash(c.text) for c in item.chunks] for item in pending]
         vectors = writer.store.cached_vectors(h for doc in hashes for h in doc)
+        earlier = set(after.todo) if after is not None else set()
         todo: dict[str, str] = {}
         for item, doc_hashes in zip(pending, hashes, strict=True):
             for chunk, key in zip(item.chunks, doc_hashes, strict=True):
-                if key not in vectors:
+                if key not in vectors and key not in earlier:
                     todo.setdefault(key, chunk.text)
-        if todo:
-            result = self.embedder.embed(list(todo.values()))
-            vectors.update(zip(todo.keys(), result.vectors, strict=True))
-            report.chunks_embedded += len(todo)
+        texts = list(todo.values())
+        embedding: Future | None = None
+        if texts:
+            if background is not None:
+                embedding = background.submit(self.embedder.embed, texts)
+            else:
+                embedding = Future()
+                embedding.set_result(self.embedder.embed(texts))
+        return _Group(pending, hashes, vectors, list(todo), embedding, after if earlier else None, from_files)
+
+    def _write(self, writer: IndexWriter, group: _Group, report: IngestReport) -> int:
+        """Wait for `group`'s vectors and stage its documents; returns chunks staged."""
+        vectors = group.vectors
+        if group.embedding is not None:
+            vectors.update(zip(group.todo, group.embedding.result().vectors, strict=True))
+            report.chunks_embedded += len(group.todo)
+        if group.after is not None:
+            assert group.after.embedding is not None and group.after.embedding.done()
+            shared = dict(zip(group.after.todo, group.after.embedding.result().vectors, strict=True))
+            vectors.update((key, shared[key]) for doc in group.hashes for key in doc if key not in vectors)
+        group.after = None  # let the earlier group's vectors go
+        pending, hashes, from_files = group.pending, group.hashes, group.from_files
         staged = 0
         for item, doc_hashes in zip(pending, hashes, strict=True):
             records = [

@@ -1,0 +1,132 @@
+"""A sentence-transformers encoder as an int8 ONNX graph for onnxruntime (CPU ingestion).
+
+Recipe, measured in bench/quantize.py and bench/ingest.py: export the
+transformer with `torch.onnx` (the TorchScript exporter; `optimum-onnx` pins an
+old transformers), fuse it with onnxruntime's BERT optimizer (one Attention,
+SkipLayerNorm and BiasGelu op per layer), then quantise the weights of every
+MatMul and Attention op to int8 per output channel, with dynamic (per batch)
+uint8 activations. The graph outputs token states; pooling and normalisation
+stay in numpy (`generators.embedder`), so the same graph serves any pooling.
+
+The conversion takes a few seconds on first use and is cached on disk under a
+key of the model files and this recipe, written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# Bump when the recipe below changes: it is part of the cache key and of the embedder fingerprint.
+RECIPE_VERSION = "1"
+_MODEL_FILES = ("config.json", "tokenizer.json", "modules.json")
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rag-service" / "onnx"
+
+
+def cache_key(model_dir: Path) -> str:
+    """Identity of the converted graph: model files, weights, the recipe and the onnxruntime version."""
+    import onnxruntime
+
+    digest = hashlib.sha1(f"{RECIPE_VERSION}|{onnxruntime.__version__}".encode())
+    for name in _MODEL_FILES:
+        path = model_dir / name
+        if path.is_file():
+            digest.update(path.read_bytes())
+    for weights in sorted(model_dir.glob("*.safetensors")) + sorted(model_dir.glob("*.bin")):
+        stat = weights.stat()
+        digest.update(f"{weights.name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def int8_onnx_path(model_dir: Path, cache_dir: Path | None = None) -> Path:
+    """The cached int8 graph of `model_dir`, converting it first when absent."""
+    folder = cache_dir or default_cache_dir()
+    target = folder / f"{model_dir.name}-{cache_key(model_dir)}.int8.onnx"
+    if not target.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        log.info("Converting %s to int8 ONNX (once, cached at %s)", model_dir, target)
+        export_int8(model_dir, target)
+    return target
+
+
+def input_names(model_dir: Path) -> list[str]:
+    """The encoder inputs the graph takes, in order (BERT: ids, mask, token types)."""
+    from transformers import AutoTokenizer
+
+    names = list(AutoTokenizer.from_pretrained(str(model_dir)).model_input_names)
+    return [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in names] or ["input_ids", "attention_mask"]
+
+
+def export_int8(model_dir: Path, target: Path) -> Path:
+    """Export, fuse and quantise the transformer in `model_dir` to `target` (atomic replace)."""
+    with tempfile.TemporaryDirectory(prefix="rag-onnx-", dir=target.parent) as tmp:
+        fp32 = Path(tmp) / "model.onnx"
+        config = _export_fp32(model_dir, fp32)
+        fused = _fuse(fp32, Path(tmp) / "fused.onnx", config)
+        staged = Path(tmp) / target.name
+        _quantize(fused, staged)
+        os.replace(staged, target)
+    return target
+
+
+def _export_fp32(model_dir: Path, out: Path):
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+    names = input_names(model_dir)
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            return self.inner(**dict(zip(names, inputs, strict=True))).last_hidden_state
+
+    example = torch.ones(2, 16, dtype=torch.long)
+    args = tuple(example if n != "token_type_ids" else torch.zeros_like(example) for n in names)
+    axes = {n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]}
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about the mask helpers: shapes stay dynamic
+        torch.onnx.export(Encoder(model), args, str(out), input_names=names, output_names=["last_hidden_state"],
+                          dynamic_axes=axes, opset_version=17, dynamo=False)
+    return model.config
+
+
+def _fuse(src: Path, out: Path, config) -> Path:
+    """onnxruntime's BERT fusions; on a graph they do not match, the model passes through unfused."""
+    from onnxruntime.transformers import optimizer
+
+    optimized = optimizer.optimize_model(str(src), model_type="bert", num_heads=config.num_attention_heads,
+                                         hidden_size=config.hidden_size, opt_level=0)
+    log.debug("Fused operators: %s", optimized.get_fused_operator_statistics())
+    optimized.save_model_to_file(str(out))
+    return out
+
+
+def _quantize(src: Path, out: Path) -> None:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_dynamic advises "pre-processing" through the root logger
+    try:
+        quantize_dynamic(
+            str(src), str(out), per_channel=True, weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul", "Attention"],
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # fused ops defeat shape inference
+        )
+    finally:
+        root.setLevel(level)
