@@ -2,7 +2,10 @@
 
 Latin-script words are lower-cased, stop-worded and Snowball-stemmed; runs of
 CJK characters are segmented with jieba (search mode, so both words and their
-sub-words match). The same analyzer serves documents and queries.
+sub-words match) and also cut into overlapping character bigrams, which catch
+the words jieba segments differently in question and passage (recall@1 on
+CMRC 2018 trial 0.965 → 0.975; see bench/RESULTS.md). The same analyzer serves
+documents and queries.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{CJK_CHARS}]+|[^\W_{CJK_CHARS}]+", re.UNICODE)
 _CJK_RUN = re.compile(rf"[{CJK_CHARS}]")
 _jieba_lock = threading.Lock()
+# Part of the index fingerprint: a change re-analyzes stored chunks on the next ingest.
+ANALYZER_VERSION = "2"  # 2: CJK character bigrams beside jieba words
+BIGRAM_MARK = "§"  # keeps bigram terms apart from jieba's two-character words
 
 
 @functools.cache
@@ -57,6 +63,7 @@ def analyze(text: str) -> list[str]:
         piece = match.group()
         if _CJK_RUN.match(piece):
             words.extend(t for t in _jieba().cut_for_search(piece) if t not in stop)
+            words.extend(BIGRAM_MARK + piece[i : i + 2] for i in range(len(piece) - 1))
         elif piece not in stop:
             latin.append(piece)
     if latin:

@@ -36,3 +36,19 @@ def test_save_and_load_round_trip(tmp_path):
     empty = BM25Index.build([], [])
     empty.save(tmp_path / "empty")
     assert len(BM25Index.load(tmp_path / "empty")) == 0
+
+
+def test_chinese_runs_also_give_character_bigrams():
+    from index.bm25 import BIGRAM_MARK
+
+    terms = analyze("自然语言处理")
+    bigrams = [t for t in terms if t.startswith(BIGRAM_MARK)]
+    assert bigrams == [BIGRAM_MARK + b for b in ("自然", "然语", "语言", "言处", "处理")]
+    assert "自然语言" in terms or "语言" in terms  # jieba's words are still there
+    assert not any(t.startswith(BIGRAM_MARK) for t in analyze("natural language processing"))
+
+
+def test_a_differently_segmented_word_still_matches_through_bigrams():
+    index = BM25Index.build([1, 2], [analyze("研究人员在南极洲发现了新的企鹅栖息地。"), analyze("上海的天气很潮湿。")])
+    ids, _ = index.search("南极企鹅", k=2)
+    assert list(ids[:1]) == [1]
