@@ -26,7 +26,11 @@ _TOKEN = re.compile(rf"[{CJK_CHARS}]+|[^\W_{CJK_CHARS}]+", re.UNICODE)
 _CJK_RUN = re.compile(rf"[{CJK_CHARS}]")
 _jieba_lock = threading.Lock()
 # Part of the index fingerprint: a change re-analyzes stored chunks on the next ingest.
-ANALYZER_VERSION = "2"  # 2: CJK character bigrams beside jieba words
+ANALYZER_VERSION = "2"  # 2: CJK character bigrams beside jieba words; k1 1.2
+# BM25 saturation and length normalisation, chosen on development data (SQuAD train articles,
+# CMRC 2018 trial), never on the evaluation sets: bench/RESULTS.md has the grid.
+BM25_K1 = 1.2
+BM25_B = 0.75
 BIGRAM_MARK = "§"  # keeps bigram terms apart from jieba's two-character words
 
 
@@ -85,7 +89,7 @@ class BM25Index:
         id_array = np.asarray(ids, dtype=np.int64)
         if len(id_array) == 0:
             return cls(id_array, None)
-        retriever = bm25s.BM25()
+        retriever = bm25s.BM25(k1=BM25_K1, b=BM25_B)
         retriever.index([list(t) for t in terms], show_progress=False)
         return cls(id_array, retriever)
 

@@ -47,9 +47,10 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=50, description="Passages handed to the reader (RAG_TOP_K).")
     dense_depth: int = Field(50, ge=1, description="Dense candidates fused (RAG_DENSE_DEPTH).")
     bm25_depth: int = Field(50, ge=1, description="BM25 candidates fused (RAG_BM25_DEPTH).")
-    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in the fusion.")
+    # Fusion defaults chosen on SQuAD-train articles (development data), see bench/RESULTS.md.
+    dense_weight: float = Field(0.5, ge=0, description="Weight of the dense ranking in the fusion.")
     bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
-    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    rrf_k: int = Field(10, ge=1, description="Reciprocal-rank-fusion constant.")
     reranker_model: str = Field(
         "cross-encoder/ms-marco-MiniLM-L-6-v2",
         description='Cross-encoder reranker: Hub name or folder; "none" turns reranking off (RAG_RERANKER_MODEL).',
