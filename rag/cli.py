@@ -19,6 +19,7 @@ from rich.text import Text
 from pydantic import ValidationError
 
 from generators.resolve import ModelUnavailableError
+from generators.text_generators import GeneratorError
 from index.store import IndexLockedError, MissingIndexError
 from rag.settings import Settings
 
@@ -61,7 +62,7 @@ def _user_errors():
         problems = "; ".join(f"RAG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         err.print(f"[red]error:[/red] invalid setting: {problems}")
         raise typer.Exit(2) from None
-    except (MissingIndexError, IndexLockedError, ModelUnavailableError, ValueError) as exc:
+    except (MissingIndexError, IndexLockedError, ModelUnavailableError, GeneratorError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 

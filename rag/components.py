@@ -6,11 +6,13 @@ import logging
 from pathlib import Path
 
 from generators.embedder import SentenceEmbedder
+from generators.generative_reader import GenerativeReader
 from generators.qa_reader import ExtractiveReader
 from generators.reading import Reader
 from generators.reranker import CrossEncoderReranker
 from generators.resolve import ModelUnavailableError
 from generators.sentence_reader import SentenceReader
+from generators.text_generators import LocalGenerator, OpenAIGenerator, TextGenerator
 from index.bm25 import analyze
 from index.store import IndexReader, IndexStore
 from ingest.chunking import Chunker
@@ -74,11 +76,27 @@ def build_extractive_reader(settings: Settings, sentence_reader: SentenceReader)
     return reader, None
 
 
+def build_generator(settings: Settings) -> TextGenerator:
+    """The configured generator; cheap (weights load on first use)."""
+    if settings.generator_backend == "openai":
+        return OpenAIGenerator(
+            settings.openai_model,
+            base_url=settings.openai_base_url,
+            timeout=settings.openai_timeout,
+            max_retries=settings.openai_max_retries,
+        )
+    return LocalGenerator(settings.generator_model, device=settings.device)
+
+
+def build_generative_reader(settings: Settings) -> GenerativeReader:
+    return GenerativeReader(build_generator(settings), max_new_tokens=settings.generator_max_new_tokens)
+
+
 def build_chain(settings: Settings, index: IndexReader, embedder: SentenceEmbedder) -> AskChain:
     sentence_reader = SentenceReader(embedder, analyze)
     extractive, reader_note = build_extractive_reader(settings, sentence_reader)
     reranker, reranker_note = build_reranker(settings)
-    readers: dict[str, Reader] = {"extractive": extractive}
+    readers: dict[str, Reader] = {"extractive": extractive, "generative": build_generative_reader(settings)}
     return AskChain(
         build_retriever(settings, index, embedder),
         readers,

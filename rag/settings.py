@@ -62,6 +62,20 @@ class Settings(BaseSettings):
         "extractor answers (answer_type \"sentence\").",
     )
     default_mode: Literal["extractive", "generative"] = Field("extractive", description="Reader when a request names none.")
+    generator_backend: Literal["local", "openai"] = Field(
+        "local", description="Who writes generative answers: a local model or an OpenAI-compatible API (RAG_GENERATOR_BACKEND)."
+    )
+    generator_model: str = Field(
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+        description="Local generator: Hub name, folder or .gguf file (RAG_GENERATOR_MODEL); offline the packaged SmolLM2 GGUF.",
+    )
+    generator_max_new_tokens: int = Field(256, ge=1, le=4096, description="Longest generated answer, in tokens.")
+    openai_model: str = Field("gpt-4o-mini", description="Model name sent to the OpenAI-compatible API (RAG_OPENAI_MODEL).")
+    openai_base_url: str | None = Field(
+        None, description="API base URL (RAG_OPENAI_BASE_URL; else the SDK reads OPENAI_BASE_URL). Key: OPENAI_API_KEY."
+    )
+    openai_timeout: float = Field(60.0, gt=0, description="Seconds per API request.")
+    openai_max_retries: int = Field(2, ge=0, description="Retries of a failed API request.")
     # Calibrated on data that is not used for evaluation: see docs/configuration.md and bench/calibrate_abstention.py.
     abstain_evidence: dict[str, float] = Field(
         default_factory=lambda: {"en": 0.0, "zh": 0.0, "*": 0.0},

@@ -129,3 +129,35 @@ def test_eval_qa_reports_the_contract_metrics(tmp_path, setting):
         assert report["recall@1"] == 1.0 and report["recall@5"] == 1.0
     lines = (tmp_path / "out" / f"qa-mini-{setting}-extractive.jsonl").read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == ["q1", "q2"]
+
+
+@pytest.mark.slow
+def test_ask_generative_runs_the_packaged_local_model_and_cites_exact_spans(tmp_path, corpus, small_settings):
+    runner.invoke(app, ["ingest", str(corpus), "--index", str(tmp_path / "idx")])
+    result = runner.invoke(app, ["ask", "What causes ocean tides?", "--index", str(tmp_path / "idx"),
+                                 "--mode", "generative", "--json"])
+    assert result.exit_code == 0, result.output
+    response = json.loads(result.stdout)
+    assert response["mode"] == "generative" and response["answer_type"] == "generated"
+    assert response["timings_ms"]["read"] > 0
+    for citation in response["citations"]:
+        source = corpus / citation["source"].rsplit("/", 1)[-1]
+        assert source.read_text()[citation["start"] : citation["end"]] == citation["text"]
+    if not response["abstained"]:
+        assert response["answer"] and response["citations"]
+
+
+def test_generative_mode_against_a_closed_port_is_a_clear_error(tmp_path, corpus, small_settings, monkeypatch):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("RAG_GENERATOR_BACKEND", "openai")
+    monkeypatch.setenv("RAG_OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    monkeypatch.setenv("RAG_OPENAI_MAX_RETRIES", "0")
+    runner.invoke(app, ["ingest", str(corpus), "--index", str(tmp_path / "idx")])
+    result = runner.invoke(app, ["ask", "What causes ocean tides?", "--index", str(tmp_path / "idx"),
+                                 "--mode", "generative"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert str(port) in result.stderr or "connect" in result.stderr.lower()
