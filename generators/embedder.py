@@ -143,24 +143,23 @@ class SentenceEmbedder:
             if self._session is not None:
                 return
             import onnxruntime
+            from transformers import AutoTokenizer
 
-            from generators.onnx_export import input_names, int8_onnx_path
+            from generators.onnx_export import graph_inputs, int8_onnx_path
 
             folder = self.resolved.path
             self._pooling = _pooling_config(folder)
+            # A tokenizer of its own: embedding may run on another thread than the chunker's token
+            # counting, and a fast tokenizer must not change its truncation under a concurrent caller.
+            self._encode_tokenizer = AutoTokenizer.from_pretrained(str(folder))
+            self._input_names = graph_inputs(self._encode_tokenizer)
+            path = int8_onnx_path(folder, self.cache_dir)
             options = onnxruntime.SessionOptions()
             # One thread per call; parallelism comes from running `threads` batches at once.
             options.intra_op_num_threads = 1
             options.inter_op_num_threads = 1
             options.log_severity_level = 3
-            path = int8_onnx_path(folder, self.cache_dir)
             self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            self._input_names = input_names(folder)
-            # A tokenizer of its own: embedding may run on another thread than the chunker's token
-            # counting, and a fast tokenizer must not change its truncation under a concurrent caller.
-            from transformers import AutoTokenizer
-
-            self._encode_tokenizer = AutoTokenizer.from_pretrained(str(folder))
 
     @property
     def model(self) -> SentenceTransformer:

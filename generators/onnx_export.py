@@ -59,11 +59,9 @@ def int8_onnx_path(model_dir: Path, cache_dir: Path | None = None) -> Path:
     return target
 
 
-def input_names(model_dir: Path) -> list[str]:
+def graph_inputs(tokenizer) -> list[str]:
     """The encoder inputs the graph takes, in order (BERT: ids, mask, token types)."""
-    from transformers import AutoTokenizer
-
-    names = list(AutoTokenizer.from_pretrained(str(model_dir)).model_input_names)
+    names = list(tokenizer.model_input_names)
     return [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in names] or ["input_ids", "attention_mask"]
 
 
@@ -81,10 +79,10 @@ def export_int8(model_dir: Path, target: Path) -> Path:
 
 def _export_fp32(model_dir: Path, out: Path):
     import torch
-    from transformers import AutoModel
+    from transformers import AutoModel, AutoTokenizer
 
     model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
-    names = input_names(model_dir)
+    names = graph_inputs(AutoTokenizer.from_pretrained(str(model_dir)))
 
     class Encoder(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module) -> None:
