@@ -39,7 +39,7 @@ class ReaderResult:
     answer: str  # "" when the reader found nothing
     answer_type: AnswerType
     confidence: float  # the reader's own score of `answer` (comparable within one reader only)
-    spans: list[ReaderSpan]  # citations, best first
+    spans: list[ReaderSpan]  # citations: best first (extractive), in citation order [1], [2]... (generative)
     notes: list[str] = field(default_factory=list)
 
 
