@@ -30,6 +30,8 @@ def build_embedder(settings: Settings) -> SentenceEmbedder:
         backend=settings.embedder_backend,
         device=settings.device,
         batch_tokens=settings.embed_batch_tokens,
+        threads=settings.embedder_threads,
+        cache_dir=settings.embedder_cache_dir,
         setting="RAG_EMBEDDER_MODEL",
     )
 
