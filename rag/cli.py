@@ -304,5 +304,93 @@ def eval_qa(
         err.print(f"[dim]note: {note}[/dim]")
 
 
+
+@eval_app.command("retrieval", context_settings={"allow_extra_args": True})
+def eval_retrieval(
+    ctx: typer.Context,
+    beir: Annotated[Path, typer.Option("--beir", exists=True, file_okay=False, help="A BEIR-format folder.")],
+    split: Annotated[str, typer.Option("--split", help="Which qrels/<split>.tsv to score against.")] = "test",
+    retriever: Annotated[list[str] | None, typer.Option(
+        "--retriever", help="dense, bm25 or hybrid; repeat or list several to compare them (default: hybrid).")] = None,
+    rerank: Annotated[bool, typer.Option("--rerank", help="Also run each configuration reranked by the cross-encoder.")] = False,
+    rerank_depth: Annotated[int | None, typer.Option(
+        "--rerank-depth", min=1, help="Chunks the reranker rescores (default: RAG_RERANK_DEPTH).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="Only the first N queries (0 = all).")] = 0,
+    work: Annotated[Path, typer.Option("--work", help="Where the ingested corpus is kept between runs.")] = Path(".rag-eval"),
+    out: Annotated[Path | None, typer.Option("--out", help="Write the summary JSON and per-query JSONL here.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """nDCG@10, Recall@10/@100, MRR@10 and latency per query of dense, BM25 and hybrid retrieval (and reranked)."""
+    from rag.components import build_ingest_pipeline, build_reranker, build_retriever, build_store
+    from rag.evaluation.retrieval import (
+        DOCUMENT_DEPTH, ConfigurationReport, DocumentRanker, RetrievalReport, configurations, evaluate_configuration,
+        ingest_corpus, load_beir, summarise, work_dir_for, write_corpus_documents, write_outputs,
+    )
+
+    with _user_errors():
+        settings = Settings()
+        # `--retriever dense bm25 hybrid`: an option takes one value, the other names arrive as extra
+        # arguments (the command has no positional ones); commas work too.
+        names = [n.strip() for v in [*(retriever or []), *ctx.args] for n in v.split(",") if n.strip()]
+        chosen = configurations(names or ["hybrid"], rerank)
+        dataset = load_beir(beir, split)
+        queries = dataset.queries[:limit] if limit else dataset.queries
+        if not queries:
+            raise ValueError(f"{beir} has no queries with relevant documents in qrels/{split}.tsv")
+        folder = work_dir_for(dataset.corpus_path, work)
+        file_to_corpus_id = write_corpus_documents(dataset.corpus_path, folder / "docs")
+        store = build_store(settings, folder / "index")
+        with _progress_bar("indexing corpus") as progress:
+            task = progress.add_task("ingest", total=None)
+            pipeline = build_ingest_pipeline(settings, store, on_progress=lambda update: progress.update(
+                task, completed=update.files_done, total=update.files_total))
+            index_info = ingest_corpus(pipeline, store, folder / "docs")
+
+        reranker, rerank_note = build_reranker(settings) if rerank else (None, None)
+        # Documents are ranked by their best chunk, so fetch twice as many chunks as documents scored.
+        chunk_depth = 2 * DOCUMENT_DEPTH
+        weights = {"dense": {"bm25_weight": 0.0}, "bm25": {"dense_weight": 0.0}, "hybrid": {}}
+        reports, records, notes = [], [], [rerank_note] if rerank_note else []
+        with store.reader() as index, _progress_bar("retrieval") as progress:
+            for configuration in chosen:
+                if configuration.rerank and reranker is None:
+                    reports.append(ConfigurationReport(configuration.name, configuration.retriever, True,
+                                                       skipped=rerank_note))
+                    continue
+                chunk_retriever = build_retriever(
+                    settings, index, pipeline.embedder, top_k=chunk_depth,
+                    dense_depth=max(settings.dense_depth, chunk_depth), bm25_depth=max(settings.bm25_depth, chunk_depth),
+                    **weights[configuration.retriever],
+                )
+                ranker = DocumentRanker(chunk_retriever, file_to_corpus_id, chunk_depth=chunk_depth,
+                                        reranker=reranker if configuration.rerank else None,
+                                        rerank_depth=rerank_depth or settings.rerank_depth)
+                task = progress.add_task(configuration.name, total=len(queries))
+                done = evaluate_configuration(configuration.name, queries, ranker,
+                                              on_progress=lambda n, _total, t=task: progress.update(t, completed=n))
+                records.extend(done)
+                reports.append(summarise(configuration, done))
+        report = RetrievalReport(str(beir), split, index_info, reports, notes)
+    if out is not None:
+        write_outputs(report, records, out)
+    if as_json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+        return
+    table = Table(title=f"{beir.name} ({split}, {len(queries)} queries)")
+    for column in ("configuration", "nDCG@10", "R@10", "R@100", "MRR@10", "p50 ms", "p95 ms"):
+        table.add_column(column, justify="right")
+    for item in reports:
+        if item.skipped:
+            table.add_row(item.name, "skipped", "-", "-", "-", "-", "-")
+            continue
+        table.add_row(item.name, f"{item.ndcg_at_10:.3f}", f"{item.recall_at_10:.3f}", f"{item.recall_at_100:.3f}",
+                      f"{item.mrr_at_10:.3f}", f"{item.latency_ms_p50:.1f}", f"{item.latency_ms_p95:.1f}")
+    Console().print(table)
+    state = "reused" if index_info.reused else f"{index_info.files_ingested} files ingested, " \
+        f"{index_info.chunks_embedded} chunks embedded in {index_info.seconds:.1f} s"
+    err.print(f"[dim]index: {index_info.documents} documents, {index_info.chunks} chunks ({state})[/dim]")
+    for note in notes:
+        err.print(f"[dim]note: {note}[/dim]")
+
 if __name__ == "__main__":
     app()

@@ -1,4 +1,5 @@
-"""Answer metrics: SQuAD v1.1 normalisation for English, CMRC 2018-style mixed segmentation for Chinese.
+"""Answer metrics: SQuAD v1.1 normalisation for English, CMRC 2018-style mixed segmentation for Chinese;
+ranking metrics (nDCG, recall, MRR at a cut-off) for retrieval.
 
 English follows the official SQuAD script's rules (lower case, drop
 punctuation and the articles a/an/the, collapse whitespace; F1 over the bag of
@@ -10,6 +11,7 @@ descriptions.
 
 from __future__ import annotations
 
+import math
 import re
 import string
 import unicodedata
@@ -110,3 +112,36 @@ def percentile(values: list[float], q: float) -> float:
     low = int(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+# -- ranking metrics (BEIR / trec_eval conventions) -----------------------------------------
+# `ranked` is a list of document ids, best first (no duplicates); `qrels` maps a document id to
+# its graded relevance. A document is relevant when its grade is > 0. nDCG uses trec_eval's
+# linear gain (grade / log2(rank + 1)), as BEIR's pytrec_eval scoring does, and the ideal DCG is
+# computed from the qrels, not from what was retrieved.
+
+
+def dcg(gains: Iterable[float]) -> float:
+    return sum(gain / math.log2(rank + 1) for rank, gain in enumerate(gains, start=1))
+
+
+def ndcg_at_k(ranked: list[str], qrels: dict[str, int], k: int) -> float:
+    ideal = dcg(sorted((g for g in qrels.values() if g > 0), reverse=True)[:k])
+    if ideal == 0:
+        return 0.0
+    return dcg(max(qrels.get(doc, 0), 0) for doc in ranked[:k]) / ideal
+
+
+def recall_at_k(ranked: list[str], qrels: dict[str, int], k: int) -> float:
+    relevant = {doc for doc, grade in qrels.items() if grade > 0}
+    if not relevant:
+        return 0.0
+    return len(relevant.intersection(ranked[:k])) / len(relevant)
+
+
+def mrr_at_k(ranked: list[str], qrels: dict[str, int], k: int) -> float:
+    """1 / rank of the first relevant document within the top k, else 0."""
+    for rank, doc in enumerate(ranked[:k], start=1):
+        if qrels.get(doc, 0) > 0:
+            return 1.0 / rank
+    return 0.0
