@@ -59,10 +59,13 @@ class SentenceReader:
         self.max_sentences = max_sentences
 
     def run(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3) -> ReaderResult:
-        spans = self.rank_sentences(question, passages, top_k=top_k)
-        if not spans:
+        return self.answer(self.rank_sentences(question, passages, top_k=top_k), top_k=top_k)
+
+    def answer(self, ranked: Sequence[ReaderSpan], *, top_k: int = 3) -> ReaderResult:
+        """The result for sentences already ranked by `rank_sentences`: the best one answers."""
+        if not ranked:
             return ReaderResult("", self.answer_type, 0.0, [])
-        return ReaderResult(spans[0].text, self.answer_type, spans[0].score, spans)
+        return ReaderResult(ranked[0].text, self.answer_type, ranked[0].score, list(ranked[:top_k]))
 
     def rank_sentences(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3) -> list[ReaderSpan]:
         candidates: list[tuple[ReaderPassage, int, int]] = []

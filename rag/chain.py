@@ -84,6 +84,7 @@ class AskChain:
         rerank_depth: int = 20,
         thresholds: AbstentionThresholds | None = None,
         default_mode: str = "extractive",
+        evidence_rank_prior: float | None = 0.1,
         notes: list[str] | None = None,
     ) -> None:
         if default_mode not in readers:
@@ -96,6 +97,9 @@ class AskChain:
         self.rerank_depth = rerank_depth
         self.thresholds = thresholds or AbstentionThresholds()
         self.default_mode = default_mode
+        # Without a cross-encoder, the top passages are re-ordered by their best supporting sentence
+        # plus prior / (1 + fused rank): recall@1 0.750 → 0.818 on SQuAD-train questions (bench/RESULTS.md).
+        self.evidence_rank_prior = evidence_rank_prior
         self.notes = list(notes or [])  # facts about this chain every response carries (e.g. no reranker)
 
     @property
@@ -155,7 +159,11 @@ class AskChain:
         reader_passages = [ReaderPassage(p.chunk_id, p.text, p.start) for p in passages]
 
         # Evidence gate: is any sentence of the passages close enough to the question to answer it?
-        evidence = self.evidence.run(question, reader_passages, top_k=3)
+        sentences = self.evidence.rank_sentences(question, reader_passages, top_k=self.evidence.max_sentences)
+        if self.reranker is None and self.evidence_rank_prior is not None and len(passages) > 1:
+            passages = self._order_by_evidence(passages, sentences)
+            reader_passages = [ReaderPassage(p.chunk_id, p.text, p.start) for p in passages]
+        evidence = self.evidence.answer(sentences)
         lap("evidence")
         language = query_language(question)
         reason = None
@@ -182,6 +190,17 @@ class AskChain:
         if reason is not None:
             return ChainTrace(self._abstain(passages, result.confidence, reader, mode, timings, [*notes, reason]), passages)
         return ChainTrace(self._answer(result, passages, mode, timings, notes), passages)
+
+    def _order_by_evidence(self, passages: list[RetrievedPassage], sentences) -> list[RetrievedPassage]:
+        best: dict[int, float] = {}
+        for span in sentences:  # best first, so the first score seen per passage is its best
+            best.setdefault(span.key, span.score)
+        prior = self.evidence_rank_prior or 0.0
+        ranked = sorted(
+            enumerate(passages),
+            key=lambda item: (-(best.get(item[1].chunk_id, -1.0) + prior / (1 + item[0])), item[0]),
+        )
+        return [p for _, p in ranked]
 
     def _answer(self, result: ReaderResult, passages: list[RetrievedPassage], mode: str,
                 timings: dict[str, float], notes: list[str]) -> AskResponse:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from generators.qa_reader import ExtractiveReader
-from generators.reading import ReaderResult, ReaderSpan
+from generators.reading import ReaderPassage, ReaderResult, ReaderSpan
 from generators.reranker import CrossEncoderReranker
 from generators.sentence_reader import SentenceReader
 from index.bm25 import analyze
@@ -157,3 +157,19 @@ def test_dense_ranking_is_left_out_for_languages_the_embedder_does_not_serve(tmp
         assert passages[0].source.endswith("b.md")
         english = retriever.run("What causes tides?").passages
         assert any(p.dense_rank is not None for p in english)
+
+
+def test_without_a_reranker_the_passage_with_the_best_sentence_is_read_first(index, embedder):
+    sentences = SentenceReader(embedder, analyze)
+    question = "How do honey bees communicate the direction of flowers?"
+    retrieved = HybridRetriever(index, embedder).run(question, top_k=5).passages
+    ranked = sentences.rank_sentences(question, [ReaderPassage(p.chunk_id, p.text, p.start) for p in retrieved],
+                                      top_k=400)
+    recorder = _RecordingReader()
+    AskChain(HybridRetriever(index, embedder), {"extractive": recorder}, sentences).run(question)
+    assert recorder.seen[0] == ranked[0].key  # the best sentence's passage is read first
+    assert sorted(recorder.seen) == sorted(p.chunk_id for p in retrieved)  # same passages, new order
+
+    plain = _RecordingReader()
+    AskChain(HybridRetriever(index, embedder), {"extractive": plain}, sentences, evidence_rank_prior=None).run(question)
+    assert plain.seen == [p.chunk_id for p in retrieved]
