@@ -93,9 +93,13 @@ def child(config: str, corpus: Path, out: Path) -> None:
         texts = run_langchain(config.removeprefix("langchain-"), corpus, workdir)
         seconds = time.perf_counter() - started
     shutil.rmtree(workdir, ignore_errors=True)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak_mb = usage.ru_maxrss / 1024
+    # CPU seconds of all threads (imports, model load and the rerun included): less sensitive than wall
+    # time to other jobs on the machine, though not a measure of speed on an idle one.
+    cpu_seconds = usage.ru_utime + usage.ru_stime
     out.write_text(json.dumps({"config": config, "seconds": seconds, "texts": texts, "peak_mb": peak_mb,
-                                "rerun_seconds": rerun_seconds}))
+                                "rerun_seconds": rerun_seconds, "cpu_seconds": cpu_seconds}))
 
 
 def tokens_of(texts: list[str]) -> int:
@@ -138,8 +142,8 @@ def main() -> None:
                 subprocess.run([sys.executable, __file__, "--child", config, "--corpus", str(args.corpus),
                                 "--out", handle.name], check=True)
                 result = json.loads(Path(handle.name).read_text())
-            print(f"round {round_number + 1} {config}: {result['seconds']:.1f} s, {len(result['texts'])} chunks",
-                  file=sys.stderr)
+            print(f"round {round_number + 1} {config}: {result['seconds']:.1f} s, {result['cpu_seconds']:.1f} CPU-s, "
+                  f"{len(result['texts'])} chunks", file=sys.stderr)
             runs[config].append(result)
 
     rows = []
@@ -152,15 +156,19 @@ def main() -> None:
             "chunks_per_s": round(len(texts) / seconds, 2), "tokens_per_s": round(tokens / seconds),
             "peak_mb": round(max(r["peak_mb"] for r in results)), "rounds": len(results),
             "rerun_seconds": results[0].get("rerun_seconds"),
+            "cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in results), 1),
         })
     peer = next((r for r in rows if r["config"] == "langchain-tokens"), None)
-    print("| config | seconds | chunks | tokens | chunks/s | tokens/s | × LangChain (chunks/s) | × LangChain (tokens/s) | peak MB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| config | seconds | chunks | tokens | chunks/s | tokens/s | × LangChain (chunks/s) | × LangChain (tokens/s) "
+          "| CPU-s | × LangChain (chunks per CPU-s) | peak MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ratio_c = f"{r['chunks_per_s'] / peer['chunks_per_s']:.2f}" if peer else "-"
         ratio_t = f"{r['tokens_per_s'] / peer['tokens_per_s']:.2f}" if peer else "-"
+        ratio_cpu = (f"{(r['chunks'] / r['cpu_seconds']) / (peer['chunks'] / peer['cpu_seconds']):.2f}"
+                     if peer else "-")
         print(f"| {r['config']} | {r['seconds']} | {r['chunks']} | {r['tokens']} | {r['chunks_per_s']} | "
-              f"{r['tokens_per_s']} | {ratio_c} | {ratio_t} | {r['peak_mb']} |")
+              f"{r['tokens_per_s']} | {ratio_c} | {ratio_t} | {r['cpu_seconds']} | {ratio_cpu} | {r['peak_mb']} |")
     for r in rows:
         if r["rerun_seconds"] is not None:
             print(f"\n{r['config']}: re-run on the unchanged corpus {r['rerun_seconds']:.1f} s "
