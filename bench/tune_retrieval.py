@@ -1,0 +1,170 @@
+"""Choose retrieval parameters on development data (never on the sets results are reported on).
+
+Paragraph-level probes: every paragraph of a SQuAD-format file is one unit,
+and a hit is the question's own paragraph at rank 1 (recall@1) or in the
+top 5 (recall@5).
+
+    # English: RRF weight / k and BM25 k1, b on 25 articles of SQuAD train (and, for comparison, XQuAD)
+    .venv/bin/python bench/tune_retrieval.py fusion ../shared/data/qa/train/squad_v1.1_train.json --articles 25
+    # Chinese: BM25 analyzers and k1, b on CMRC 2018 trial
+    .venv/bin/python bench/tune_retrieval.py chinese-bm25 ../shared/data/qa/cmrc2018/cmrc2018_trial.json
+    # Re-ordering the fused top 5 by the best supporting sentence
+    .venv/bin/python bench/tune_retrieval.py evidence ../shared/data/qa/train/squad_v1.1_train.json --articles 25 --questions 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def load(path: Path, articles: int | None, seed: int = 7) -> tuple[list[str], list[tuple[str, int]]]:
+    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+    if articles:
+        order = list(range(len(data)))
+        random.Random(seed).shuffle(order)
+        data = [data[i] for i in order[:articles]]
+    paragraphs, questions = [], []
+    for article in data:
+        for paragraph in article["paragraphs"]:
+            questions.extend((qa["question"], len(paragraphs)) for qa in paragraph["qas"])
+            paragraphs.append(paragraph["context"])
+    return paragraphs, questions
+
+
+def fuse(rankings: list[list[int]], weights: list[float], k: int) -> list[int]:
+    scores: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights):
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
+    return sorted(scores, key=lambda i: (-scores[i], i))
+
+
+def bm25_rankings(paragraphs: list[str], questions: list[str], analyzer, k1: float, b: float) -> list[list[int]]:
+    import bm25s
+
+    retriever = bm25s.BM25(k1=k1, b=b)
+    retriever.index([analyzer(p) for p in paragraphs], show_progress=False)
+    vocab = retriever.vocab_dict
+    rankings = []
+    for question in questions:
+        terms = [t for t in analyzer(question) if t in vocab]
+        rankings.append(list(np.argsort(-retriever.get_scores(terms))[:50]) if terms else [])
+    return rankings
+
+
+def dense_rankings(paragraphs: list[str], questions: list[str]) -> list[list[int]]:
+    from generators.embedder import SentenceEmbedder
+
+    embedder = SentenceEmbedder(backend="int8")
+    similarity = embedder.embed(questions).vectors @ embedder.embed(paragraphs).vectors.T
+    return [list(np.argsort(-row)[:50]) for row in similarity]
+
+
+def recall(rankings: list[list[int]], gold: list[int]) -> tuple[float, float]:
+    n = len(gold)
+    return (sum(r[:1] == [g] for r, g in zip(rankings, gold)) / n, sum(g in r[:5] for r, g in zip(rankings, gold)) / n)
+
+
+def fusion(args) -> None:
+    from index.bm25 import analyze
+
+    paragraphs, questions = load(args.squad, args.articles)
+    if len(questions) > args.questions:
+        questions = random.Random(1).sample(questions, args.questions)
+    texts, gold = [q for q, _ in questions], [g for _, g in questions]
+    dense = dense_rankings(paragraphs, texts)
+    print(f"{args.squad.name}: {len(paragraphs)} paragraphs, {len(questions)} questions\n")
+    print("| BM25 k1, b | dense weight | RRF k | r@1 | r@5 |\n|---|---|---|---|---|")
+    for k1, b in ((1.5, 0.75), (1.2, 0.75), (0.9, 0.4)):
+        keyword = bm25_rankings(paragraphs, texts, analyze, k1, b)
+        for weight, k in itertools.product((0.5, 0.7, 1.0), (10, 30, 60)):
+            fused = [fuse([d, m], [weight, 1.0], k) for d, m in zip(dense, keyword)]
+            r1, r5 = recall(fused, gold)
+            print(f"| {k1}, {b} | {weight} | {k} | {r1:.3f} | {r5:.3f} |", flush=True)
+
+
+def chinese_bm25(args) -> None:
+    from index.bm25 import _jieba, _stopwords, analyze
+
+    cjk_run = re.compile(r"[\u4e00-\u9fff]+")
+
+    def bigrams(text: str) -> list[str]:
+        out = []
+        for run in cjk_run.findall(text):
+            out += [run[i : i + 2] for i in range(len(run) - 1)] or [run]
+        return out
+
+    def words_only(text: str) -> list[str]:  # the analyzer before bigrams were added
+        return [t for t in analyze(text) if not t.startswith("§")]
+
+    analyzers = {
+        "jieba search-mode words": words_only,
+        "jieba words + character bigrams (current analyzer)": analyze,
+        "character bigrams only": lambda t: bigrams(t) + [w for w in words_only(t) if not cjk_run.search(w)],
+        "jieba precise mode": lambda t: [w for w in _jieba().lcut(t)
+                                         if w.strip() and w not in _stopwords() and not re.fullmatch(r"\W+", w)],
+    }
+    paragraphs, questions = load(args.squad, None)
+    texts, gold = [q for q, _ in questions], [g for _, g in questions]
+    print(f"{args.squad.name}: {len(paragraphs)} paragraphs, {len(questions)} questions\n")
+    print("| analyzer | k1, b | r@1 | r@5 |\n|---|---|---|---|")
+    for name, analyzer in analyzers.items():
+        for k1, b in ((1.5, 0.75), (1.2, 0.75), (0.9, 0.4), (1.5, 0.9)):
+            r1, r5 = recall(bm25_rankings(paragraphs, texts, analyzer, k1, b), gold)
+            print(f"| {name} | {k1}, {b} | {r1:.3f} | {r5:.3f} |", flush=True)
+
+
+def evidence(args) -> None:
+    from generators.embedder import SentenceEmbedder
+    from generators.reading import ReaderPassage
+    from generators.sentence_reader import SentenceReader
+    from index.bm25 import analyze
+
+    paragraphs, questions = load(args.squad, args.articles)
+    questions = random.Random(1).sample(questions, min(args.questions, len(questions)))
+    texts, gold = [q for q, _ in questions], [g for _, g in questions]
+    dense = dense_rankings(paragraphs, texts)
+    keyword = bm25_rankings(paragraphs, texts, analyze, 1.2, 0.75)
+    reader = SentenceReader(SentenceEmbedder(backend="int8"), analyze)
+    hits = {"fused": 0, "evidence": 0, "evidence + 0.1 / (1 + rank)": 0}
+    for question, d, m, g in zip(texts, dense, keyword, gold):
+        top = fuse([d, m], [0.5, 1.0], 10)[:5]
+        spans = reader.rank_sentences(question, [ReaderPassage(int(p), paragraphs[p], 0) for p in top], top_k=400)
+        best: dict[int, float] = {}
+        for span in spans:
+            best.setdefault(span.key, span.score)
+        by_evidence = sorted(top, key=lambda p: (-best.get(int(p), -9.0), top.index(p)))
+        with_prior = sorted(top, key=lambda p: -(best.get(int(p), -9.0) + 0.1 / (1 + top.index(p))))
+        hits["fused"] += top[0] == g
+        hits["evidence"] += by_evidence[0] == g
+        hits["evidence + 0.1 / (1 + rank)"] += with_prior[0] == g
+    print(f"{args.squad.name}: {len(paragraphs)} paragraphs, {len(questions)} questions; recall@1 of the top 5 order\n")
+    for name, count in hits.items():
+        print(f"| {name} | {count / len(questions):.3f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("probe", choices=["fusion", "chinese-bm25", "evidence"])
+    parser.add_argument("squad", type=Path)
+    parser.add_argument("--articles", type=int, default=None, help="Sample this many articles (seed 7).")
+    parser.add_argument("--questions", type=int, default=1500, help="Sample at most this many questions (seed 1).")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    {"fusion": fusion, "chinese-bm25": chinese_bm25, "evidence": evidence}[args.probe](args)
+
+
+if __name__ == "__main__":
+    main()
