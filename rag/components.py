@@ -59,7 +59,7 @@ def build_reranker(settings: Settings) -> tuple[CrossEncoderReranker | None, str
         reranker.resolved
     except ModelUnavailableError as exc:
         note = f"no reranker: {settings.reranker_model!r} is not available here (set RAG_RERANKER_MODEL); " \
-               "passages are in retrieval order"
+               "the top passages are ordered by their best supporting sentence instead"
         log.warning("%s (%s)", note, exc.reason or "not found")
         return None, note
     return reranker, None
