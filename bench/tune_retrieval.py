@@ -8,6 +8,8 @@ top 5 (recall@5).
     .venv/bin/python bench/tune_retrieval.py fusion ../shared/data/qa/train/squad_v1.1_train.json --articles 25
     # Chinese: BM25 analyzers and k1, b on CMRC 2018 trial
     .venv/bin/python bench/tune_retrieval.py chinese-bm25 ../shared/data/qa/cmrc2018/cmrc2018_trial.json
+    # Keyword-overlap weight of the sentence reader (gold paragraph)
+    .venv/bin/python bench/tune_retrieval.py sentence-weight ../shared/data/qa/train/squad_v1.1_train.json --articles 25 --questions 1000
     # Re-ordering the fused top 5 by the best supporting sentence
     .venv/bin/python bench/tune_retrieval.py evidence ../shared/data/qa/train/squad_v1.1_train.json --articles 25 --questions 500
 """
@@ -155,15 +157,47 @@ def evidence(args) -> None:
         print(f"| {name} | {count / len(questions):.3f} |")
 
 
+def sentence_weight(args) -> None:
+    """Containment of the best sentence (gold paragraph) as a function of the keyword-overlap weight."""
+    from generators.embedder import SentenceEmbedder
+    from generators.sentence_reader import split_sentences
+    from index.bm25 import analyze
+    from rag.evaluation.metrics import contains_answer
+
+    data = json.loads(args.squad.read_text(encoding="utf-8"))["data"]
+    order = list(range(len(data)))
+    random.Random(7).shuffle(order)
+    items = [(qa["question"], [a["text"] for a in qa["answers"]], p["context"])
+             for i in order[: args.articles or len(data)] for p in data[i]["paragraphs"] for qa in p["qas"]]
+    items = random.Random(1).sample(items, min(args.questions, len(items)))
+    embedder = SentenceEmbedder(backend="int8")
+    weights = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5)
+    hits = dict.fromkeys(weights, 0.0)
+    for question, answers, context in items:
+        sentences = [context[a:b] for a, b in split_sentences(context) if b - a >= 12]
+        if not sentences:
+            continue
+        vectors = embedder.embed([question, *sentences]).vectors
+        cosine = vectors[1:] @ vectors[0]
+        terms = set(analyze(question))
+        overlap = np.array([len(terms & set(analyze(t))) / len(terms) if terms else 0.0 for t in sentences])
+        for weight in weights:
+            hits[weight] += contains_answer(sentences[int(np.argmax(cosine + weight * overlap))], answers)
+    print(f"{args.squad.name}: {len(items)} questions, gold paragraph\n\n| keyword weight | best sentence contains the answer |\n|---|---|")
+    for weight in weights:
+        print(f"| {weight} | {hits[weight] / len(items):.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("probe", choices=["fusion", "chinese-bm25", "evidence"])
+    parser.add_argument("probe", choices=["fusion", "chinese-bm25", "evidence", "sentence-weight"])
     parser.add_argument("squad", type=Path)
     parser.add_argument("--articles", type=int, default=None, help="Sample this many articles (seed 7).")
     parser.add_argument("--questions", type=int, default=1500, help="Sample at most this many questions (seed 1).")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    {"fusion": fusion, "chinese-bm25": chinese_bm25, "evidence": evidence}[args.probe](args)
+    probes = {"fusion": fusion, "chinese-bm25": chinese_bm25, "evidence": evidence, "sentence-weight": sentence_weight}
+    probes[args.probe](args)
 
 
 if __name__ == "__main__":
