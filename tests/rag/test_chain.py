@@ -173,3 +173,18 @@ def test_without_a_reranker_the_passage_with_the_best_sentence_is_read_first(ind
     plain = _RecordingReader()
     AskChain(HybridRetriever(index, embedder), {"extractive": plain}, sentences, evidence_rank_prior=None).run(question)
     assert plain.seen == [p.chunk_id for p in retrieved]
+
+
+def test_evidence_does_not_reorder_languages_the_embedder_does_not_serve(tmp_path, embedder, chunker):
+    folder = tmp_path / "zh"
+    folder.mkdir()
+    for i, text in enumerate(["蜜蜂通过摇摆舞告诉同伴花的方向。", "蜜蜂的摇摆舞很有名。", "潮汐主要由月球的引力引起。"]):
+        (folder / f"{i}.md").write_text(f"# 文档{i}\n\n{text}\n", encoding="utf-8")
+    IngestPipeline(IndexStore(tmp_path / "idx"), embedder, chunker).run([folder])
+    with IndexStore(tmp_path / "idx").reader() as reader:
+        retriever = HybridRetriever(reader, embedder, dense_languages=["en"])
+        question = "蜜蜂怎样告诉同伴花的方向？"
+        expected = [p.chunk_id for p in retriever.run(question, top_k=5).passages]
+        recorder = _RecordingReader()
+        AskChain(retriever, {"extractive": recorder}, SentenceReader(embedder, analyze)).run(question)
+        assert recorder.seen == expected
