@@ -35,6 +35,12 @@ SourceOption = Annotated[
     list[str] | None,
     typer.Option("--source", help='Only documents whose path matches this glob, e.g. "docs/*.md" (repeatable).'),
 ]
+BaselineOption = Annotated[
+    Path | None, typer.Option("--baseline", exists=True, dir_okay=False, help="A previous --json/--out summary to compare with.")
+]
+MaxDropOption = Annotated[
+    float, typer.Option("--max-drop", min=0.0, help="With --baseline: exit 1 if a quality metric falls by more than this.")
+]
 DocIdOption = Annotated[list[str] | None, typer.Option("--doc-id", help="Only these documents (repeatable).")]
 
 
@@ -241,6 +247,8 @@ def eval_qa(
     limit: Annotated[int, typer.Option("--limit", min=0, help="Only the first N questions (0 = all).")] = 0,
     work: Annotated[Path, typer.Option("--work", help="Where the ingested corpus is kept between runs.")] = Path(".rag-eval"),
     out: Annotated[Path | None, typer.Option("--out", help="Write the summary JSON and per-question JSONL here.")] = None,
+    baseline: BaselineOption = None,
+    max_drop: MaxDropOption = 0.01,
     as_json: JsonOption = False,
 ) -> None:
     """EM, F1, answer containment, recall@1/@5 of the gold paragraph, abstention rate and latency per stage."""
@@ -289,6 +297,7 @@ def eval_qa(
         write_records(records, out / f"{stem}.jsonl")
     if as_json:
         print(json.dumps(report.to_json(), ensure_ascii=False))
+        _gate(report.to_json(), baseline, max_drop)
         return
     table = Table(title=f"{squad.name} ({setting} setting, {used_mode})")
     for column in ("questions", "EM", "F1", "contains", "recall@1", "recall@5", "abstain", "p50 ms", "p95 ms"):
@@ -302,6 +311,21 @@ def eval_qa(
     out_console.print(table)
     for note in report.notes:
         err.print(f"[dim]note: {note}[/dim]")
+    _gate(report.to_json(), baseline, max_drop)
+
+
+def _gate(metrics: dict, baseline: Path | None, max_drop: float) -> None:
+    """Exit 1 when a metric fell by more than `max_drop` against the baseline file."""
+    if baseline is None:
+        return
+    from rag.evaluation.gate import load_baseline, regressions
+
+    with _user_errors():
+        dropped = regressions(metrics, load_baseline(baseline), max_drop)
+    for regression in dropped:
+        err.print(f"[red]regression:[/red] {regression}")
+    if dropped:
+        raise typer.Exit(1)
 
 
 
@@ -318,6 +342,8 @@ def eval_retrieval(
     limit: Annotated[int, typer.Option("--limit", min=0, help="Only the first N queries (0 = all).")] = 0,
     work: Annotated[Path, typer.Option("--work", help="Where the ingested corpus is kept between runs.")] = Path(".rag-eval"),
     out: Annotated[Path | None, typer.Option("--out", help="Write the summary JSON and per-query JSONL here.")] = None,
+    baseline: BaselineOption = None,
+    max_drop: MaxDropOption = 0.01,
     as_json: JsonOption = False,
 ) -> None:
     """nDCG@10, Recall@10/@100, MRR@10 and latency per query of dense, BM25 and hybrid retrieval (and reranked)."""
@@ -375,6 +401,7 @@ def eval_retrieval(
         write_outputs(report, records, out)
     if as_json:
         print(json.dumps(report.to_json(), ensure_ascii=False))
+        _gate(report.to_json(), baseline, max_drop)
         return
     table = Table(title=f"{beir.name} ({split}, {len(queries)} queries)")
     for column in ("configuration", "nDCG@10", "R@10", "R@100", "MRR@10", "p50 ms", "p95 ms"):
@@ -391,6 +418,8 @@ def eval_retrieval(
     err.print(f"[dim]index: {index_info.documents} documents, {index_info.chunks} chunks ({state})[/dim]")
     for note in notes:
         err.print(f"[dim]note: {note}[/dim]")
+    _gate(report.to_json(), baseline, max_drop)
+
 
 if __name__ == "__main__":
     app()

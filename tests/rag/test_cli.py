@@ -161,3 +161,20 @@ def test_generative_mode_against_a_closed_port_is_a_clear_error(tmp_path, corpus
                                  "--mode", "generative"])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert str(port) in result.stderr or "connect" in result.stderr.lower()
+
+
+def test_eval_qa_regression_gate_fails_on_a_drop_and_passes_otherwise(tmp_path):
+    squad = _squad_file(tmp_path / "mini.json")
+    args = ["eval", "qa", "--squad", str(squad), "--setting", "gold", "--work", str(tmp_path / "work"), "--json"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    same = tmp_path / "same.json"
+    same.write_text(json.dumps(report))
+    assert runner.invoke(app, [*args, "--baseline", str(same), "--max-drop", "0.01"]).exit_code == 0
+    better = tmp_path / "better.json"
+    better.write_text(json.dumps({**report, "f1": report["f1"] + 0.2}))
+    gated = runner.invoke(app, [*args, "--baseline", str(better), "--max-drop", "0.05"])
+    assert gated.exit_code == 1 and "f1" in gated.stderr
+    # A tolerance larger than the drop lets it pass.
+    assert runner.invoke(app, [*args, "--baseline", str(better), "--max-drop", "0.25"]).exit_code == 0

@@ -1,0 +1,44 @@
+"""Regression gate: compare an evaluation's metrics with a stored baseline and fail on a large drop."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+# Metrics where higher is better; latency is left out (machines differ too much to gate on it).
+GATED_METRICS = ("em", "f1", "contains", "recall@1", "recall@5", "ndcg@10", "recall@10", "recall@100", "mrr@10")
+
+
+@dataclass(frozen=True)
+class Regression:
+    metric: str
+    baseline: float
+    current: float
+
+    @property
+    def drop(self) -> float:
+        return self.baseline - self.current
+
+    def __str__(self) -> str:
+        return f"{self.metric}: {self.current:.4f} vs baseline {self.baseline:.4f} (drop {self.drop:.4f})"
+
+
+def load_baseline(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read the baseline {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"the baseline {path} is not a JSON object of metrics")
+    return data
+
+
+def regressions(current: dict, baseline: dict, max_drop: float) -> list[Regression]:
+    """Metrics present in both whose value fell by more than `max_drop` (absolute)."""
+    found = []
+    for metric in GATED_METRICS:
+        old, new = baseline.get(metric), current.get(metric)
+        if isinstance(old, int | float) and isinstance(new, int | float) and old - new > max_drop + 1e-12:
+            found.append(Regression(metric, float(old), float(new)))
+    return found
