@@ -29,7 +29,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.append(str(ROOT / "bench"))  # after ROOT: bench/ingest.py must not shadow the ingest package
 
 
 def threshold_for_recall(answerable: np.ndarray, min_answered: float) -> float:
@@ -69,17 +68,17 @@ def main() -> None:
     from index.store import IndexStore
     from rag.components import build_ingest_pipeline, build_retriever
     from rag.settings import Settings
-    from squad_corpus import article_questions, load_articles, write_paragraphs
+    from rag.evaluation.qa import read_squad, squad_items
 
-    articles = load_articles(args.squad)
+    articles = read_squad(args.squad)
     rng = random.Random(args.seed)
     order = list(range(len(articles)))
     rng.shuffle(order)
     n = min(args.articles, len(articles) // 2)
     ingested, held_out = sorted(order[:n]), sorted(order[n : 2 * n])
     work = Path(tempfile.mkdtemp(prefix="calibrate-"))
-    answerable = write_paragraphs(articles, work / "docs", article_ids=ingested)
-    unanswerable = article_questions(articles, held_out)
+    answerable = squad_items(articles, work / "docs", only=set(ingested))
+    unanswerable = squad_items(articles, only=set(held_out))  # their paragraphs are never written
     answerable = rng.sample(answerable, min(args.questions, len(answerable)))
     unanswerable = rng.sample(unanswerable, min(args.questions, len(unanswerable)))
 

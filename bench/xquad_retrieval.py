@@ -13,7 +13,6 @@ contains a gold answer.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -37,19 +36,12 @@ def main() -> None:
     from index.bm25 import analyze
     from index.store import IndexStore
     from rag.components import build_ingest_pipeline, build_retriever
+    from rag.evaluation.qa import load_squad
     from rag.retriever import HybridRetriever
     from rag.settings import Settings
 
-    data = json.loads(args.squad.read_text(encoding="utf-8"))["data"]
     work = Path(tempfile.mkdtemp(prefix="xquad-"))
-    questions = []  # (question, gold file, answers)
-    for a, article in enumerate(data):
-        for p, paragraph in enumerate(article["paragraphs"]):
-            path = work / "docs" / f"{a:03d}-{p:03d}.txt"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(paragraph["context"], encoding="utf-8")
-            for qa in paragraph["qas"]:
-                questions.append((qa["question"], str(path), [ans["text"] for ans in qa["answers"]]))
+    questions = [(q.question, q.path, q.answers) for q in load_squad(args.squad, work / "docs")]
     if args.limit:
         questions = questions[: args.limit]
 

@@ -155,7 +155,10 @@ class DocStore:
             if (wanted_ids is None or doc_id in wanted_ids)
             and (not source_globs or any(source_matches(source, glob) for glob in source_globs))
         ]
-        ids = [chunk_id for doc_id in documents for chunk_id in self.chunk_ids(doc_id)]
+        ids: list[int] = []
+        for part in _batches(documents):  # one query per batch of documents, not one per document
+            marks = ",".join("?" * len(part))
+            ids.extend(r[0] for r in self.conn.execute(f"SELECT chunk_id FROM chunks WHERE doc_id IN ({marks})", part))
         return np.asarray(sorted(ids), dtype=np.int64)
 
     def count_documents(self) -> int:
@@ -198,10 +201,8 @@ class DocStore:
         return int(self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
 
     def chunks(self, chunk_ids: Iterable[int]) -> dict[int, StoredChunk]:
-        ids = [int(i) for i in chunk_ids]
         found: dict[int, StoredChunk] = {}
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
+        for part in _batches([int(i) for i in chunk_ids]):
             marks = ",".join("?" * len(part))
             rows = self.conn.execute(
                 f'SELECT c.chunk_id, c.doc_id, d.source, d.title, c.seq, c.start, c."end", c.text, c.heading, c.page'
@@ -251,6 +252,12 @@ class DocStore:
 
     def drop_all_vectors(self) -> None:
         self.conn.execute("DELETE FROM embeddings")
+
+
+def _batches(values: list, size: int = 500) -> Iterator[list]:
+    """Slices of `values` small enough for one `IN (?, ...)` (SQLite caps the number of parameters)."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def source_matches(source: str, glob: str) -> bool:

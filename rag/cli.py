@@ -35,6 +35,7 @@ SourceOption = Annotated[
     list[str] | None,
     typer.Option("--source", help='Only documents whose path matches this glob, e.g. "docs/*.md" (repeatable).'),
 ]
+WorkOption = Annotated[Path, typer.Option("--work", help="Where the ingested corpus is kept between runs.")]
 BaselineOption = Annotated[
     Path | None, typer.Option("--baseline", exists=True, dir_okay=False, help="A previous --json/--out summary to compare with.")
 ]
@@ -245,7 +246,7 @@ def eval_qa(
     mode: Annotated[str | None, typer.Option("--mode", help="Reader: extractive or generative.")] = None,
     top_k: Annotated[int | None, typer.Option("--top-k", min=5, max=50, help="Passages handed to the reader.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=0, help="Only the first N questions (0 = all).")] = 0,
-    work: Annotated[Path, typer.Option("--work", help="Where the ingested corpus is kept between runs.")] = Path(".rag-eval"),
+    work: WorkOption = Path(".rag-eval"),
     out: Annotated[Path | None, typer.Option("--out", help="Write the summary JSON and per-question JSONL here.")] = None,
     baseline: BaselineOption = None,
     max_drop: MaxDropOption = 0.01,
@@ -340,7 +341,7 @@ def eval_retrieval(
     rerank_depth: Annotated[int | None, typer.Option(
         "--rerank-depth", min=1, help="Chunks the reranker rescores (default: RAG_RERANK_DEPTH).")] = None,
     limit: Annotated[int, typer.Option("--limit", min=0, help="Only the first N queries (0 = all).")] = 0,
-    work: Annotated[Path, typer.Option("--work", help="Where the ingested corpus is kept between runs.")] = Path(".rag-eval"),
+    work: WorkOption = Path(".rag-eval"),
     out: Annotated[Path | None, typer.Option("--out", help="Write the summary JSON and per-query JSONL here.")] = None,
     baseline: BaselineOption = None,
     max_drop: MaxDropOption = 0.01,

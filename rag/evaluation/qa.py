@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -73,11 +73,20 @@ class QAReport:
         return data
 
 
-def load_squad(path: Path, docs_dir: Path | None = None) -> list[QAItem]:
-    """Questions of a SQuAD-format file; with `docs_dir`, also write each paragraph there as a file."""
-    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+def read_squad(path: Path) -> list[dict]:
+    """The articles of a SQuAD-format file."""
+    return json.loads(path.read_text(encoding="utf-8"))["data"]
+
+
+def squad_items(
+    articles: list[dict], docs_dir: Path | None = None, *, only: Collection[int] | None = None
+) -> list[QAItem]:
+    """Questions of the articles (all, or those numbered in `only`); with `docs_dir`, each of their
+    paragraphs is also written there as a file (`AAAA-PPP.txt`), the document the open setting ingests."""
     items = []
-    for a, article in enumerate(data):
+    for a, article in enumerate(articles):
+        if only is not None and a not in only:
+            continue
         for p, paragraph in enumerate(article["paragraphs"]):
             doc = docs_dir / f"{a:04d}-{p:03d}.txt" if docs_dir else Path(f"{a:04d}-{p:03d}.txt")
             if docs_dir is not None and not doc.exists():
@@ -88,6 +97,11 @@ def load_squad(path: Path, docs_dir: Path | None = None) -> list[QAItem]:
                 if answers:
                     items.append(QAItem(str(qa["id"]), qa["question"], answers, paragraph["context"], str(doc.resolve())))
     return items
+
+
+def load_squad(path: Path, docs_dir: Path | None = None) -> list[QAItem]:
+    """Questions of a SQuAD-format file; with `docs_dir`, also write each paragraph there as a file."""
+    return squad_items(read_squad(path), docs_dir)
 
 
 def work_dir_for(path: Path, root: Path) -> Path:
