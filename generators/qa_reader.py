@@ -114,10 +114,22 @@ class ExtractiveReader:
             tokenizer = AutoTokenizer.from_pretrained(path)
             if not tokenizer.is_fast:
                 raise ValueError(f"the reader {self.model_name!r} needs a fast tokenizer (offset mapping)")
-            model = AutoModelForQuestionAnswering.from_pretrained(path).to(self.device)
+            import torch
+
+            # Shipped readers are stored in float16 to stay small; CPUs compute in float32.
+            dtype = torch.float32 if self.device == "cpu" else "auto"
+            model = AutoModelForQuestionAnswering.from_pretrained(path, dtype=dtype).to(self.device)
             model.eval()
             self._tokenizer = tokenizer
             self._model = model
+
+    @classmethod
+    def from_loaded(cls, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, **settings) -> ExtractiveReader:
+        """A reader over a model already in memory (e.g. one being fine-tuned, evaluated between steps)."""
+        reader = cls(getattr(model, "name_or_path", "") or "in-memory model", **settings)
+        reader._model, reader._tokenizer = model, tokenizer
+        reader.device = str(next(model.parameters()).device)
+        return reader
 
     @property
     def model(self) -> PreTrainedModel:

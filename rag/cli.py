@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -424,3 +425,66 @@ def eval_retrieval(
 
 if __name__ == "__main__":
     app()
+
+
+finetune_app = typer.Typer(help="Fine-tune models on SQuAD-format or BEIR data (yours or public).", no_args_is_help=True)
+app.add_typer(finetune_app, name="finetune")
+
+
+@finetune_app.command("reader")
+def finetune_reader(
+    squad: Annotated[list[Path], typer.Option("--squad", exists=True, dir_okay=False, help="SQuAD-format training file (repeatable).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for checkpoints and the trained reader (RAG_READER_MODEL=DIR).")],
+    base: Annotated[str, typer.Option("--base", help="Encoder to start from: Hub name, local path or packaged model.")] = "sentence-transformers/all-MiniLM-L6-v2",
+    eval_squad: Annotated[Path | None, typer.Option("--eval-squad", exists=True, dir_okay=False, help="Held-out SQuAD-format file (default: the last --holdout-articles of the first --squad file).")] = None,
+    holdout_articles: Annotated[int, typer.Option("--holdout-articles", min=0, help="Articles held out of training for evaluation when no --eval-squad.")] = 10,
+    eval_limit: Annotated[int, typer.Option("--eval-limit", min=0, help="Held-out questions evaluated each time (0 = all).")] = 300,
+    max_examples: Annotated[int, typer.Option("--max-examples", min=0, help="Train on at most N questions, spread over paragraphs (0 = all).")] = 0,
+    epochs: Annotated[float, typer.Option("--epochs", min=0.0)] = 1.0,
+    max_steps: Annotated[int, typer.Option("--max-steps", help="Stop after N optimizer steps (overrides --epochs).")] = -1,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
+    learning_rate: Annotated[float, typer.Option("--lr", min=0.0)] = 1e-4,
+    max_seq_len: Annotated[int, typer.Option("--max-seq-len", min=32)] = 256,
+    stride: Annotated[int, typer.Option("--stride", min=0, help="Tokens shared by consecutive windows of a long paragraph.")] = 64,
+    eval_steps: Annotated[int, typer.Option("--eval-steps", min=1, help="Evaluate on held-out questions every N steps.")] = 250,
+    save_steps: Annotated[int, typer.Option("--save-steps", min=1, help="Checkpoint every N steps.")] = 250,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for torch.")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    save_dtype: Annotated[str, typer.Option("--save-dtype", help="float16 (half the size) or float32.")] = "float16",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Fine-tune an extractive QA reader; EM / F1 on held-out questions every --eval-steps."""
+    from generators.training.reader import ReaderTrainingConfig
+    from rag.finetune import finetune_reader as run_finetune, reader_data
+
+    if save_dtype not in ("float16", "float32"):
+        err.print(f"[red]error:[/red] --save-dtype must be float16 or float32, not {save_dtype!r}")
+        raise typer.Exit(2)
+    with _user_errors():
+        data = reader_data(squad, eval_squad=eval_squad, holdout_articles=holdout_articles, eval_limit=eval_limit,
+                           max_examples=max_examples or None, seed=seed)
+        err.print(f"training on {len(data.train)} questions; {len(data.heldout)} held-out from {data.heldout_source or '-'}")
+        config = ReaderTrainingConfig(
+            max_seq_len=max_seq_len, stride=stride, batch_size=batch_size, learning_rate=learning_rate,
+            epochs=epochs, max_steps=max_steps, eval_steps=eval_steps, save_steps=save_steps, seed=seed,
+            threads=threads, save_dtype=save_dtype,  # type: ignore[arg-type]
+        )
+        try:
+            # transformers' progress callback prints its logs to stdout; keep stdout for --json.
+            with contextlib.redirect_stdout(sys.stderr):
+                result = run_finetune(data, base, out, config, resume=resume)
+        except FileExistsError:
+            raise ValueError(f"{out} holds checkpoints of an earlier run: add --resume to continue it, "
+                             "or choose another --out") from None
+    summary = {"out": str(result.out_dir), "base": result.base, "examples": result.examples,
+               "train_windows": result.train_windows, "steps": result.steps, "examples_seen": result.examples_seen,
+               "seconds": result.seconds, "evaluations": result.evaluations}
+    if as_json:
+        print(json.dumps(summary))
+        return
+    last = result.evaluations[-1] if result.evaluations else {}
+    out_console = Console()
+    out_console.print(f"reader saved to {result.out_dir} after {result.steps} steps ({result.seconds:.0f} s)")
+    if last:
+        out_console.print(f"held-out EM {last['em']:.3f}  F1 {last['f1']:.3f}  contains {last['contains']:.3f}")
