@@ -57,10 +57,14 @@ class CrossEncoderReranker:
         with self._lock:
             if self._model is not None:
                 return
+            import torch
             from sentence_transformers import CrossEncoder
 
+            # Shipped rerankers are stored in float16 to stay small; CPUs compute in float32.
+            dtype = torch.float32 if self.device == "cpu" else "auto"
             self._model = CrossEncoder(
-                str(self.resolved.path), device=self.device, max_length=self.max_length, local_files_only=True
+                str(self.resolved.path), device=self.device, max_length=self.max_length, local_files_only=True,
+                model_kwargs={"dtype": dtype},
             )
 
     @property

@@ -430,37 +430,80 @@ if __name__ == "__main__":
 finetune_app = typer.Typer(help="Fine-tune models on SQuAD-format or BEIR data (yours or public).", no_args_is_help=True)
 app.add_typer(finetune_app, name="finetune")
 
+OFFLINE_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+OutDirOption = Annotated[Path, typer.Option("--out", help="Folder for checkpoints and the trained model.")]
+BaseOption = Annotated[str, typer.Option("--base", help="Model to start from: Hub name, local path or packaged model.")]
+EvalLimitOption = Annotated[int, typer.Option("--eval-limit", min=0, help="Held-out questions evaluated each time (0 = all).")]
+MaxExamplesOption = Annotated[int, typer.Option("--max-examples", min=0, help="Train on at most N questions, spread over paragraphs (0 = all).")]
+EpochsOption = Annotated[float, typer.Option("--epochs", min=0.0)]
+MaxStepsOption = Annotated[int, typer.Option("--max-steps", help="Stop after N optimizer steps (overrides --epochs).")]
+BatchSizeOption = Annotated[int, typer.Option("--batch-size", min=1)]
+LearningRateOption = Annotated[float, typer.Option("--lr", min=0.0)]
+MaxSeqLenOption = Annotated[int, typer.Option("--max-seq-len", min=32, help="Tokens per input (question + passage).")]
+EvalStepsOption = Annotated[int, typer.Option("--eval-steps", min=1, help="Evaluate on held-out data every N steps.")]
+SaveStepsOption = Annotated[int, typer.Option("--save-steps", min=1, help="Checkpoint every N steps.")]
+ThreadsOption = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for torch.")]
+SeedOption = Annotated[int, typer.Option("--seed")]
+SaveDtypeOption = Annotated[str, typer.Option("--save-dtype", help="float16 (half the size) or float32.")]
+ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out.")]
+
+
+def _train(run, out: Path):
+    """Run a trainer with user errors made plain and stdout kept for --json
+    (transformers' progress callback prints its logs to stdout)."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return run()
+    except FileExistsError:
+        raise ValueError(f"{out} holds checkpoints of an earlier run: add --resume to continue it, "
+                         "or choose another --out") from None
+
+
+def _check_dtype(save_dtype: str) -> None:
+    if save_dtype not in ("float16", "float32"):
+        err.print(f"[red]error:[/red] --save-dtype must be float16 or float32, not {save_dtype!r}")
+        raise typer.Exit(2)
+
+
+def _report_training(summary: dict, as_json: bool, metrics: tuple[str, ...]) -> None:
+    if as_json:
+        print(json.dumps(summary))
+        return
+    out_console = Console()
+    out_console.print(f"saved to {summary['out']} after {summary['steps']} steps ({summary['seconds']:.0f} s)")
+    if summary["evaluations"]:
+        last = summary["evaluations"][-1]
+        out_console.print("held-out " + "  ".join(f"{m} {last[m]:.3f}" for m in metrics if m in last))
+
 
 @finetune_app.command("reader")
 def finetune_reader(
     squad: Annotated[list[Path], typer.Option("--squad", exists=True, dir_okay=False, help="SQuAD-format training file (repeatable).")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for checkpoints and the trained reader (RAG_READER_MODEL=DIR).")],
-    base: Annotated[str, typer.Option("--base", help="Encoder to start from: Hub name, local path or packaged model.")] = "sentence-transformers/all-MiniLM-L6-v2",
+    out: OutDirOption,
+    base: BaseOption = OFFLINE_ENCODER,
     eval_squad: Annotated[Path | None, typer.Option("--eval-squad", exists=True, dir_okay=False, help="Held-out SQuAD-format file (default: the last --holdout-articles of the first --squad file).")] = None,
     holdout_articles: Annotated[int, typer.Option("--holdout-articles", min=0, help="Articles held out of training for evaluation when no --eval-squad.")] = 10,
-    eval_limit: Annotated[int, typer.Option("--eval-limit", min=0, help="Held-out questions evaluated each time (0 = all).")] = 300,
-    max_examples: Annotated[int, typer.Option("--max-examples", min=0, help="Train on at most N questions, spread over paragraphs (0 = all).")] = 0,
-    epochs: Annotated[float, typer.Option("--epochs", min=0.0)] = 1.0,
-    max_steps: Annotated[int, typer.Option("--max-steps", help="Stop after N optimizer steps (overrides --epochs).")] = -1,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
-    learning_rate: Annotated[float, typer.Option("--lr", min=0.0)] = 1e-4,
-    max_seq_len: Annotated[int, typer.Option("--max-seq-len", min=32)] = 256,
+    eval_limit: EvalLimitOption = 300,
+    max_examples: MaxExamplesOption = 0,
+    epochs: EpochsOption = 1.0,
+    max_steps: MaxStepsOption = -1,
+    batch_size: BatchSizeOption = 16,
+    learning_rate: LearningRateOption = 1e-4,
+    max_seq_len: MaxSeqLenOption = 256,
     stride: Annotated[int, typer.Option("--stride", min=0, help="Tokens shared by consecutive windows of a long paragraph.")] = 64,
-    eval_steps: Annotated[int, typer.Option("--eval-steps", min=1, help="Evaluate on held-out questions every N steps.")] = 250,
-    save_steps: Annotated[int, typer.Option("--save-steps", min=1, help="Checkpoint every N steps.")] = 250,
-    threads: Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for torch.")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 42,
-    save_dtype: Annotated[str, typer.Option("--save-dtype", help="float16 (half the size) or float32.")] = "float16",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out.")] = False,
+    eval_steps: EvalStepsOption = 250,
+    save_steps: SaveStepsOption = 250,
+    threads: ThreadsOption = None,
+    seed: SeedOption = 42,
+    save_dtype: SaveDtypeOption = "float16",
+    resume: ResumeOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Fine-tune an extractive QA reader; EM / F1 on held-out questions every --eval-steps."""
+    """Fine-tune an extractive QA reader (use it with RAG_READER_MODEL=DIR); EM / F1 on held-out questions every --eval-steps."""
     from generators.training.reader import ReaderTrainingConfig
     from rag.finetune import finetune_reader as run_finetune, reader_data
 
-    if save_dtype not in ("float16", "float32"):
-        err.print(f"[red]error:[/red] --save-dtype must be float16 or float32, not {save_dtype!r}")
-        raise typer.Exit(2)
+    _check_dtype(save_dtype)
     with _user_errors():
         data = reader_data(squad, eval_squad=eval_squad, holdout_articles=holdout_articles, eval_limit=eval_limit,
                            max_examples=max_examples or None, seed=seed)
@@ -470,21 +513,59 @@ def finetune_reader(
             epochs=epochs, max_steps=max_steps, eval_steps=eval_steps, save_steps=save_steps, seed=seed,
             threads=threads, save_dtype=save_dtype,  # type: ignore[arg-type]
         )
-        try:
-            # transformers' progress callback prints its logs to stdout; keep stdout for --json.
-            with contextlib.redirect_stdout(sys.stderr):
-                result = run_finetune(data, base, out, config, resume=resume)
-        except FileExistsError:
-            raise ValueError(f"{out} holds checkpoints of an earlier run: add --resume to continue it, "
-                             "or choose another --out") from None
+        result = _train(lambda: run_finetune(data, base, out, config, resume=resume), out)
     summary = {"out": str(result.out_dir), "base": result.base, "examples": result.examples,
                "train_windows": result.train_windows, "steps": result.steps, "examples_seen": result.examples_seen,
                "seconds": result.seconds, "evaluations": result.evaluations}
-    if as_json:
-        print(json.dumps(summary))
-        return
-    last = result.evaluations[-1] if result.evaluations else {}
-    out_console = Console()
-    out_console.print(f"reader saved to {result.out_dir} after {result.steps} steps ({result.seconds:.0f} s)")
-    if last:
-        out_console.print(f"held-out EM {last['em']:.3f}  F1 {last['f1']:.3f}  contains {last['contains']:.3f}")
+    _report_training(summary, as_json, ("em", "f1", "contains"))
+
+
+@finetune_app.command("reranker")
+def finetune_reranker(
+    out: OutDirOption,
+    squad: Annotated[Path | None, typer.Option("--squad", exists=True, dir_okay=False, help="SQuAD-format file: each question's paragraph is its relevant passage.")] = None,
+    beir: Annotated[Path | None, typer.Option("--beir", exists=True, file_okay=False, help="BEIR folder: qrels of --split give the relevant documents.")] = None,
+    split: Annotated[str, typer.Option("--split", help="BEIR qrels split to train on.")] = "train",
+    base: BaseOption = OFFLINE_ENCODER,
+    holdout: Annotated[int, typer.Option("--holdout", min=0, help="Last N articles (SQuAD) or queries (BEIR) held out for evaluation.")] = 10,
+    eval_limit: EvalLimitOption = 300,
+    max_examples: MaxExamplesOption = 0,
+    negatives: Annotated[int, typer.Option("--negatives", min=1, max=50, help="Hard negatives per query, mined with BM25 + the embedder.")] = 3,
+    epochs: EpochsOption = 1.0,
+    max_steps: MaxStepsOption = -1,
+    batch_size: BatchSizeOption = 32,
+    learning_rate: LearningRateOption = 5e-5,
+    max_seq_len: MaxSeqLenOption = 256,
+    eval_steps: EvalStepsOption = 250,
+    save_steps: SaveStepsOption = 250,
+    threads: ThreadsOption = None,
+    seed: SeedOption = 42,
+    save_dtype: SaveDtypeOption = "float16",
+    work: WorkOption = Path(".rag-finetune"),
+    resume: ResumeOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Fine-tune a cross-encoder reranker (use it with RAG_RERANKER_MODEL=DIR); accuracy@1 and MRR on held-out queries."""
+    from generators.training.reranker import RerankerTrainer, RerankerTrainingConfig
+    from rag.finetune import ranking_data
+
+    _check_dtype(save_dtype)
+    with _user_errors():
+        settings = Settings()
+        with _progress_bar("mining negatives") as progress:
+            task = progress.add_task("queries", total=None)
+            data = ranking_data(settings, work=work, squad=squad, beir=beir, split=split, holdout=holdout,
+                                eval_limit=eval_limit, max_examples=max_examples or None, negatives=negatives,
+                                seed=seed, on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+        err.print(f"training on {len(data.train)} queries; {len(data.heldout)} held-out from {data.heldout_source}")
+        config = RerankerTrainingConfig(
+            max_seq_len=max_seq_len, batch_size=batch_size, learning_rate=learning_rate, epochs=epochs,
+            max_steps=max_steps, eval_steps=eval_steps, save_steps=save_steps, seed=seed, threads=threads,
+            save_dtype=save_dtype,  # type: ignore[arg-type]
+        )
+        trainer = RerankerTrainer(base, out, config, heldout=data.heldout)
+        result = _train(lambda: trainer.run(data.train, resume=resume), out)
+    summary = {"out": str(result.out_dir), "base": result.base, "examples": result.examples, "pairs": result.pairs,
+               "steps": result.steps, "pairs_seen": result.pairs_seen, "seconds": result.seconds,
+               "evaluations": result.evaluations}
+    _report_training(summary, as_json, ("accuracy@1", "mrr"))

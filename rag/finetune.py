@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from generators.training.reranker import RankingExample
 from generators.training.reader import (
     EvaluateFn,
     QAExample,
@@ -80,3 +81,130 @@ def finetune_reader(
 ) -> ReaderTrainingResult:
     evaluate = gold_setting_evaluator(data.heldout) if data.heldout else None
     return ReaderTrainer(base, out_dir, config, evaluate=evaluate).run(data.train, resume=resume)
+
+
+@dataclass(frozen=True)
+class RankingQuery:
+    """A query with one relevant passage; `relevant` names every document file that must not be a negative."""
+
+    query: str
+    positive: str
+    relevant: frozenset[str]
+    group: str  # the positive's document: subsets spread over documents
+
+
+@dataclass(frozen=True)
+class RankingData:
+    train: list[RankingExample]
+    heldout: list[RankingExample]
+    heldout_source: str
+
+
+def squad_ranking_queries(articles: list[dict], docs_dir: Path) -> tuple[list[RankingQuery], dict[int, list[RankingQuery]]]:
+    """Question → its paragraph (each paragraph written to `docs_dir` as a document); also by article number."""
+    by_article: dict[int, list[RankingQuery]] = {}
+    for a in range(len(articles)):
+        for item in squad_items(articles, docs_dir, only=[a]):
+            by_article.setdefault(a, []).append(
+                RankingQuery(item.question, item.context, frozenset({item.path}), item.path))
+    return [q for a in sorted(by_article) for q in by_article[a]], by_article
+
+
+def beir_ranking_queries(folder: Path, split: str, docs_dir: Path) -> list[RankingQuery]:
+    """Query → each relevant corpus document (graded relevance > 0), documents written to `docs_dir`."""
+    from rag.evaluation.retrieval import load_beir, write_corpus_documents
+
+    dataset = load_beir(folder, split)
+    by_id = {corpus_id: name for name, corpus_id in write_corpus_documents(dataset.corpus_path, docs_dir).items()}
+    queries = []
+    for query in dataset.queries:
+        relevant = {str((docs_dir / by_id[c]).resolve()) for c, grade in query.qrels.items() if grade > 0 and c in by_id}
+        for path in sorted(relevant):
+            queries.append(RankingQuery(query.text, Path(path).read_text(encoding="utf-8").strip(),
+                                        frozenset(relevant), path))
+    return queries
+
+
+def mine_hard_negatives(queries: Sequence[RankingQuery], retriever, *, negatives: int = 3, depth: int = 30,
+                        on_progress=None) -> list[RankingExample]:
+    """For each query, the best-ranked passages of the hybrid retriever (BM25 + embedder) that are not relevant."""
+    examples = []
+    for done, query in enumerate(queries, start=1):
+        found: list[str] = []
+        for passage in retriever.run(query.query, top_k=depth).passages:
+            if passage.source in query.relevant or passage.text in found or passage.text.strip() == query.positive:
+                continue
+            found.append(passage.text)
+            if len(found) == negatives:
+                break
+        if found:
+            examples.append(RankingExample(query.query, query.positive, tuple(found)))
+        if on_progress:
+            on_progress(done, len(queries))
+    return examples
+
+
+def ranking_data(
+    settings,
+    *,
+    work: Path,
+    squad: Path | None = None,
+    beir: Path | None = None,
+    split: str = "train",
+    holdout: int = 10,
+    eval_limit: int = 300,
+    max_examples: int | None = None,
+    negatives: int = 3,
+    seed: int = 42,
+    on_progress=None,
+) -> RankingData:
+    """Training and held-out ranking examples from a SQuAD file (question → paragraph) or a BEIR split
+    (query → relevant documents), hard negatives mined from the same corpus with the hybrid retriever.
+
+    Held out: the last `holdout` articles (SQuAD) or queries (BEIR), never trained on."""
+    from rag.components import build_ingest_pipeline, build_retriever, build_store
+    from rag.evaluation.qa import work_dir_for
+
+    if (squad is None) == (beir is None):
+        raise ValueError("give exactly one of a SQuAD file or a BEIR folder")
+    source_file = squad if squad is not None else beir / "corpus.jsonl"
+    if not source_file.is_file():
+        raise ValueError(f"{source_file} does not exist")
+    folder = work_dir_for(source_file, work)
+    docs = folder / "docs"
+    if squad is not None:
+        queries, by_article = squad_ranking_queries(read_squad(squad), docs)
+        if holdout >= len(by_article):
+            raise ValueError(f"{squad} has {len(by_article)} articles: too few to hold {holdout} out")
+        held_articles = sorted(by_article)[len(by_article) - holdout:] if holdout else []
+        heldout_queries = [q for a in held_articles for q in by_article[a]]
+        train_queries = [q for a in sorted(by_article)[: len(by_article) - holdout] for q in by_article[a]]
+        source = f"{squad} (last {holdout} articles, not trained on)"
+    else:
+        queries = beir_ranking_queries(beir, split, docs)
+        query_texts = list(dict.fromkeys(q.query for q in queries))
+        if holdout >= len(query_texts):
+            raise ValueError(f"{beir} split {split!r} has {len(query_texts)} queries: too few to hold {holdout} out")
+        held = set(query_texts[len(query_texts) - holdout:]) if holdout else set()
+        heldout_queries = [q for q in queries if q.query in held]
+        train_queries = [q for q in queries if q.query not in held]
+        source = f"{beir} {split} (last {holdout} queries, not trained on)"
+    if not train_queries:
+        raise ValueError("no training queries with a relevant passage")
+    train_queries = select_examples(train_queries, max_examples, seed=seed, group=lambda q: q.group)
+    if eval_limit and len(heldout_queries) > eval_limit:
+        step = len(heldout_queries) / eval_limit
+        heldout_queries = [heldout_queries[int(k * step)] for k in range(eval_limit)]
+
+    store = build_store(settings, folder / "index")
+    pipeline = build_ingest_pipeline(settings, store)
+    pipeline.run([docs])
+    with store.reader() as index:
+        retriever = build_retriever(settings, index, pipeline.embedder)
+        total = len(train_queries) + len(heldout_queries)
+        progress = (lambda done, _: on_progress(done, total)) if on_progress else None
+        train = mine_hard_negatives(train_queries, retriever, negatives=negatives, on_progress=progress)
+        offset = len(train_queries)
+        progress = (lambda done, _: on_progress(offset + done, total)) if on_progress else None
+        heldout = mine_hard_negatives(heldout_queries, retriever, negatives=negatives, on_progress=progress)
+    return RankingData(train, heldout, source)

@@ -14,28 +14,32 @@ passed in by the caller reports EM / F1 on held-out questions every
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from generators.resolve import resolve_model
+from generators.training.common import (
+    CHECKPOINTS,
+    checkpoint_to_resume,
+    evaluation_callback,
+    read_evaluations,
+    write_training_info,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Called with the model being trained (in eval mode) and its tokenizer; returns metrics such as {"em": .., "f1": ..}.
 EvaluateFn = Callable[["PreTrainedModel", "PreTrainedTokenizerBase"], dict[str, float]]
 
-CHECKPOINTS = "checkpoints"
-EVALUATIONS = "evaluations.jsonl"
-TRAINING_INFO = "training.json"
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,9 @@ def squad_examples(articles: Sequence[dict], *, skip_articles: Sequence[int] = (
     return examples
 
 
-def select_examples(examples: Sequence[QAExample], limit: int | None, *, seed: int = 42) -> list[QAExample]:
+def select_examples(
+    examples: Sequence[T], limit: int | None, *, seed: int = 42, group: Callable[[T], str] = lambda e: e.paragraph
+) -> list[T]:
     """Up to `limit` examples spread over as many paragraphs as possible.
 
     Round-robin: one question from every paragraph (in random order) before a
@@ -110,14 +116,14 @@ def select_examples(examples: Sequence[QAExample], limit: int | None, *, seed: i
     The choice is deterministic for a seed, which a resumed run relies on.
     """
     rng = random.Random(seed)
-    by_paragraph: dict[str, list[QAExample]] = {}
+    by_paragraph: dict[str, list[T]] = {}
     for example in examples:
-        by_paragraph.setdefault(example.paragraph, []).append(example)
+        by_paragraph.setdefault(group(example), []).append(example)
     groups = list(by_paragraph.values())
     for group in groups:
         rng.shuffle(group)
     rng.shuffle(groups)
-    chosen: list[QAExample] = []
+    chosen: list[T] = []
     depth = 0
     budget = len(examples) if limit is None else min(limit, len(examples))
     while len(chosen) < budget:
@@ -214,22 +220,15 @@ class ReaderTrainer:
             AutoTokenizer,
             DataCollatorWithPadding,
             Trainer,
-            TrainerCallback,
             TrainingArguments,
         )
-        from transformers.trainer_utils import get_last_checkpoint
 
         config = self.config
         if config.threads:
             torch.set_num_threads(config.threads)
         if not examples:
             raise ValueError("no training examples")
-        checkpoints = self.out_dir / CHECKPOINTS
-        last = get_last_checkpoint(str(checkpoints)) if resume and checkpoints.is_dir() else None
-        if resume and last is None:
-            log.warning("No checkpoint in %s: training from the start", checkpoints)
-        if not resume and checkpoints.is_dir() and any(checkpoints.iterdir()):
-            raise FileExistsError(f"{checkpoints} holds checkpoints of an earlier run: pass resume, or choose another out_dir")
+        last = checkpoint_to_resume(self.out_dir, resume)
 
         path = str(resolve_model(self.base, role="base encoder", setting=self.setting).path)
         tokenizer = AutoTokenizer.from_pretrained(path)
@@ -243,43 +242,20 @@ class ReaderTrainer:
         if not windows:
             raise ValueError("no training window holds its answer: check the answer offsets")
         log.info("%d examples → %d training windows", len(examples), len(windows))
-
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        evaluations_file = self.out_dir / EVALUATIONS
-        if not resume:
-            evaluations_file.unlink(missing_ok=True)
-        evaluations: list[dict] = []
-        trainer_ref: list[Trainer] = []
 
-        class EvaluateEvery(TrainerCallback):
-            def __init__(self, evaluate: EvaluateFn, every: int) -> None:
-                self._evaluate = evaluate
-                self._every = every
-
-            def _run(self, state, model) -> None:
-                model.eval()
-                try:
-                    metrics = self._evaluate(model, tokenizer)
-                finally:
-                    model.train()
-                row = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), **metrics}
-                evaluations.append(row)
-                with evaluations_file.open("a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(row) + "\n")
-                if trainer_ref:
-                    trainer_ref[0].log({f"heldout_{k}": v for k, v in metrics.items()})
-
-            def on_step_end(self, args, state, control, model=None, **kwargs):
-                if state.global_step % self._every == 0 and model is not None:
-                    self._run(state, model)
-
-            def on_train_end(self, args, state, control, model=None, **kwargs):
-                if model is not None and (not evaluations or evaluations[-1]["step"] != state.global_step):
-                    self._run(state, model)
+        trainer_box: list[Trainer] = []
+        callbacks = []
+        if self.evaluate is not None:
+            evaluate = self.evaluate
+            callbacks.append(evaluation_callback(
+                lambda: evaluate(trainer_box[0].model, tokenizer), config.eval_steps, self.out_dir,
+                lambda: trainer_box[0].model,
+            ))
 
         use_cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
         args = TrainingArguments(
-            output_dir=str(checkpoints),
+            output_dir=str(self.out_dir / CHECKPOINTS),
             per_device_train_batch_size=config.batch_size,
             learning_rate=config.learning_rate,
             num_train_epochs=config.epochs,
@@ -299,7 +275,6 @@ class ReaderTrainer:
             dataloader_num_workers=0,
             train_sampling_strategy="group_by_length",
         )
-        callbacks = [EvaluateEvery(self.evaluate, config.eval_steps)] if self.evaluate else []
         trainer = Trainer(
             model=model,
             args=args,
@@ -307,7 +282,9 @@ class ReaderTrainer:
             data_collator=DataCollatorWithPadding(tokenizer),
             callbacks=callbacks,
         )
-        trainer_ref.append(trainer)
+        trainer_box.append(trainer)
+        for callback in callbacks:
+            callback.trainer = trainer
         started = time.perf_counter()
         trainer.train(resume_from_checkpoint=last)
         seconds = time.perf_counter() - started
@@ -326,14 +303,7 @@ class ReaderTrainer:
             steps=state.global_step,
             examples_seen=state.global_step * config.batch_size,
             seconds=round(seconds, 1),
-            evaluations=_read_jsonl(evaluations_file),
+            evaluations=read_evaluations(self.out_dir),
         )
-        info = {**asdict(result), "out_dir": str(self.out_dir), "config": asdict(config)}
-        (self.out_dir / TRAINING_INFO).write_text(json.dumps(info, indent=2), encoding="utf-8")
+        write_training_info(self.out_dir, {**asdict(result), "config": asdict(config)})
         return result
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from typer.testing import CliRunner
 
 from rag.cli import app
 from rag.finetune import reader_data
 
 runner = CliRunner()
+
+
+@pytest.fixture
+def small_index_settings(monkeypatch):
+    monkeypatch.setenv("RAG_CHUNK_TOKENS", "64")
+    monkeypatch.setenv("RAG_CHUNK_OVERLAP", "8")
 
 
 def _squad(path, articles: int = 4, paragraphs: int = 2):
@@ -70,3 +78,49 @@ def test_finetune_reader_rejects_a_missing_base_model(tmp_path):
                                  "--holdout-articles", "1"])
     assert result.exit_code == 2 and "nowhere" in result.stderr.replace("\n", "")
     assert not (tmp_path / "o").exists()
+
+
+def _beir(folder, queries: int = 6):
+    folder.mkdir()
+    topics = ["volcanoes erupt molten rock", "penguins live in Antarctica", "bread rises with yeast",
+              "comets have icy tails", "violins have four strings", "glaciers carve valleys"]
+    with (folder / "corpus.jsonl").open("w") as corpus:
+        for i, topic in enumerate(topics):
+            corpus.write(json.dumps({"_id": f"d{i}", "title": f"Doc {i}", "text": f"It is known that {topic}."}) + "\n")
+    with (folder / "queries.jsonl").open("w") as handle:
+        for i, topic in enumerate(topics[:queries]):
+            handle.write(json.dumps({"_id": f"q{i}", "text": f"what about {topic.split()[0]}"}) + "\n")
+    (folder / "qrels").mkdir()
+    (folder / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(queries)))
+    return folder
+
+
+def test_finetune_reranker_mines_negatives_from_the_corpus_and_trains(tmp_path, tiny_cross_encoder_dir, small_index_settings):
+    from rag.finetune import ranking_data
+    from rag.settings import Settings
+
+    data = ranking_data(Settings(), work=tmp_path / "work", squad=_squad(tmp_path / "train.json"), holdout=1,
+                        negatives=2)
+    assert len(data.train) == 18 and len(data.heldout) == 6
+    for example in data.train:
+        assert len(example.negatives) == 2 and example.positive not in example.negatives
+        assert example.query.startswith("Who founded town ")
+        town = example.query.split()[3].rstrip("?")
+        assert f"Town {town} " in example.positive and all(f"Town {town} " not in n for n in example.negatives)
+
+    out = tmp_path / "reranker"
+    result = runner.invoke(app, ["finetune", "reranker", "--beir", str(_beir(tmp_path / "beir")), "--holdout", "2",
+                                 "--base", str(tiny_cross_encoder_dir), "--out", str(out), "--negatives", "2",
+                                 "--work", str(tmp_path / "work"), "--max-steps", "3", "--batch-size", "4",
+                                 "--eval-steps", "3", "--threads", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["examples"] == 4 and summary["pairs"] == 12 and summary["steps"] == 3
+    assert {"accuracy@1", "mrr"} <= set(summary["evaluations"][-1])
+    assert (out / "config.json").is_file()
+
+
+def test_finetune_reranker_needs_exactly_one_source(tmp_path):
+    result = runner.invoke(app, ["finetune", "reranker", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "exactly one" in result.stderr

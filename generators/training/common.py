@@ -1,0 +1,80 @@
+"""What the trainers share: checkpoint folders, resume, and held-out evaluation every N steps."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+EVALUATIONS = "evaluations.jsonl"
+TRAINING_INFO = "training.json"
+
+
+def checkpoint_to_resume(out_dir: Path, resume: bool) -> str | None:
+    """The checkpoint a resumed run starts from; refuses to mix a fresh run into an old one's folder."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    checkpoints = out_dir / CHECKPOINTS
+    has_checkpoints = checkpoints.is_dir() and any(checkpoints.iterdir())
+    if not resume:
+        if has_checkpoints:
+            raise FileExistsError(f"{checkpoints} holds checkpoints of an earlier run: resume it, or choose another out_dir")
+        (out_dir / EVALUATIONS).unlink(missing_ok=True)
+        return None
+    last = get_last_checkpoint(str(checkpoints)) if has_checkpoints else None
+    if last is None:
+        log.warning("No checkpoint in %s: training from the start", checkpoints)
+    return last
+
+
+def evaluation_callback(evaluate: Callable[[], dict[str, float]], every: int, out_dir: Path, model_of: Callable):
+    """A `TrainerCallback` that runs `evaluate()` every `every` steps and once at the end, in eval mode,
+    appending each row to `evaluations.jsonl` (kept across resumes) and to the trainer's log."""
+    from transformers import TrainerCallback
+
+    path = out_dir / EVALUATIONS
+
+    class EvaluateEvery(TrainerCallback):
+        def __init__(self) -> None:
+            self.last_step = -1
+            self.trainer = None  # set after the trainer exists, to log through it
+
+        def _run(self, state) -> None:
+            model = model_of()
+            model.eval()
+            try:
+                metrics = evaluate()
+            finally:
+                model.train()
+            self.last_step = state.global_step
+            row = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4), **metrics}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(row) + "\n")
+            if self.trainer is not None:
+                self.trainer.log({f"heldout_{k}": v for k, v in metrics.items()})
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step % every == 0:
+                self._run(state)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.last_step != state.global_step:
+                self._run(state)
+
+    return EvaluateEvery()
+
+
+def read_evaluations(out_dir: Path) -> list[dict]:
+    path = out_dir / EVALUATIONS
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_training_info(out_dir: Path, info: dict) -> None:
+    (out_dir / TRAINING_INFO).write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
