@@ -520,17 +520,35 @@ def finetune_reader(
     _report_training(summary, as_json, ("em", "f1", "contains"))
 
 
+RankingSquadOption = Annotated[Path | None, typer.Option("--squad", exists=True, dir_okay=False, help="SQuAD-format file: each question's paragraph is its relevant passage.")]
+RankingBeirOption = Annotated[Path | None, typer.Option("--beir", exists=True, file_okay=False, help="BEIR folder: qrels of --split give the relevant documents.")]
+SplitOption = Annotated[str, typer.Option("--split", help="BEIR qrels split to train on.")]
+HoldoutOption = Annotated[int, typer.Option("--holdout", min=0, help="Last N articles (SQuAD) or queries (BEIR) held out for evaluation.")]
+NegativesOption = Annotated[int, typer.Option("--negatives", min=1, max=50, help="Hard negatives per query, mined with BM25 + the embedder.")]
+
+
+def _ranking_data(settings: Settings, **options):
+    from rag.finetune import ranking_data
+
+    with _progress_bar("mining negatives") as progress:
+        task = progress.add_task("queries", total=None)
+        data = ranking_data(settings, on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                            **options)
+    err.print(f"training on {len(data.train)} queries; {len(data.heldout)} held-out from {data.heldout_source}")
+    return data
+
+
 @finetune_app.command("reranker")
 def finetune_reranker(
     out: OutDirOption,
-    squad: Annotated[Path | None, typer.Option("--squad", exists=True, dir_okay=False, help="SQuAD-format file: each question's paragraph is its relevant passage.")] = None,
-    beir: Annotated[Path | None, typer.Option("--beir", exists=True, file_okay=False, help="BEIR folder: qrels of --split give the relevant documents.")] = None,
-    split: Annotated[str, typer.Option("--split", help="BEIR qrels split to train on.")] = "train",
+    squad: RankingSquadOption = None,
+    beir: RankingBeirOption = None,
+    split: SplitOption = "train",
     base: BaseOption = OFFLINE_ENCODER,
-    holdout: Annotated[int, typer.Option("--holdout", min=0, help="Last N articles (SQuAD) or queries (BEIR) held out for evaluation.")] = 10,
+    holdout: HoldoutOption = 10,
     eval_limit: EvalLimitOption = 300,
     max_examples: MaxExamplesOption = 0,
-    negatives: Annotated[int, typer.Option("--negatives", min=1, max=50, help="Hard negatives per query, mined with BM25 + the embedder.")] = 3,
+    negatives: NegativesOption = 3,
     epochs: EpochsOption = 1.0,
     max_steps: MaxStepsOption = -1,
     batch_size: BatchSizeOption = 32,
@@ -547,17 +565,11 @@ def finetune_reranker(
 ) -> None:
     """Fine-tune a cross-encoder reranker (use it with RAG_RERANKER_MODEL=DIR); accuracy@1 and MRR on held-out queries."""
     from generators.training.reranker import RerankerTrainer, RerankerTrainingConfig
-    from rag.finetune import ranking_data
 
     _check_dtype(save_dtype)
     with _user_errors():
-        settings = Settings()
-        with _progress_bar("mining negatives") as progress:
-            task = progress.add_task("queries", total=None)
-            data = ranking_data(settings, work=work, squad=squad, beir=beir, split=split, holdout=holdout,
-                                eval_limit=eval_limit, max_examples=max_examples or None, negatives=negatives,
-                                seed=seed, on_progress=lambda done, total: progress.update(task, completed=done, total=total))
-        err.print(f"training on {len(data.train)} queries; {len(data.heldout)} held-out from {data.heldout_source}")
+        data = _ranking_data(Settings(), work=work, squad=squad, beir=beir, split=split, holdout=holdout,
+                             eval_limit=eval_limit, max_examples=max_examples or None, negatives=negatives, seed=seed)
         config = RerankerTrainingConfig(
             max_seq_len=max_seq_len, batch_size=batch_size, learning_rate=learning_rate, epochs=epochs,
             max_steps=max_steps, eval_steps=eval_steps, save_steps=save_steps, seed=seed, threads=threads,
@@ -568,4 +580,45 @@ def finetune_reranker(
     summary = {"out": str(result.out_dir), "base": result.base, "examples": result.examples, "pairs": result.pairs,
                "steps": result.steps, "pairs_seen": result.pairs_seen, "seconds": result.seconds,
                "evaluations": result.evaluations}
+    _report_training(summary, as_json, ("accuracy@1", "mrr"))
+
+
+@finetune_app.command("embedder")
+def finetune_embedder(
+    out: OutDirOption,
+    squad: RankingSquadOption = None,
+    beir: RankingBeirOption = None,
+    split: SplitOption = "train",
+    base: BaseOption = OFFLINE_ENCODER,
+    holdout: HoldoutOption = 10,
+    eval_limit: EvalLimitOption = 300,
+    max_examples: MaxExamplesOption = 0,
+    negatives: NegativesOption = 1,
+    epochs: EpochsOption = 1.0,
+    max_steps: MaxStepsOption = -1,
+    batch_size: BatchSizeOption = 32,
+    learning_rate: LearningRateOption = 2e-5,
+    max_seq_len: MaxSeqLenOption = 256,
+    eval_steps: EvalStepsOption = 250,
+    save_steps: SaveStepsOption = 250,
+    threads: ThreadsOption = None,
+    seed: SeedOption = 42,
+    work: WorkOption = Path(".rag-finetune"),
+    resume: ResumeOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Adapt the embedder to a corpus with in-batch negatives (use it with RAG_EMBEDDER_MODEL=DIR; the next ingest re-embeds)."""
+    from generators.training.embedder import EmbedderTrainer, EmbedderTrainingConfig
+
+    with _user_errors():
+        data = _ranking_data(Settings(), work=work, squad=squad, beir=beir, split=split, holdout=holdout,
+                             eval_limit=eval_limit, max_examples=max_examples or None, negatives=negatives, seed=seed)
+        config = EmbedderTrainingConfig(
+            max_seq_len=max_seq_len, batch_size=batch_size, learning_rate=learning_rate, epochs=epochs,
+            max_steps=max_steps, eval_steps=eval_steps, save_steps=save_steps, seed=seed, threads=threads,
+        )
+        trainer = EmbedderTrainer(base, out, config, heldout=data.heldout)
+        result = _train(lambda: trainer.run(data.train, resume=resume), out)
+    summary = {"out": str(result.out_dir), "base": result.base, "examples": result.examples, "steps": result.steps,
+               "examples_seen": result.examples_seen, "seconds": result.seconds, "evaluations": result.evaluations}
     _report_training(summary, as_json, ("accuracy@1", "mrr"))

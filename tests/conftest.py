@@ -104,3 +104,25 @@ def tiny_cross_encoder_dir(tmp_path_factory) -> Path:
     BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder_dir(tmp_path_factory) -> Path:
+    """A 2-layer BERT sentence-transformers model (mean pooling) with random weights: plumbing only."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    tokenizer = _minilm_tokenizer()
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                        num_attention_heads=2, max_position_embeddings=512)
+    encoder = tmp_path_factory.mktemp("tiny-encoder")
+    BertModel(config).save_pretrained(encoder)
+    tokenizer.save_pretrained(encoder)
+    transformer = Transformer(str(encoder), max_seq_length=128)
+    model = SentenceTransformer(modules=[transformer, Pooling(transformer.get_embedding_dimension(), "mean")])
+    folder = tmp_path_factory.mktemp("tiny-embedder")
+    model.save_pretrained(str(folder))
+    return folder

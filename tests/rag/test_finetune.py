@@ -124,3 +124,16 @@ def test_finetune_reranker_mines_negatives_from_the_corpus_and_trains(tmp_path, 
 def test_finetune_reranker_needs_exactly_one_source(tmp_path):
     result = runner.invoke(app, ["finetune", "reranker", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "exactly one" in result.stderr
+
+
+def test_finetune_embedder_cli(tmp_path, tiny_embedder_dir):
+    out = tmp_path / "embedder"
+    result = runner.invoke(app, ["finetune", "embedder", "--beir", str(_beir(tmp_path / "beir")), "--holdout", "2",
+                                 "--base", str(tiny_embedder_dir), "--out", str(out), "--work", str(tmp_path / "work"),
+                                 "--max-steps", "2", "--batch-size", "2", "--eval-steps", "1", "--threads", "1",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["examples"] == 4 and summary["steps"] == 2
+    assert [row["step"] for row in summary["evaluations"]] == [1, 2]
+    assert (out / "modules.json").is_file()

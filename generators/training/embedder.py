@@ -1,0 +1,173 @@
+"""Adapt the bi-encoder to a corpus: sentence-transformers training with in-batch negatives.
+
+`MultipleNegativesRankingLoss` on (query, relevant passage, hard negative)
+triplets: every other passage in the batch is a negative too, so each step
+teaches the model to pick the right passage among `2 × batch_size`. The output
+is a sentence-transformers folder; pointing `RAG_EMBEDDER_MODEL` at it changes
+the index fingerprint (the weights are hashed), so the next ingest re-embeds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from generators.resolve import resolve_model
+from generators.training.common import (
+    CHECKPOINTS,
+    checkpoint_to_resume,
+    evaluation_callback,
+    read_evaluations,
+    write_training_info,
+)
+from generators.training.reranker import RankingExample
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EmbedderTrainingConfig:
+    max_seq_len: int = 256
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    epochs: float = 1.0
+    max_steps: int = -1
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    eval_steps: int = 250
+    save_steps: int = 250
+    keep_checkpoints: int = 2
+    seed: int = 42
+    threads: int | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+@dataclass
+class EmbedderTrainingResult:
+    out_dir: Path
+    base: str
+    examples: int
+    steps: int
+    examples_seen: int
+    seconds: float
+    evaluations: list[dict] = field(default_factory=list)
+
+
+def retrieval_accuracy(model: SentenceTransformer, examples: Sequence[RankingExample], *, batch_size: int = 32) -> dict[str, float]:
+    """accuracy@1 and MRR of the relevant passage among each query's candidates, by cosine similarity."""
+    import numpy as np
+
+    if not examples:
+        return {"accuracy@1": 0.0, "mrr": 0.0}
+    queries = model.encode([e.query for e in examples], batch_size=batch_size, normalize_embeddings=True,
+                           show_progress_bar=False, convert_to_numpy=True)
+    hits, reciprocal = 0, 0.0
+    for example, query in zip(examples, queries):
+        passages = model.encode([example.positive, *example.negatives], batch_size=batch_size,
+                                normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True)
+        scores = passages @ query
+        rank = 1 + int(np.sum(scores[1:] > scores[0]))
+        hits += rank == 1
+        reciprocal += 1.0 / rank
+    return {"accuracy@1": round(hits / len(examples), 4), "mrr": round(reciprocal / len(examples), 4)}
+
+
+class EmbedderTrainer:
+    """Fine-tunes the sentence-transformers model `base` on ranking examples into `out_dir`."""
+
+    def __init__(
+        self,
+        base: str,
+        out_dir: Path,
+        config: EmbedderTrainingConfig | None = None,
+        *,
+        heldout: Sequence[RankingExample] = (),
+        setting: str = "--base",
+    ) -> None:
+        self.base = base
+        self.out_dir = Path(out_dir)
+        self.config = config or EmbedderTrainingConfig()
+        self.heldout = list(heldout)
+        self.setting = setting
+
+    def run(self, examples: Sequence[RankingExample], *, resume: bool = False) -> EmbedderTrainingResult:
+        import torch
+        from datasets import Dataset
+        from sentence_transformers import (
+            SentenceTransformer,
+            SentenceTransformerTrainer,
+            SentenceTransformerTrainingArguments,
+        )
+        from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+        from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+
+        config = self.config
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        if not examples:
+            raise ValueError("no training examples")
+        last = checkpoint_to_resume(self.out_dir, resume)
+        path = str(resolve_model(self.base, role="base embedder", setting=self.setting).path)
+        use_cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
+        model = SentenceTransformer(path, device="cpu" if use_cpu else None, local_files_only=True)
+        model.max_seq_length = config.max_seq_len
+        # One hard negative per row: the loss adds every other row's passages as in-batch negatives.
+        columns = {
+            "anchor": [e.query for e in examples],
+            "positive": [e.positive for e in examples],
+            "negative": [e.negatives[0] if e.negatives else e.positive for e in examples],
+        }
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        callbacks = []
+        if self.heldout:
+            heldout = self.heldout
+            callbacks.append(evaluation_callback(
+                lambda: retrieval_accuracy(model, heldout, batch_size=config.batch_size), config.eval_steps,
+                self.out_dir, lambda: model,
+            ))
+        args = SentenceTransformerTrainingArguments(
+            output_dir=str(self.out_dir / CHECKPOINTS),
+            per_device_train_batch_size=config.batch_size,
+            learning_rate=config.learning_rate,
+            num_train_epochs=config.epochs,
+            max_steps=config.max_steps,
+            warmup_steps=config.warmup_ratio,
+            weight_decay=config.weight_decay,
+            save_strategy="steps",
+            save_steps=config.save_steps,
+            save_total_limit=config.keep_checkpoints,
+            logging_steps=max(1, min(50, config.save_steps)),
+            eval_strategy="no",
+            report_to="none",
+            seed=config.seed,
+            data_seed=config.seed,
+            use_cpu=use_cpu,
+            dataloader_num_workers=0,
+            # A query's own passage must not show up as another row's in-batch "negative".
+            batch_sampler=BatchSamplers.NO_DUPLICATES,
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model, args=args, train_dataset=Dataset.from_dict(columns),
+            loss=MultipleNegativesRankingLoss(model), callbacks=callbacks,
+        )
+        for callback in callbacks:
+            callback.trainer = trainer
+        started = time.perf_counter()
+        trainer.train(resume_from_checkpoint=last)
+        seconds = time.perf_counter() - started
+        model.save_pretrained(str(self.out_dir))
+        state = trainer.state
+        result = EmbedderTrainingResult(
+            out_dir=self.out_dir, base=self.base, examples=len(examples), steps=state.global_step,
+            examples_seen=state.global_step * config.batch_size, seconds=round(seconds, 1),
+            evaluations=read_evaluations(self.out_dir),
+        )
+        write_training_info(self.out_dir, {**asdict(result), "config": asdict(config)})
+        return result
