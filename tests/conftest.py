@@ -126,3 +126,17 @@ def tiny_embedder_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-embedder")
     model.save_pretrained(str(folder))
     return folder
+
+
+@pytest.fixture
+def shipped_models(tmp_path, monkeypatch, tiny_qa_model_dir):
+    """A stand-in for the project's shipped models folder, holding a (tiny) reader only."""
+    import shutil
+
+    from generators import resolve
+
+    folder = tmp_path / "models"
+    shutil.copytree(tiny_qa_model_dir, folder / "reader-minilm-squad")
+    monkeypatch.setattr(resolve, "SHIPPED_MODELS_DIR", folder)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return folder

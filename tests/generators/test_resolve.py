@@ -28,3 +28,16 @@ def test_unknown_model_names_the_setting(monkeypatch):
 def test_missing_local_path_is_not_looked_up_on_the_hub(tmp_path):
     with pytest.raises(ModelUnavailableError, match="no folder"):
         resolve_model(str(tmp_path / "absent"), role="embedder", setting="RAG_EMBEDDER_MODEL")
+
+
+def test_shipped_stand_in_comes_after_local_paths_and_the_hub(shipped_models, tiny_qa_model_dir):
+    resolved = resolve_model("distilbert-base-cased-distilled-squad", role="extractive reader", setting="RAG_READER_MODEL")
+    assert resolved.source == "package" and resolved.stand_in
+    assert resolved.path == shipped_models / "reader-minilm-squad"
+    local = resolve_model(str(tiny_qa_model_dir), role="extractive reader", setting="RAG_READER_MODEL")
+    assert local.source == "local" and not local.stand_in
+    # No shipped reranker in this folder: the name resolves nowhere.
+    with pytest.raises(ModelUnavailableError):
+        resolve_model("cross-encoder/ms-marco-MiniLM-L-6-v2", role="reranker", setting="RAG_RERANKER_MODEL")
+    embedder = resolve_model("sentence-transformers/all-MiniLM-L6-v2", role="embedder", setting="RAG_EMBEDDER_MODEL")
+    assert not embedder.stand_in  # the same model, shipped by a PyPI package
