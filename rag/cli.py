@@ -257,7 +257,10 @@ def eval_qa(
     from generators.sentence_reader import SentenceReader
     from index.bm25 import analyze
     from rag.components import build_chain, build_embedder, build_extractive_reader, build_ingest_pipeline, build_store
-    from rag.evaluation.qa import evaluate_gold, evaluate_open, load_squad, summarise, work_dir_for, write_records
+    from rag.evaluation.qa import (
+        eval_table, evaluate_gold, evaluate_open, load_squad, summarise, work_dir_for, write_records,
+    )
+    from rag.evaluation.report import store_result, write_report
 
     if setting not in ("gold", "open"):
         err.print(f"[red]error:[/red] --setting must be gold or open, not {setting!r}")
@@ -292,10 +295,13 @@ def eval_qa(
                     notes, fingerprint = chain.notes, index.fingerprint
         report = summarise(records, file=str(squad), setting=setting, mode=used_mode, notes=notes,
                            fingerprint=fingerprint)
+    stem = f"qa-{squad.stem}-{setting}-{used_mode}"
+    table = eval_table(report, records)
+    # Results are kept per pipeline version: the index fingerprint and the models that read and rerank.
+    version = f"{fingerprint or 'gold'}|reader:{settings.reader_model}|reranker:{settings.reranker_model}"
+    stored = store_result(work, version, stem, report.to_json(), table)
     if out is not None:
-        stem = f"qa-{squad.stem}-{setting}-{used_mode}"
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"{stem}.json").write_text(json.dumps(report.to_json(), indent=1, ensure_ascii=False))
+        write_report(table, report.to_json(), out, stem)
         write_records(records, out / f"{stem}.jsonl")
     if as_json:
         print(json.dumps(report.to_json(), ensure_ascii=False))
@@ -313,6 +319,7 @@ def eval_qa(
     out_console.print(table)
     for note in report.notes:
         err.print(f"[dim]note: {note}[/dim]")
+    err.print(f"[dim]stored: {stored}[/dim]")
     _gate(report.to_json(), baseline, max_drop)
 
 
@@ -352,8 +359,10 @@ def eval_retrieval(
     from rag.components import build_ingest_pipeline, build_reranker, build_retriever, build_store
     from rag.evaluation.retrieval import (
         DOCUMENT_DEPTH, ConfigurationReport, DocumentRanker, RetrievalReport, configurations, evaluate_configuration,
-        ingest_corpus, load_beir, summarise, work_dir_for, write_corpus_documents, write_outputs,
+        eval_table, ingest_corpus, load_beir, report_stem, summarise, work_dir_for, write_corpus_documents,
+        write_outputs,
     )
+    from rag.evaluation.report import store_result
 
     with _user_errors():
         settings = Settings()
@@ -399,6 +408,8 @@ def eval_retrieval(
                 records.extend(done)
                 reports.append(summarise(configuration, done))
         report = RetrievalReport(str(beir), split, index_info, reports, notes)
+    version = f"{index_info.fingerprint}|reranker:{settings.reranker_model if rerank else 'none'}"
+    stored = store_result(work, version, report_stem(report), report.to_json(), eval_table(report, records))
     if out is not None:
         write_outputs(report, records, out)
     if as_json:
@@ -420,6 +431,7 @@ def eval_retrieval(
     err.print(f"[dim]index: {index_info.documents} documents, {index_info.chunks} chunks ({state})[/dim]")
     for note in notes:
         err.print(f"[dim]note: {note}[/dim]")
+    err.print(f"[dim]stored: {stored}[/dim]")
     _gate(report.to_json(), baseline, max_drop)
 
 

@@ -19,6 +19,7 @@ from typing import Literal
 
 from generators.reading import ReaderPassage
 from rag.evaluation.metrics import contains_answer, exact_match, f1_score, percentile
+from rag.evaluation.report import EvalTable
 
 Setting = Literal["gold", "open"]
 ProgressCallback = Callable[[int, int], None]
@@ -175,3 +176,17 @@ def write_records(records: list[QARecord], path: Path) -> None:
     with path.open("w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
+
+
+QA_METRICS = ["em", "f1", "contains", "recall@1", "recall@5", "abstain_rate"]
+
+
+def eval_table(report: QAReport, records: list[QARecord]) -> EvalTable:
+    """One row (the reader mode) and the latency samples of each chain stage (Markdown and charts)."""
+    values = report.to_json()
+    metrics = [m for m in QA_METRICS if values.get(m) is not None]
+    table = EvalTable(f"{Path(report.file).name} ({report.setting} setting)", metrics, notes=list(report.notes))
+    table.rows[report.mode] = {m: values[m] for m in metrics}
+    for stage in report.latency_ms:
+        table.latency_ms[stage] = [r.timings_ms.get(stage, 0.0) for r in records]
+    return table

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rag.evaluation.metrics import mrr_at_k, ndcg_at_k, percentile, recall_at_k
+from rag.evaluation.report import EvalTable, write_report
 
 ProgressCallback = Callable[[int, int], None]
 RETRIEVERS = ("dense", "bm25", "hybrid")
@@ -265,16 +266,34 @@ def summarise(configuration: Configuration, records: list[QueryRecord]) -> Confi
     )
 
 
-def write_outputs(report: RetrievalReport, records: list[QueryRecord], out: Path) -> tuple[Path, Path]:
-    """`retrieval-<folder>-<split>.json` (the summary) and `.jsonl` (one line per query and configuration)."""
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"retrieval-{Path(report.beir).name}-{report.split}"
-    summary, per_query = out / f"{stem}.json", out / f"{stem}.jsonl"
-    summary.write_text(json.dumps(report.to_json(), indent=1, ensure_ascii=False), encoding="utf-8")
+def report_stem(report: RetrievalReport) -> str:
+    return f"retrieval-{Path(report.beir).name}-{report.split}"
+
+
+def eval_table(report: RetrievalReport, records: list[QueryRecord]) -> EvalTable:
+    """Metrics per configuration and each configuration's per-query latencies (Markdown and charts)."""
+    table = EvalTable(f"{Path(report.beir).name} ({report.split})", ["ndcg@10", "recall@10", "recall@100", "mrr@10"],
+                      notes=list(report.notes))
+    for configuration in report.configurations:
+        if configuration.skipped:
+            table.notes.append(f"{configuration.name} skipped: {configuration.skipped}")
+            continue
+        values = configuration.to_json()
+        table.rows[configuration.name] = {m: values[m] for m in table.metrics}
+        table.latency_ms[configuration.name] = [r.latency_ms for r in records if r.configuration == configuration.name]
+    return table
+
+
+def write_outputs(report: RetrievalReport, records: list[QueryRecord], out: Path) -> list[Path]:
+    """`retrieval-<folder>-<split>.json` (summary), `.jsonl` (one line per query and configuration),
+    `.md` (table) and the metric and latency charts."""
+    stem = report_stem(report)
+    written = write_report(eval_table(report, records), report.to_json(), out, stem)
+    per_query = out / f"{stem}.jsonl"
     with per_query.open("w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
-    return summary, per_query
+    return [*written, per_query]
 
 
 def ingest_corpus(pipeline, store, docs_dir: Path) -> IndexInfo:

@@ -129,6 +129,10 @@ def test_eval_qa_reports_the_contract_metrics(tmp_path, setting):
         assert report["recall@1"] == 1.0 and report["recall@5"] == 1.0
     lines = (tmp_path / "out" / f"qa-mini-{setting}-extractive.jsonl").read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == ["q1", "q2"]
+    table = (tmp_path / "out" / f"qa-mini-{setting}-extractive.md").read_text()
+    assert f"| extractive | {report['em']:.3f} | {report['f1']:.3f} | {report['contains']:.3f} |" in table
+    assert (tmp_path / "out" / f"qa-mini-{setting}-extractive-latency.png").is_file()
+    assert len(list((tmp_path / "work" / "results").glob(f"*/qa-mini-{setting}-extractive.json"))) == 1
 
 
 @pytest.mark.slow

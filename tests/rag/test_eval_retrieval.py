@@ -160,6 +160,15 @@ def test_several_configurations_side_by_side_with_rerank_skipped_offline(tmp_pat
     assert [line["first_relevant_rank"] for line in exact] == [1, 1, 1]
     assert all(line["top_10"][0] == CORPUS_IDS["tides"] and line["ndcg@10"] == 1.0 for line in exact)
 
+    table = (out / "retrieval-beir-test.md").read_text()
+    assert "| configuration | ndcg@10 | recall@10 | recall@100 | mrr@10 |" in table
+    assert f"| hybrid | {by_name['hybrid']['ndcg@10']:.3f} |" in table and "dense+rerank skipped" in table
+    for chart in ("retrieval-beir-test-metrics.png", "retrieval-beir-test-latency.png"):
+        assert (out / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    stored = list((tmp_path / "work" / "results").glob("*/retrieval-beir-test.json"))
+    assert len(stored) == 1 and json.loads(stored[0].read_text())["fingerprint"].startswith(
+        report["index"]["fingerprint"])
+
 
 def test_rerank_runs_when_a_reranker_resolves(tmp_path, small_settings, monkeypatch, tiny_cross_encoder_dir):
     monkeypatch.setenv("RAG_RERANKER_MODEL", str(tiny_cross_encoder_dir))
