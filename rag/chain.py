@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
@@ -85,6 +85,7 @@ class AskChain:
         thresholds: AbstentionThresholds | None = None,
         default_mode: str = "extractive",
         evidence_rank_prior: float | None = 0.1,
+        extractive_languages: Collection[str] | None = None,
         notes: list[str] | None = None,
     ) -> None:
         if default_mode not in readers:
@@ -100,6 +101,8 @@ class AskChain:
         # Without a cross-encoder, the top passages are re-ordered by their best supporting sentence
         # plus prior / (1 + fused rank): recall@1 0.750 → 0.818 on SQuAD-train questions (bench/RESULTS.md).
         self.evidence_rank_prior = evidence_rank_prior
+        # Query languages the extractive reader was trained for (None: all); others get the best sentence.
+        self.extractive_languages = None if extractive_languages is None else frozenset(extractive_languages)
         self.notes = list(notes or [])  # facts about this chain every response carries (e.g. no reranker)
 
     @property
@@ -183,6 +186,11 @@ class AskChain:
             timings["total"] = round((time.perf_counter() - started) * 1000, 2)
             return ChainTrace(self._abstain(passages, evidence.confidence, reader, mode, timings, [*notes, reason]), passages)
 
+        if (mode == "extractive" and reader is not self.evidence and self.extractive_languages is not None
+                and language not in self.extractive_languages):
+            notes.append(f"the extractive reader serves {', '.join(sorted(self.extractive_languages))}, "
+                         f"not {language}: the answer is the best supporting sentence")
+            reader = self.evidence
         result = evidence if reader is self.evidence else reader.run(question, reader_passages, top_k=3)
         lap("read")
         timings["total"] = round((time.perf_counter() - started) * 1000, 2)

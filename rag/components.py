@@ -122,6 +122,7 @@ def build_chain(settings: Settings, index: IndexReader, embedder: SentenceEmbedd
             evidence=settings.abstain_evidence, span=settings.abstain_span, rerank=settings.abstain_rerank
         ),
         default_mode=settings.default_mode if settings.default_mode in readers else "extractive",
+        extractive_languages=settings.reader_languages,
         notes=[n for n in (reranker_note, reader_note) if n],
     )
 

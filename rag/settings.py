@@ -66,8 +66,13 @@ class Settings(BaseSettings):
     rerank_depth: int = Field(20, ge=1, description="Fused candidates the reranker rescores (RAG_RERANK_DEPTH).")
     reader_model: str = Field(
         "distilbert-base-cased-distilled-squad",
-        description="Extractive QA reader: Hub name or folder (RAG_READER_MODEL). Without one, a sentence "
-        "extractor answers (answer_type \"sentence\").",
+        description="Extractive QA reader: Hub name or folder (RAG_READER_MODEL). Offline, the reader this "
+        "project trained and ships; without any, a sentence extractor answers (answer_type \"sentence\").",
+    )
+    reader_languages: list[str] | None = Field(
+        default_factory=lambda: ["en"],
+        description='Question languages the extractive reader serves ("en", "zh"); others are answered with the '
+        "best supporting sentence. Set to null (RAG_READER_LANGUAGES=null) for a multilingual reader.",
     )
     default_mode: Literal["extractive", "generative"] = Field("extractive", description="Reader when a request names none.")
     generator_backend: Literal["local", "openai"] = Field(

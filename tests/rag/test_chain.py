@@ -188,3 +188,20 @@ def test_evidence_does_not_reorder_languages_the_embedder_does_not_serve(tmp_pat
         recorder = _RecordingReader()
         AskChain(retriever, {"extractive": recorder}, SentenceReader(embedder, analyze)).run(question)
         assert recorder.seen == expected
+
+
+def test_questions_in_languages_the_extractive_reader_lacks_get_the_best_sentence(tmp_path, embedder, chunker):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "zh.md").write_text("# 潮汐\n\n潮汐主要由月球的引力引起。\n", encoding="utf-8")
+    (folder / "en.md").write_text("# Tides\n\nOcean tides are caused mainly by the pull of the Moon.\n", encoding="utf-8")
+    IngestPipeline(IndexStore(tmp_path / "idx"), embedder, chunker).run([folder])
+    with IndexStore(tmp_path / "idx").reader() as reader:
+        recorder = _RecordingReader()
+        chain = AskChain(HybridRetriever(reader, embedder, dense_languages=["en"]), {"extractive": recorder},
+                         SentenceReader(embedder, analyze), extractive_languages=["en"])
+        chinese = chain.run("潮汐是由什么引起的？")
+        assert recorder.seen == [] and chinese.answer_type == "sentence" and not chinese.abstained
+        assert "月球" in chinese.answer and any("serves en, not zh" in note for note in chinese.notes)
+        english = chain.run("What causes ocean tides?")
+        assert recorder.seen and not any("serves en" in note for note in english.notes)
