@@ -63,6 +63,16 @@ class DocumentRecord:
 
 
 @dataclass(frozen=True)
+class DocumentSummary:
+    doc_id: str
+    source: str
+    kind: str
+    title: str | None
+    size: int
+    chunks: int
+
+
+@dataclass(frozen=True)
 class ChunkRecord:
     seq: int
     start: int
@@ -141,6 +151,16 @@ class DocStore:
         )
         for row in cursor:
             yield _document(row)
+
+    def list_documents(self, *, offset: int = 0, limit: int = 50) -> list[DocumentSummary]:
+        """One page of documents (ordered by source), without their text."""
+        rows = self.conn.execute(
+            "SELECT d.doc_id, d.source, d.kind, d.title, d.size, "
+            "(SELECT COUNT(*) FROM chunks c WHERE c.doc_id = d.doc_id) "
+            "FROM documents d ORDER BY d.source LIMIT ? OFFSET ?",
+            (limit, offset),
+        ).fetchall()
+        return [DocumentSummary(*row) for row in rows]
 
     def sources(self) -> dict[str, str]:
         """source path → doc_id, for every stored document."""

@@ -29,7 +29,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from index.bm25 import BM25Index
-from index.docstore import ChunkRecord, DocStore, DocumentRecord, StoredChunk, connect
+from index.docstore import ChunkRecord, DocStore, DocumentRecord, DocumentSummary, StoredChunk, connect
 from index.faiss_store import FaissVectorStore
 
 log = logging.getLogger(__name__)
@@ -310,6 +310,13 @@ class IndexReader:
     ) -> np.ndarray:
         """Chunk ids of the documents a metadata filter keeps (ids and source globs, both must match)."""
         return self.store.chunk_ids_where(doc_ids=doc_ids, source_globs=source_globs)
+
+    def documents(self, *, offset: int = 0, limit: int = 50) -> tuple[int, list[DocumentSummary]]:
+        """The number of documents and one page of them (by source path)."""
+        return self.store.count_documents(), self.store.list_documents(offset=offset, limit=limit)
+
+    def document(self, doc_id: str) -> DocumentRecord | None:
+        return self.store.document(doc_id)
 
     def stats(self) -> IndexStats:
         dimension = self.store.get_meta("dimension")

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
+from generators.generative_reader import GenerativeReader
 from generators.reading import Reader, ReaderPassage, ReaderResult
 from generators.reranker import CrossEncoderReranker
 from generators.sentence_reader import SentenceReader
+from generators.text_generators import Message
 from rag.retriever import HybridRetriever, MetadataFilter, RetrievedPassage, query_language
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,22 @@ class AbstentionThresholds:
 
     def evidence_for(self, language: str) -> float:
         return self.evidence.get(language, self.evidence.get("*", 0.0))
+
+
+@dataclass
+class _Prepared:
+    """What retrieval, reranking and the gate hand to the reader."""
+
+    question: str
+    mode: str
+    reader: Reader
+    passages: list[RetrievedPassage]
+    reader_passages: list[ReaderPassage]
+    evidence: ReaderResult
+    timings: dict[str, float]
+    notes: list[str]
+    started: float
+    clock: float  # when the read stage began
 
 
 @dataclass(frozen=True)
@@ -116,8 +134,11 @@ class AskChain:
         mode: str | None = None,
         top_k: int | None = None,
         filters: MetadataFilter | None = None,
+        retrieval_query: str | None = None,
+        history: Sequence[Message] | None = None,
     ) -> AskResponse:
-        return self.trace(question, mode=mode, top_k=top_k, filters=filters).response
+        return self.trace(question, mode=mode, top_k=top_k, filters=filters, retrieval_query=retrieval_query,
+                          history=history).response
 
     def trace(
         self,
@@ -126,13 +147,71 @@ class AskChain:
         mode: str | None = None,
         top_k: int | None = None,
         filters: MetadataFilter | None = None,
+        retrieval_query: str | None = None,
+        history: Sequence[Message] | None = None,
     ) -> ChainTrace:
-        """`run`, keeping the passages the reader saw."""
+        """`run`, keeping the passages the reader saw.
+
+        `retrieval_query` (default: the question) is what retrieval and the evidence gate look for, e.g. a
+        follow-up rewritten with the chat history; the reader answers `question`, seeing `history` if it can.
+        """
+        prepared = self._prepare(question, mode, top_k, filters, retrieval_query)
+        if isinstance(prepared, ChainTrace):
+            return prepared
+        reader = prepared.reader
+        if reader is self.evidence:
+            result = prepared.evidence
+        elif history and isinstance(reader, GenerativeReader):
+            result = reader.run(prepared.question, prepared.reader_passages, top_k=3, history=history)
+        else:
+            result = reader.run(prepared.question, prepared.reader_passages, top_k=3)
+        return self._finish(prepared, result)
+
+    def stream(
+        self,
+        question: str,
+        *,
+        mode: str | None = None,
+        top_k: int | None = None,
+        filters: MetadataFilter | None = None,
+        retrieval_query: str | None = None,
+        history: Sequence[Message] | None = None,
+    ) -> Iterator[str | AskResponse]:
+        """Text deltas of the answer as the reader produces them, then the `AskResponse` (always last).
+
+        Generative readers stream token by token; the others produce their answer at once (one delta).
+        """
+        prepared = self._prepare(question, mode, top_k, filters, retrieval_query)
+        if isinstance(prepared, ChainTrace):
+            yield prepared.response.answer
+            yield prepared.response
+            return
+        if not isinstance(prepared.reader, GenerativeReader):
+            response = self.trace(question, mode=mode, top_k=top_k, filters=filters, retrieval_query=retrieval_query,
+                                  history=history).response
+            yield response.answer
+            yield response
+            return
+        result: ReaderResult | None = None
+        for event in prepared.reader.stream(prepared.question, prepared.reader_passages, history=history):
+            if isinstance(event, str):
+                yield event
+            else:
+                result = event
+        assert result is not None, "a reader stream always ends with its result"
+        yield self._finish(prepared, result).response
+
+    def _prepare(self, question: str, mode: str | None, top_k: int | None, filters: MetadataFilter | None,
+                 retrieval_query: str | None) -> _Prepared | ChainTrace:
+        """Retrieve, rerank and gate: a `ChainTrace` when the chain abstains, else what the reader needs."""
         question = question.strip()
         if not question:
             raise ValueError("the question is empty")
         if len(question) > MAX_QUESTION_CHARS:
             raise ValueError(f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
+        query = (retrieval_query or "").strip() or question
+        if len(query) > 2 * MAX_QUESTION_CHARS:
+            query = query[-2 * MAX_QUESTION_CHARS :]
         mode = mode or self.default_mode
         if mode not in self.readers:
             raise ValueError(f"unknown mode {mode!r}; available: {', '.join(self.modes)}")
@@ -150,11 +229,11 @@ class AskChain:
 
         started = clock
         depth = max(top_k, self.rerank_depth) if self.reranker is not None else top_k
-        passages = self.retriever.run(question, top_k=depth, filters=filters).passages
+        passages = self.retriever.run(query, top_k=depth, filters=filters).passages
         lap("retrieve")
         rerank_score = None
         if self.reranker is not None and passages:
-            reranked = self.reranker.run(question, [p.text for p in passages])
+            reranked = self.reranker.run(query, [p.text for p in passages])
             passages = [passages[i] for i in reranked.order]
             rerank_score = reranked.scores[reranked.order[0]]
         lap("rerank")
@@ -162,7 +241,7 @@ class AskChain:
         reader_passages = [ReaderPassage(p.chunk_id, p.text, p.start) for p in passages]
 
         # Evidence gate: is any sentence of the passages close enough to the question to answer it?
-        sentences = self.evidence.rank_sentences(question, reader_passages, top_k=self.evidence.max_sentences)
+        sentences = self.evidence.rank_sentences(query, reader_passages, top_k=self.evidence.max_sentences)
         language = query_language(question)
         # The evidence score leans on the embedder's cosine: it only re-orders languages the embedder serves
         # (re-ordering Chinese by the English MiniLM dropped XQuAD-zh recall@1 from 0.924 to 0.838).
@@ -191,16 +270,22 @@ class AskChain:
             notes.append(f"the extractive reader serves {', '.join(sorted(self.extractive_languages))}, "
                          f"not {language}: the answer is the best supporting sentence")
             reader = self.evidence
-        result = evidence if reader is self.evidence else reader.run(question, reader_passages, top_k=3)
-        lap("read")
-        timings["total"] = round((time.perf_counter() - started) * 1000, 2)
-        notes.extend(result.notes)
+        return _Prepared(question, mode, reader, passages, reader_passages, evidence, timings, notes, started, clock)
+
+    def _finish(self, prepared: _Prepared, result: ReaderResult) -> ChainTrace:
+        now = time.perf_counter()
+        timings = {**prepared.timings, "read": round((now - prepared.clock) * 1000, 2),
+                   "total": round((now - prepared.started) * 1000, 2)}
+        notes = [*prepared.notes, *result.notes]
+        reason = None
         if not result.answer:
             reason = "the reader found no answer"
         elif result.answer_type == "span" and result.confidence < self.thresholds.span:
             reason = f"best answer span scored {result.confidence:.3f}, below {self.thresholds.span:.3f}"
+        passages, mode = prepared.passages, prepared.mode
         if reason is not None:
-            return ChainTrace(self._abstain(passages, result.confidence, reader, mode, timings, [*notes, reason]), passages)
+            response = self._abstain(passages, result.confidence, prepared.reader, mode, timings, [*notes, reason])
+            return ChainTrace(response, passages)
         return ChainTrace(self._answer(result, passages, mode, timings, notes), passages)
 
     def _order_by_evidence(self, passages: list[RetrievedPassage], sentences) -> list[RetrievedPassage]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from generators.embedder import SentenceEmbedder
@@ -106,24 +107,49 @@ def build_generative_reader(settings: Settings) -> GenerativeReader:
     return GenerativeReader(build_generator(settings), max_new_tokens=settings.generator_max_new_tokens)
 
 
-def build_chain(settings: Settings, index: IndexReader, embedder: SentenceEmbedder) -> AskChain:
+@dataclass
+class ChainModels:
+    """The models a chain uses, built once and shared by every index snapshot and collection a process serves."""
+
+    evidence: SentenceReader
+    readers: dict[str, Reader]
+    reranker: CrossEncoderReranker | None
+    notes: list[str]
+
+    def warm_up(self) -> None:
+        """Load what answers every request now (the generator loads on its first use: it may never be asked)."""
+        self.evidence.embedder.warm_up()
+        for name, reader in self.readers.items():
+            if name != "generative" and hasattr(reader, "warm_up"):
+                reader.warm_up()
+        if self.reranker is not None:
+            self.reranker.warm_up()
+
+
+def build_chain_models(settings: Settings, embedder: SentenceEmbedder) -> ChainModels:
     sentence_reader = SentenceReader(embedder, analyze)
     extractive, reader_note = build_extractive_reader(settings, sentence_reader)
     reranker, reranker_note = build_reranker(settings)
     readers: dict[str, Reader] = {"extractive": extractive, "generative": build_generative_reader(settings)}
+    return ChainModels(sentence_reader, readers, reranker, [n for n in (reranker_note, reader_note) if n])
+
+
+def build_chain(settings: Settings, index: IndexReader, embedder: SentenceEmbedder,
+                models: ChainModels | None = None) -> AskChain:
+    models = models or build_chain_models(settings, embedder)
     return AskChain(
         build_retriever(settings, index, embedder),
-        readers,
-        sentence_reader,
-        reranker=reranker,
+        models.readers,
+        models.evidence,
+        reranker=models.reranker,
         top_k=settings.top_k,
         rerank_depth=settings.rerank_depth,
         thresholds=AbstentionThresholds(
             evidence=settings.abstain_evidence, span=settings.abstain_span, rerank=settings.abstain_rerank
         ),
-        default_mode=settings.default_mode if settings.default_mode in readers else "extractive",
+        default_mode=settings.default_mode if settings.default_mode in models.readers else "extractive",
         extractive_languages=settings.reader_languages,
-        notes=[n for n in (reranker_note, reader_note) if n],
+        notes=list(models.notes),
     )
 
 
@@ -149,9 +175,10 @@ def build_store(settings: Settings, index_dir: Path | None = None) -> IndexStore
 
 
 def build_ingest_pipeline(
-    settings: Settings, store: IndexStore, *, on_progress: ProgressCallback | None = None
+    settings: Settings, store: IndexStore, *, on_progress: ProgressCallback | None = None,
+    embedder: SentenceEmbedder | None = None,
 ) -> IngestPipeline:
-    embedder = build_embedder(settings)
+    embedder = embedder or build_embedder(settings)
     return IngestPipeline(
         store,
         embedder,

@@ -98,3 +98,18 @@ class Settings(BaseSettings):
     )
     abstain_span: float = Field(0.0, ge=0, le=1, description="Minimum p(start)·p(end) of an extractive answer span.")
     abstain_rerank: float = Field(0.0, ge=0, le=1, description="Minimum reranker score of the best passage.")
+
+    # -- the HTTP API (`rag serve`) --
+    collections_dir: Path = Field(
+        Path(".rag-collections"),
+        description="Where named collections other than `default` keep their indexes and uploads "
+        "(the `default` collection is RAG_INDEX_DIR).",
+    )
+    api_keys: dict[str, list[str]] | list[str] | None = Field(
+        None,
+        description='API keys (RAG_API_KEYS): a JSON list of keys allowed everywhere, or {"key": ["collection", ...]} '
+        'limiting each key to some collections ("*" for all). Unset: no key needed.',
+    )
+    max_upload_mb: float = Field(20.0, gt=0, description="Largest accepted upload (HTTP 413 above).")
+    host: str = Field("127.0.0.1", description="Address `rag serve` listens on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port `rag serve` listens on.")
