@@ -235,6 +235,25 @@ def ask(
         err.print(f"[dim]note: {note}[/dim]")
 
 
+@app.command()
+def serve(
+    index: IndexOption = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default: RAG_HOST, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="Port (default: RAG_PORT, 8000).")] = None,
+) -> None:
+    """Serve the HTTP API (POST /ask, OpenAI-compatible /v1/chat/completions, /documents) and the chat page."""
+    import uvicorn
+
+    from rag.api.app import create_app
+
+    with _user_errors():
+        settings = Settings(**({"index_dir": index} if index else {}))
+    err.print(f"serving {settings.index_dir} on http://{host or settings.host}:{port or settings.port} "
+              "(chat page at /, API docs at /docs)")
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port if port is not None else settings.port,
+                log_level="info", access_log=False)
+
+
 eval_app = typer.Typer(help="Measure retrieval and answers on public benchmarks or your own data.",
                        no_args_is_help=True)
 app.add_typer(eval_app, name="eval")

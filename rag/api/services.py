@@ -1,0 +1,75 @@
+"""What the app holds for its lifetime: settings, the shared models, the collections, the metrics."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from generators.embedder import SentenceEmbedder
+from rag.api.collections import Collections
+from rag.components import ChainModels, build_chain, build_chain_models, build_embedder, build_ingest_pipeline
+from rag.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+@dataclass
+class Metrics:
+    """Prometheus metrics in a registry of the app's own (two apps in one process do not collide)."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.requests = Counter("rag_http_requests", "HTTP requests by route, method and status.",
+                                ["route", "method", "status"], registry=self.registry)
+        self.errors = Counter("rag_http_errors", "HTTP responses with status 4xx or 5xx, by route and status.",
+                              ["route", "status"], registry=self.registry)
+        self.latency = Histogram("rag_http_request_seconds", "Time to answer an HTTP request, by route.",
+                                 ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.stage = Histogram("rag_chain_stage_seconds", "Time per chain stage (retrieve, rerank, evidence, read).",
+                               ["stage"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.answers = Counter("rag_answers", "Answers by mode and outcome (answered or abstained).",
+                               ["mode", "outcome"], registry=self.registry)
+
+    def observe_chain(self, mode: str, abstained: bool, timings_ms: dict[str, float]) -> None:
+        for stage, ms in timings_ms.items():
+            if stage != "total":
+                self.stage.labels(stage).observe(ms / 1000)
+        self.answers.labels(mode, "abstained" if abstained else "answered").inc()
+
+
+class Services:
+    """Built cheaply by the app factory; `warm_up()` (in the lifespan) loads the models and opens the indexes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.embedder: SentenceEmbedder = build_embedder(settings)
+        self.models: ChainModels = build_chain_models(settings, self.embedder)
+        self.metrics = Metrics()
+        self.collections = Collections(
+            settings.index_dir, settings.collections_dir, backend=settings.backend,
+            make_pipeline=lambda store: build_ingest_pipeline(settings, store, embedder=self.embedder),
+            make_chain=lambda reader: build_chain(settings, reader, self.embedder, self.models),
+        )
+        self.ready = threading.Event()
+        self.warm_up_error: str | None = None
+
+    def warm_up(self) -> None:
+        try:
+            self.models.warm_up()
+            default = self.collections.get("default")
+            if default.exists:
+                default.refresh()
+        except Exception as exc:  # noqa: BLE001 - reported by /healthz instead of killing the server
+            self.warm_up_error = f"{type(exc).__name__}: {exc}"
+            log.exception("warm-up failed")
+            return
+        self.ready.set()
+
+    def close(self) -> None:
+        self.collections.close()
