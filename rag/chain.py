@@ -69,6 +69,7 @@ class _Prepared:
     """What retrieval, reranking and the gate hand to the reader."""
 
     question: str
+    query: str  # what retrieval and the gate used (the question, or a follow-up rewritten with history)
     mode: str
     reader: Reader
     passages: list[RetrievedPassage]
@@ -159,8 +160,10 @@ class AskChain:
         if isinstance(prepared, ChainTrace):
             return prepared
         reader = prepared.reader
-        if reader is self.evidence:
+        if reader is self.evidence and prepared.query == prepared.question:
             result = prepared.evidence
+        elif reader is self.evidence:  # a rewritten follow-up: the gate looked for the topic, answer the question
+            result = reader.run(prepared.question, prepared.reader_passages, top_k=3)
         elif history and isinstance(reader, GenerativeReader):
             result = reader.run(prepared.question, prepared.reader_passages, top_k=3, history=history)
         else:
@@ -270,7 +273,8 @@ class AskChain:
             notes.append(f"the extractive reader serves {', '.join(sorted(self.extractive_languages))}, "
                          f"not {language}: the answer is the best supporting sentence")
             reader = self.evidence
-        return _Prepared(question, mode, reader, passages, reader_passages, evidence, timings, notes, started, clock)
+        return _Prepared(question, query, mode, reader, passages, reader_passages, evidence, timings, notes, started,
+                         clock)
 
     def _finish(self, prepared: _Prepared, result: ReaderResult) -> ChainTrace:
         now = time.perf_counter()

@@ -10,11 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
@@ -22,6 +18,7 @@ from generators.generative_reader import GenerativeReader
 from generators.reading import ReaderPassage, ReaderResult
 from generators.resolve import resolve_model
 from generators.text_generators import GeneratorError, OpenAIGenerator
+from tests.integration.servers import free_port, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -44,20 +41,6 @@ def _passages() -> list[ReaderPassage]:
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _ready(base_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base_url}/models", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory):
     if importlib.util.find_spec("llama_cpp") is None:
@@ -68,7 +51,7 @@ def server_url(tmp_path_factory):
     gguf = resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct", role="generator", setting="RAG_GENERATOR_MODEL")
     if gguf.gguf_file is None:
         pytest.skip("SmolLM2 resolved to a non-GGUF snapshot; the server test needs the packaged GGUF")
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     command = [
@@ -77,24 +60,8 @@ def server_url(tmp_path_factory):
         "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", "2048", "--n_threads", "2", "--verbose", "False",
     ]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + STARTUP_SECONDS
-            while not _ready(base_url):
-                if process.poll() is not None:
-                    pytest.fail(f"llama_cpp.server exited with {process.returncode}:\n{log_path.read_text()[-2000:]}")
-                if time.monotonic() > deadline:
-                    pytest.fail(f"llama_cpp.server not ready after {STARTUP_SECONDS} s:\n{log_path.read_text()[-2000:]}")
-                time.sleep(0.5)
-            yield base_url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with running(command, f"{base_url}/models", log_path, startup_seconds=STARTUP_SECONDS):
+        yield base_url
 
 
 @pytest.fixture

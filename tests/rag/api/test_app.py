@@ -163,6 +163,7 @@ def test_follow_up_questions_are_retrieved_with_the_earlier_turn(loaded):
     body = _chat(loaded, messages).json()
     assert body["rag"]["retrieval_query"] == "Tell me about the Bell Rock lighthouse. Who built it?"
     assert body["citations"][0]["source"].endswith("lighthouse.md")
+    assert "Stevenson" in body["choices"][0]["message"]["content"]  # the gate found the topic, the reader the answer
     alone = _chat(loaded, [{"role": "user", "content": "What causes ocean tides?"}]).json()
     assert alone["rag"]["retrieval_query"] == "What causes ocean tides?"
 
