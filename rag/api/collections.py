@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.docstore import DocumentSummary
+from index.docstore import DocumentRecord, DocumentSummary
 from index.store import IndexReader, IndexStore, MissingIndexError
 from ingest.pipeline import IngestPipeline, IngestReport
 from rag.chain import AskChain
@@ -114,6 +114,12 @@ class Collection:
             return 0, []
         with self.chain() as chain:
             return chain.retriever.reader.documents(offset=offset, limit=limit)
+
+    def document(self, doc_id: str) -> DocumentRecord | None:
+        if not self.exists:
+            return None
+        with self.chain() as chain:
+            return chain.retriever.reader.document(doc_id)
 
     def add(self, name: str, content: bytes) -> tuple[Path, IngestReport]:
         """Save an upload under a derived name and ingest it; readers switch when the commit is done."""

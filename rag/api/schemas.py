@@ -150,6 +150,18 @@ class DocumentOut(BaseModel):
     chunks: int
 
 
+class DocumentText(BaseModel):
+    doc_id: str
+    source: str
+    kind: str
+    title: str | None
+    text: str = Field(description="The extracted text; citation offsets index into it.")
+
+
+class CollectionList(BaseModel):
+    collections: list[str]
+
+
 class DocumentPage(BaseModel):
     collection: str
     total: int

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from ingest.loaders import LOADERS
 from rag.api.deps import CallerDep, ServicesDep
 from rag.api.errors import ApiError
-from rag.api.schemas import CollectionName, DocumentOut, DocumentPage, ErrorResponse, UploadResult
+from rag.api.schemas import CollectionName, DocumentOut, DocumentPage, DocumentText, ErrorResponse, UploadResult
 
 router = APIRouter(prefix="/documents", tags=["documents"])
 
@@ -82,6 +82,18 @@ async def upload_document(
     return UploadResult(collection=collection, file=path.name, doc_ids=doc_ids, ingested=report.ingested,
                         skipped_unchanged=report.skipped_unchanged, chunks_added=report.chunks_added,
                         seconds=round(report.seconds, 3))
+
+
+@router.get("/{doc_id}", response_model=DocumentText, responses=ERRORS)
+def get_document(doc_id: Annotated[str, Path_(max_length=200)], services: ServicesDep, caller: CallerDep,
+                 collection: CollectionQuery = "default") -> DocumentText:
+    """A document's extracted text: the text citations' `start` / `end` offsets point into."""
+    caller.check(collection)
+    record = services.collections.get(collection).document(doc_id)
+    if record is None:
+        raise ApiError(404, f"no document {doc_id!r} in the collection {collection!r}", "not_found_error")
+    return DocumentText(doc_id=record.doc_id, source=record.source, kind=record.kind, title=record.title,
+                        text=record.text)
 
 
 @router.delete("/{doc_id}", status_code=204, responses=ERRORS)

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from rag.api.deps import ServicesDep
-from rag.api.schemas import Health
+from rag.api.deps import CallerDep, ServicesDep
+from rag.api.schemas import CollectionList, Health
 
 router = APIRouter(tags=["operations"])
 
@@ -25,6 +25,13 @@ def healthz(services: ServicesDep) -> JSONResponse:
     status = "ok" if ready else ("error" if services.warm_up_error else "starting")
     body = Health(status=status, ready=ready, error=services.warm_up_error, collections=collections)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
+
+
+@router.get("/collections", response_model=CollectionList, tags=["documents"])
+def collections(services: ServicesDep, caller: CallerDep) -> CollectionList:
+    """The collections this key may use."""
+    names = services.collections.names()
+    return CollectionList(collections=[n for n in names if caller.collections is None or n in caller.collections])
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})

@@ -1,0 +1,188 @@
+// The chat page: streams answers from /v1/chat/completions, shows the citations, opens a cited span in
+// its document, uploads files, and switches collection and reader. Plain browser JavaScript, no build step.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { history: [] };  // earlier {role, content} turns of this chat, sent with each question
+
+function headers(extra = {}) {
+  const key = $("api-key").value.trim();
+  localStorage.setItem("rag-api-key", key);
+  return key ? { ...extra, Authorization: `Bearer ${key}` } : extra;
+}
+
+async function errorText(response) {
+  try { return (await response.json()).error.message; } catch { return `HTTP ${response.status}`; }
+}
+
+async function loadChoices() {
+  const [models, collections] = await Promise.all([
+    fetch("/v1/models", { headers: headers() }), fetch("/collections", { headers: headers() })]);
+  if (!models.ok || !collections.ok) {
+    const failed = models.ok ? collections : models;
+    return showError(`Could not load the readers and collections: ${await errorText(failed)}`);
+  }
+  fill($("model"), (await models.json()).data.map((m) => [m.id, m.id, m.description]));
+  fill($("collection"), (await collections.json()).collections.map((c) => [c, c, ""]));
+}
+
+function fill(select, options) {
+  const previous = select.value;
+  select.replaceChildren(...options.map(([value, label, title]) => {
+    const option = new Option(label, value);
+    option.title = title;
+    return option;
+  }));
+  if (options.some(([value]) => value === previous)) select.value = previous;
+}
+
+function addTurn(role, text) {
+  const turn = document.createElement("div");
+  turn.className = `turn ${role}`;
+  const answer = document.createElement("div");
+  answer.className = "answer";
+  answer.textContent = text;
+  turn.append(answer);
+  $("conversation").append(turn);
+  turn.scrollIntoView({ block: "end" });
+  return turn;
+}
+
+function showError(message) {
+  const turn = addTurn("assistant", message);
+  turn.classList.add("error");
+}
+
+function showCitations(turn, citations, rag, collection) {
+  if (rag && rag.abstained) turn.classList.add("abstained");
+  if (citations.length) {
+    const list = document.createElement("ol");
+    list.className = "citations";
+    for (const citation of citations) {
+      const item = document.createElement("li");
+      const link = document.createElement("button");
+      link.type = "button";
+      const name = citation.source.split("/").pop();
+      link.textContent = `[${citation.index}] ${name}: “${citation.text.slice(0, 90)}${citation.text.length > 90 ? "…" : ""}”`;
+      link.addEventListener("click", () => openSource(citation, collection));
+      item.append(link);
+      list.append(item);
+    }
+    turn.append(list);
+  }
+  if (rag) {
+    const meta = document.createElement("div");
+    meta.className = "meta";
+    meta.textContent = `${rag.answer_type} · ${rag.mode} · ${Math.round(rag.timings_ms.total || 0)} ms` +
+      (rag.notes.length ? ` · ${rag.notes.join(" · ")}` : "");
+    turn.append(meta);
+  }
+}
+
+async function openSource(citation, collection) {
+  const url = `/documents/${encodeURIComponent(citation.doc_id)}?collection=${encodeURIComponent(collection)}`;
+  const response = await fetch(url, { headers: headers() });
+  if (!response.ok) return showError(`Could not open ${citation.source}: ${await errorText(response)}`);
+  const documentText = (await response.json()).text;
+  const mark = document.createElement("mark");
+  mark.textContent = documentText.slice(citation.start, citation.end);
+  $("source-text").replaceChildren(documentText.slice(0, citation.start), mark, documentText.slice(citation.end));
+  $("source-title").textContent = `${citation.source.split("/").pop()} (characters ${citation.start}–${citation.end})`;
+  $("source-panel").hidden = false;
+  mark.scrollIntoView({ block: "center" });
+}
+
+// Reads `data: {...}` server-sent events from a streamed fetch response.
+async function* events(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      for (const line of block.split("\n")) {
+        if (line.startsWith("data: ")) yield line.slice(6);
+      }
+    }
+  }
+}
+
+async function ask(question) {
+  const collection = $("collection").value || "default";
+  const messages = [...state.history, { role: "user", content: question }];
+  addTurn("user", question);
+  const turn = addTurn("assistant", "");
+  const answer = turn.querySelector(".answer");
+  const response = await fetch("/v1/chat/completions", {
+    method: "POST",
+    headers: headers({ "Content-Type": "application/json" }),
+    body: JSON.stringify({ model: $("model").value || "extractive", messages, stream: true, collection }),
+  });
+  if (!response.ok) {
+    turn.remove();
+    return showError(await errorText(response));
+  }
+  let text = "";
+  for await (const data of events(response)) {
+    if (data === "[DONE]") break;
+    const chunk = JSON.parse(data);
+    if (chunk.error) return showError(chunk.error.message);
+    const delta = chunk.choices[0].delta.content || "";
+    text += delta;
+    answer.textContent = text;
+    if (chunk.choices[0].finish_reason) showCitations(turn, chunk.citations || [], chunk.rag, collection);
+  }
+  turn.dataset.done = "true";
+  state.history.push({ role: "user", content: question }, { role: "assistant", content: text });
+}
+
+$("ask-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const question = $("question").value.trim();
+  if (!question) return;
+  $("question").value = "";
+  $("ask").disabled = true;
+  try { await ask(question); } catch (error) { showError(String(error)); } finally { $("ask").disabled = false; }
+});
+
+$("question").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("ask-form").requestSubmit(); }
+});
+
+$("new-chat").addEventListener("click", () => { state.history = []; $("conversation").replaceChildren(); });
+$("close-source").addEventListener("click", () => { $("source-panel").hidden = true; });
+$("collection").addEventListener("change", () => { state.history = []; });
+$("api-key").addEventListener("change", loadChoices);
+
+$("upload-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = $("file").files[0];
+  if (!file) return;
+  const body = new FormData();
+  body.append("file", file);
+  body.append("collection", $("collection").value || "default");
+  $("upload").disabled = true;
+  $("upload-status").textContent = `Ingesting ${file.name}…`;
+  try {
+    const response = await fetch("/documents", { method: "POST", headers: headers(), body });
+    if (!response.ok) {
+      $("upload-status").textContent = `Upload failed: ${await errorText(response)}`;
+      return;
+    }
+    const result = await response.json();
+    $("upload-status").textContent =
+      `${file.name}: ${result.chunks_added} chunks added to “${result.collection}” in ${result.seconds.toFixed(1)} s`;
+    $("file").value = "";
+    await loadChoices();
+  } finally {
+    $("upload").disabled = false;
+  }
+});
+
+$("api-key").value = localStorage.getItem("rag-api-key") || "";
+loadChoices();

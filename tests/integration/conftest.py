@@ -1,0 +1,31 @@
+"""Servers the integration tests share: the API served by `rag serve` on loopback, with three documents."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import httpx
+import pytest
+
+from tests.integration.servers import free_port, running
+from tests.rag.api.conftest import BEES, LIGHTHOUSE, TIDES
+
+
+@pytest.fixture(scope="session")
+def api_url(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("api-server")
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_INDEX_DIR": str(folder / "index"),
+           "RAG_COLLECTIONS_DIR": str(folder / "collections"), "RAG_CHUNK_TOKENS": "64", "RAG_CHUNK_OVERLAP": "8"}
+    rag = shutil.which("rag", path=os.path.dirname(sys.executable)) or "rag"
+    command = [rag, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    with running(command, f"{url}/healthz", folder / "server.log", startup_seconds=180, env=env):
+        for name, content in (("tides.md", TIDES), ("bees.md", BEES), ("lighthouse.md", LIGHTHOUSE)):
+            response = httpx.post(f"{url}/documents", files={"file": (name, content, "text/markdown")}, timeout=120)
+            assert response.status_code == 201, response.text
+        yield url
+
+
