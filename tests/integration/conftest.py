@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,12 +16,13 @@ from tests.integration.servers import free_port, running
 from tests.rag.api.conftest import BEES, LIGHTHOUSE, TIDES
 
 
-@pytest.fixture(scope="session")
-def api_url(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("api-server")
+@contextmanager
+def serving(folder: Path, **settings: str) -> Iterator[str]:
+    """`rag serve` on a free loopback port over `folder`, holding the three test documents."""
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_INDEX_DIR": str(folder / "index"),
-           "RAG_COLLECTIONS_DIR": str(folder / "collections"), "RAG_CHUNK_TOKENS": "64", "RAG_CHUNK_OVERLAP": "8"}
+           "RAG_COLLECTIONS_DIR": str(folder / "collections"), "RAG_CHUNK_TOKENS": "64", "RAG_CHUNK_OVERLAP": "8",
+           **settings}
     rag = shutil.which("rag", path=os.path.dirname(sys.executable)) or "rag"
     command = [rag, "serve", "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
@@ -29,3 +33,7 @@ def api_url(tmp_path_factory):
         yield url
 
 
+@pytest.fixture(scope="session")
+def api_url(tmp_path_factory):
+    with serving(tmp_path_factory.mktemp("api-server")) as url:
+        yield url
