@@ -263,6 +263,9 @@ class IndexReader:
         conn = connect(root / DOCSTORE, read_only=True)
         store = DocStore(conn)
         for _ in range(attempts):
+            # One read transaction for the reader's whole life: every docstore query sees the same commit
+            # as the vectors and BM25 files of its generation, however many commits come after.
+            conn.execute("BEGIN")
             generation = store.generation
             try:
                 bm25_dir = _bm25_path(root, generation)
@@ -270,10 +273,10 @@ class IndexReader:
                 vectors = _load_vectors(root, store)
             except FileNotFoundError:
                 # A writer committed and cleaned up between our reads: look again.
+                conn.execute("ROLLBACK")
                 time.sleep(0.05)
                 continue
-            if store.generation == generation:
-                return cls(root, conn, generation, vectors, bm25, backend)
+            return cls(root, conn, generation, vectors, bm25, backend)
         conn.close()
         raise RuntimeError(f"The index at {root} kept changing while it was being opened; try again")
 
