@@ -19,6 +19,7 @@ import numpy as np
 
 from generators.reading import ReaderPassage, ReaderResult, ReaderSpan
 from generators.resolve import ResolvedModel, resolve_model
+from generators.sentence_reader import split_sentences
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -82,6 +83,7 @@ class ExtractiveReader:
         max_question_tokens: int = 64,
         max_answer_tokens: int = 30,
         batch_size: int = 16,
+        widen_below: float = 0.0,
         setting: str = "RAG_READER_MODEL",
     ) -> None:
         self.model_name = model
@@ -91,6 +93,8 @@ class ExtractiveReader:
         self.max_question_tokens = max_question_tokens
         self.max_answer_tokens = max_answer_tokens
         self.batch_size = batch_size
+        # Below this p(start)·p(end), the answer widens to the sentence holding the span (0: never).
+        self.widen_below = widen_below
         self.setting = setting
         self._resolved: ResolvedModel | None = None
         self._model: PreTrainedModel | None = None
@@ -213,4 +217,18 @@ class ExtractiveReader:
                 break
         if not spans_out:
             return ReaderResult("", self.answer_type, 0.0, [])
-        return ReaderResult(spans_out[0].text, self.answer_type, spans_out[0].score, spans_out)
+        best = spans_out[0]
+        if best.score < self.widen_below:
+            return self._widened(best, passages, spans_out)
+        return ReaderResult(best.text, self.answer_type, best.score, spans_out)
+
+    def _widened(self, best: ReaderSpan, passages: Sequence[ReaderPassage], spans: list[ReaderSpan]) -> ReaderResult:
+        """A low-confidence span answered with the sentence that holds it: more often right, still exact."""
+        passage = next(p for p in passages if p.key == best.key)
+        local_start, local_end = best.start - passage.offset, best.end - passage.offset
+        around = [(s, e) for s, e in split_sentences(passage.text) if s < local_end and e > local_start]
+        start, end = (around[0][0], around[-1][1]) if around else (local_start, local_end)
+        text = passage.text[start:end]
+        sentence = ReaderSpan(best.key, passage.offset + start, passage.offset + end, text, best.score)
+        note = f"the best span scored {best.score:.3f} (< {self.widen_below:g}): answered with its sentence"
+        return ReaderResult(text, "sentence", best.score, [sentence, *spans[1:]], [note])

@@ -77,7 +77,7 @@ def _stand_in_note(role: str, name: str, setting: str, path: Path) -> str:
 
 def build_extractive_reader(settings: Settings, sentence_reader: SentenceReader) -> tuple[Reader, str | None]:
     """The QA model if it resolves, else the sentence extractor and a note saying so."""
-    reader = ExtractiveReader(settings.reader_model, device=settings.device)
+    reader = ExtractiveReader(settings.reader_model, device=settings.device, widen_below=settings.reader_widen_below)
     try:
         reader.resolved
     except ModelUnavailableError:

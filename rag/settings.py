@@ -69,6 +69,11 @@ class Settings(BaseSettings):
         description="Extractive QA reader: Hub name or folder (RAG_READER_MODEL). Offline, the reader this "
         "project trained and ships; without any, a sentence extractor answers (answer_type \"sentence\").",
     )
+    reader_widen_below: float = Field(
+        0.0, ge=0, le=1,
+        description="An extractive answer whose span scores below this p(start)·p(end) is widened to the sentence "
+        "that holds it (answer_type \"sentence\"): more often right, less exact. 0 keeps every span.",
+    )
     reader_languages: list[str] | None = Field(
         default_factory=lambda: ["en"],
         description='Question languages the extractive reader serves ("en", "zh"); others are answered with the '

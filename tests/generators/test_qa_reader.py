@@ -96,3 +96,19 @@ def test_unresolvable_model_names_the_setting():
     with pytest.raises(ModelUnavailableError) as info:
         reader.warm_up()
     assert info.value.setting == "RAG_READER_MODEL"
+
+
+def test_low_confidence_spans_widen_to_their_sentence_with_exact_offsets(tiny_qa_model_dir):
+    document = "Intro line here. The Eiffel Tower was finished in 1889 in Paris. Another sentence follows it."
+    passages = [ReaderPassage(7, document[5:], 5)]
+    plain = ExtractiveReader(str(tiny_qa_model_dir), max_seq_len=64, stride=16)
+    span = plain.run("When was the Eiffel Tower finished?", passages).spans[0]
+    widened = ExtractiveReader(str(tiny_qa_model_dir), max_seq_len=64, stride=16, widen_below=1.01)
+    result = widened.run("When was the Eiffel Tower finished?", passages)
+    assert result.answer_type == "sentence" and result.confidence == span.score
+    sentence = result.spans[0]
+    assert document[sentence.start : sentence.end] == sentence.text == result.answer
+    assert sentence.start <= span.start and span.end <= sentence.end  # the sentence holds the span
+    assert sentence.text.endswith(".") and "widened" not in sentence.text and "sentence" in result.notes[0]
+    never = ExtractiveReader(str(tiny_qa_model_dir), max_seq_len=64, stride=16, widen_below=0.0)
+    assert never.run("When was the Eiffel Tower finished?", passages).answer_type == "span"
