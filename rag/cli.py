@@ -248,6 +248,13 @@ def serve(
 
     with _user_errors():
         settings = Settings(**({"index_dir": index} if index else {}))
+    # One JSON line per request (with its request id) on stderr, whatever the CLI's log level.
+    access = logging.getLogger("rag.api")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
     err.print(f"serving {settings.index_dir} on http://{host or settings.host}:{port or settings.port} "
               "(chat page at /, API docs at /docs)")
     uvicorn.run(create_app(settings), host=host or settings.host, port=port if port is not None else settings.port,
