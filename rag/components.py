@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from generators.classifier import GeneratorClassifier, ZeroShotClassifier
 from generators.embedder import SentenceEmbedder
 from generators.generative_reader import GenerativeReader
 from generators.qa_reader import ExtractiveReader
@@ -151,6 +152,13 @@ def build_chain(settings: Settings, index: IndexReader, embedder: SentenceEmbedd
         extractive_languages=settings.reader_languages,
         notes=list(models.notes),
     )
+
+
+def build_classifier(settings: Settings, embedder: SentenceEmbedder) -> ZeroShotClassifier | GeneratorClassifier:
+    zero_shot = ZeroShotClassifier(embedder)
+    use_generator = settings.classifier == "generator" or (
+        settings.classifier == "auto" and settings.generator_backend == "openai")
+    return GeneratorClassifier(build_generator(settings), zero_shot) if use_generator else zero_shot
 
 
 def build_chunker(settings: Settings, embedder: SentenceEmbedder) -> Chunker:

@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     abstain_span: float = Field(0.0, ge=0, le=1, description="Minimum p(start)·p(end) of an extractive answer span.")
     abstain_rerank: float = Field(0.0, ge=0, le=1, description="Minimum reranker score of the best passage.")
 
+    classifier: Literal["auto", "zero-shot", "generator"] = Field(
+        "auto",
+        description="How POST /v1/classify labels texts: zero-shot with the embedder, or a constrained prompt to "
+        "the generator; auto uses the generator only when it is an OpenAI-compatible API (RAG_GENERATOR_BACKEND=openai).",
+    )
+
     # -- the HTTP API (`rag serve`) --
     collections_dir: Path = Field(
         Path(".rag-collections"),

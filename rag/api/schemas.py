@@ -185,3 +185,26 @@ class Health(BaseModel):
     ready: bool
     error: str | None = None
     collections: dict[str, dict]
+
+
+# -- text tasks ---------------------------------------------------------------------------------
+
+
+class ClassifyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    texts: list[Annotated[str, Field(min_length=1, max_length=10_000)]] = Field(min_length=1, max_length=200)
+    labels: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(min_length=2, max_length=50)
+
+
+class ClassifiedText(BaseModel):
+    text: str
+    label: str
+    score: float
+
+
+class ClassifyResponse(BaseModel):
+    results: list[ClassifiedText]
+    counts: dict[str, int]
+    method: str
+    notes: list[str] = Field(default_factory=list)

@@ -10,7 +10,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from generators.embedder import SentenceEmbedder
 from rag.api.collections import Collections
-from rag.components import ChainModels, build_chain, build_chain_models, build_embedder, build_ingest_pipeline
+from rag.components import (
+    ChainModels, build_chain, build_chain_models, build_classifier, build_embedder, build_ingest_pipeline,
+)
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class Services:
             make_pipeline=lambda store: build_ingest_pipeline(settings, store, embedder=self.embedder),
             make_chain=lambda reader: build_chain(settings, reader, self.embedder, self.models),
         )
+        self.classifier = build_classifier(settings, self.embedder)
         self.ready = threading.Event()
         self.warm_up_error: str | None = None
 

@@ -199,3 +199,15 @@ def test_malformed_chat_requests_are_json_4xx(loaded, payload, status):
 def test_models_lists_the_readers(loaded):
     ids = [m["id"] for m in loaded.get("/v1/models").json()["data"]]
     assert ids[:2] == ["extractive", "generative"]
+
+
+def test_classify_follows_the_contract(client):
+    response = client.post("/v1/classify", json={"texts": ["I love it, wonderful!", "Awful, I hate it."],
+                                                 "labels": ["positive", "negative"]})
+    assert response.status_code == 200
+    body = response.json()
+    assert [r["label"] for r in body["results"]] == ["positive", "negative"]
+    assert body["counts"] == {"positive": 1, "negative": 1} and body["method"] == "zero-shot"
+    assert set(body["results"][0]) == {"text", "label", "score"}
+    bad = client.post("/v1/classify", json={"texts": ["x"], "labels": ["only"]})
+    assert bad.status_code == 422
