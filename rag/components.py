@@ -8,6 +8,7 @@ from pathlib import Path
 
 from generators.classifier import GeneratorClassifier, ZeroShotClassifier
 from generators.embedder import SentenceEmbedder
+from generators.summarizer import ExtractiveSummarizer, GeneratorSummarizer
 from generators.generative_reader import GenerativeReader
 from generators.qa_reader import ExtractiveReader
 from generators.reading import Reader
@@ -154,11 +155,19 @@ def build_chain(settings: Settings, index: IndexReader, embedder: SentenceEmbedd
     )
 
 
+def _text_tasks_use_generator(settings: Settings) -> bool:
+    return settings.classifier == "generator" or (settings.classifier == "auto" and settings.generator_backend == "openai")
+
+
 def build_classifier(settings: Settings, embedder: SentenceEmbedder) -> ZeroShotClassifier | GeneratorClassifier:
     zero_shot = ZeroShotClassifier(embedder)
-    use_generator = settings.classifier == "generator" or (
-        settings.classifier == "auto" and settings.generator_backend == "openai")
-    return GeneratorClassifier(build_generator(settings), zero_shot) if use_generator else zero_shot
+    return GeneratorClassifier(build_generator(settings), zero_shot) if _text_tasks_use_generator(settings) else zero_shot
+
+
+def build_summarizer(settings: Settings, embedder: SentenceEmbedder) -> ExtractiveSummarizer | GeneratorSummarizer:
+    if _text_tasks_use_generator(settings):
+        return GeneratorSummarizer(build_generator(settings))
+    return ExtractiveSummarizer(embedder)
 
 
 def build_chunker(settings: Settings, embedder: SentenceEmbedder) -> Chunker:

@@ -106,8 +106,9 @@ class Settings(BaseSettings):
 
     classifier: Literal["auto", "zero-shot", "generator"] = Field(
         "auto",
-        description="How POST /v1/classify labels texts: zero-shot with the embedder, or a constrained prompt to "
-        "the generator; auto uses the generator only when it is an OpenAI-compatible API (RAG_GENERATOR_BACKEND=openai).",
+        description="How POST /v1/classify and /v1/summarize work: with the embedder (zero-shot labels, extractive "
+        "summaries) or through the generator; auto uses the generator only when it is an OpenAI-compatible API "
+        "(RAG_GENERATOR_BACKEND=openai).",
     )
 
     # -- the HTTP API (`rag serve`) --

@@ -208,3 +208,23 @@ class ClassifyResponse(BaseModel):
     counts: dict[str, int]
     method: str
     notes: list[str] = Field(default_factory=list)
+
+
+class SummarizeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=200_000)
+    max_sentences: int = Field(3, ge=1, le=20)
+
+
+class SummarySentenceOut(BaseModel):
+    start: int
+    end: int
+    text: str
+
+
+class SummarizeResponse(BaseModel):
+    summary: str
+    sentences: list[SummarySentenceOut] = Field(description="Extractive summaries: each sentence's offsets in the text.")
+    method: str
+    notes: list[str] = Field(default_factory=list)

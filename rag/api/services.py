@@ -12,6 +12,7 @@ from generators.embedder import SentenceEmbedder
 from rag.api.collections import Collections
 from rag.components import (
     ChainModels, build_chain, build_chain_models, build_classifier, build_embedder, build_ingest_pipeline,
+    build_summarizer,
 )
 from rag.settings import Settings
 
@@ -59,6 +60,7 @@ class Services:
             make_chain=lambda reader: build_chain(settings, reader, self.embedder, self.models),
         )
         self.classifier = build_classifier(settings, self.embedder)
+        self.summarizer = build_summarizer(settings, self.embedder)
         self.ready = threading.Event()
         self.warm_up_error: str | None = None
 

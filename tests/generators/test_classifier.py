@@ -46,3 +46,18 @@ def test_generator_replies_are_parsed_and_unparseable_ones_fall_back(embedder):
 def test_parse_prefers_the_first_and_whole_word_label():
     assert GeneratorClassifier.parse("not negative but positive", ["positive", "negative"]) == "negative"
     assert GeneratorClassifier.parse("positively", ["positive", "negative"]) is None
+
+
+def test_extractive_summary_picks_central_sentences_in_order_with_offsets(embedder):
+    from generators.summarizer import ExtractiveSummarizer
+
+    text = ("Solar panels turn sunlight into electricity. The weather was nice on Tuesday. "
+            "Solar power is renewable energy from the sun. Panels on roofs make solar electricity for homes. "
+            "My cat likes tuna.")
+    summary = ExtractiveSummarizer(embedder)(text, max_sentences=2)
+    assert len(summary.sentences) == 2 and summary.method == "extractive"
+    assert all(text[s.start : s.end] == s.text for s in summary.sentences)
+    assert [s.start for s in summary.sentences] == sorted(s.start for s in summary.sentences)
+    assert all("solar" in s.text.lower() or "panels" in s.text.lower() for s in summary.sentences)
+    short = ExtractiveSummarizer(embedder)("Only one sentence here.", max_sentences=3)
+    assert short.summary == "Only one sentence here."

@@ -211,3 +211,11 @@ def test_classify_follows_the_contract(client):
     assert set(body["results"][0]) == {"text", "label", "score"}
     bad = client.post("/v1/classify", json={"texts": ["x"], "labels": ["only"]})
     assert bad.status_code == 422
+
+
+def test_summarize_returns_sentences_with_offsets(client):
+    text = "Tides rise twice a day. The Moon pulls the oceans. Bees dance. The Sun adds a smaller pull on the tides."
+    body = client.post("/v1/summarize", json={"text": text, "max_sentences": 2}).json()
+    assert body["method"] == "extractive" and len(body["sentences"]) == 2
+    assert all(text[s["start"] : s["end"]] == s["text"] for s in body["sentences"])
+    assert client.post("/v1/summarize", json={"text": ""}).status_code == 422
