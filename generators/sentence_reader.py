@@ -9,6 +9,8 @@ a short answer span the way a SQuAD-trained reader does.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -51,12 +53,16 @@ class SentenceReader:
         keyword_weight: float = 0.3,
         min_chars: int = 12,
         max_sentences: int = 400,
+        cache_size: int = 20_000,
     ) -> None:
         self.embedder = embedder
         self.analyzer = analyzer
         self.keyword_weight = keyword_weight
         self.min_chars = min_chars
         self.max_sentences = max_sentences
+        self.cache_size = cache_size  # sentence vectors kept (least recently used dropped): ~1.5 KB each
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
 
     def run(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3) -> ReaderResult:
         return self.answer(self.rank_sentences(question, passages, top_k=top_k), top_k=top_k)
@@ -66,6 +72,23 @@ class SentenceReader:
         if not ranked:
             return ReaderResult("", self.answer_type, 0.0, [])
         return ReaderResult(ranked[0].text, self.answer_type, ranked[0].score, list(ranked[:top_k]))
+
+    def _sentence_vectors(self, texts: list[str]) -> np.ndarray:
+        """Vectors of passage sentences; the same passages come back again and again, so they are cached."""
+        with self._lock:
+            found = {t: self._cache[t] for t in dict.fromkeys(texts) if t in self._cache}
+            for text in found:
+                self._cache.move_to_end(text)
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            fresh = self.embedder.embed(missing).vectors
+            found.update(zip(missing, fresh))
+            with self._lock:
+                for text, vector in zip(missing, fresh):
+                    self._cache[text] = vector
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        return np.stack([found[t] for t in texts])
 
     def rank_sentences(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3) -> list[ReaderSpan]:
         candidates: list[tuple[ReaderPassage, int, int]] = []
@@ -78,8 +101,7 @@ class SentenceReader:
         if not candidates:
             return []
         texts = [p.text[s:e] for p, s, e in candidates]
-        vectors = self.embedder.embed([question, *texts]).vectors
-        cosine = vectors[1:] @ vectors[0]
+        cosine = self._sentence_vectors(texts) @ self.embedder.embed([question]).vectors[0]
         question_terms = set(self.analyzer(question))
         overlap = np.array(
             [len(question_terms & set(self.analyzer(t))) / len(question_terms) if question_terms else 0.0 for t in texts],

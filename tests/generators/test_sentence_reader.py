@@ -36,3 +36,27 @@ def test_headings_are_not_answers(embedder):
     text = "## How do bees find flowers?\n\nBees find flowers by scent and by the waggle dance of other bees."
     spans = SentenceReader(embedder, analyze).run("How do bees find flowers?", [ReaderPassage(1, text, 0)]).spans
     assert all(not s.text.startswith("#") for s in spans) and "waggle" in spans[0].text
+
+
+def test_sentence_vectors_are_cached_and_the_cache_stays_bounded(embedder):
+    from generators.reading import ReaderPassage
+    from generators.sentence_reader import SentenceReader
+    from index.bm25 import analyze
+
+    calls = []
+
+    class Counting:
+        def embed(self, texts):
+            calls.append(list(texts))
+            return embedder.embed(texts)
+
+    reader = SentenceReader(Counting(), analyze, cache_size=3)
+    passage = [ReaderPassage(1, "Tides follow the Moon closely. Bees dance to point at flowers.", 0)]
+    first = reader.rank_sentences("What do bees do?", passage)
+    second = reader.rank_sentences("What do bees do?", passage)
+    assert first[0].text == second[0].text == "Bees dance to point at flowers."
+    assert abs(first[0].score - second[0].score) < 1e-5
+    assert calls[0] == ["Tides follow the Moon closely.", "Bees dance to point at flowers."]
+    assert calls[1:] == [["What do bees do?"]] * 2  # the second call embedded the question only
+    reader.rank_sentences("x?", [ReaderPassage(2, "One more sentence here. And a second one here. A third is here.", 0)])
+    assert len(reader._cache) == 3
