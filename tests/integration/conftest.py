@@ -20,7 +20,9 @@ from tests.rag.api.conftest import BEES, LIGHTHOUSE, TIDES
 def serving(folder: Path, **settings: str) -> Iterator[str]:
     """`rag serve` on a free loopback port over `folder`, holding the three test documents."""
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_INDEX_DIR": str(folder / "index"),
+    # The sentence reader answers: these tests check clients and plumbing, not a reader's quality.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_READER_MODEL": "no-such-org/no-such-reader",
+           "RAG_INDEX_DIR": str(folder / "index"),
            "RAG_COLLECTIONS_DIR": str(folder / "collections"), "RAG_CHUNK_TOKENS": "64", "RAG_CHUNK_OVERLAP": "8",
            **settings}
     rag = shutil.which("rag", path=os.path.dirname(sys.executable)) or "rag"

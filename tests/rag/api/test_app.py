@@ -219,3 +219,15 @@ def test_summarize_returns_sentences_with_offsets(client):
     assert body["method"] == "extractive" and len(body["sentences"]) == 2
     assert all(text[s["start"] : s["end"]] == s["text"] for s in body["sentences"])
     assert client.post("/v1/summarize", json={"text": ""}).status_code == 422
+
+
+def test_span_answers_carry_their_citation_marker(tmp_path, tiny_qa_model_dir):
+    settings = make_settings(tmp_path, reader_model=str(tiny_qa_model_dir))
+    with TestClient(create_app(settings, warm_up="blocking")) as client:
+        upload(client, "tides.md", TIDES)
+        body = _chat(client, [{"role": "user", "content": "What causes ocean tides?"}]).json()
+        assert body["rag"]["answer_type"] == "span"
+        span = body["citations"][0]
+        assert body["choices"][0]["message"]["content"] == f"{span['text']} [1]"
+        text = open(span["source"], encoding="utf-8").read()
+        assert text[span["start"] : span["end"]] == span["text"]
