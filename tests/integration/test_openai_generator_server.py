@@ -130,7 +130,7 @@ def test_unknown_model_alias_still_answers_or_fails_clearly(server_url):
 
 
 def test_closed_port_fails_with_a_clear_error():
-    port = _free_port()
+    port = free_port()
     generator = OpenAIGenerator(MODEL_ALIAS, api_key="k", base_url=f"http://127.0.0.1:{port}/v1", timeout=5, max_retries=0)
     reader = GenerativeReader(generator)
     with pytest.raises(GeneratorError, match=f"Cannot reach the generator API at http://127.0.0.1:{port}/v1") as caught:

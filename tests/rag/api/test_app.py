@@ -222,7 +222,7 @@ def test_summarize_returns_sentences_with_offsets(client):
 
 
 def test_span_answers_carry_their_citation_marker(tmp_path, tiny_qa_model_dir):
-    settings = make_settings(tmp_path, reader_model=str(tiny_qa_model_dir))
+    settings = make_settings(tmp_path, reader_model=str(tiny_qa_model_dir), reader_widen_below=0.0)
     with TestClient(create_app(settings, warm_up="blocking")) as client:
         upload(client, "tides.md", TIDES)
         body = _chat(client, [{"role": "user", "content": "What causes ocean tides?"}]).json()
