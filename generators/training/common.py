@@ -14,6 +14,38 @@ EVALUATIONS = "evaluations.jsonl"
 TRAINING_INFO = "training.json"
 
 
+def uses_cpu(device: str) -> bool:
+    import torch
+
+    return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+
+
+def training_arguments(config, out_dir: Path, **extra) -> dict:
+    """The (transformers or sentence-transformers) training arguments every trainer here shares: linear
+    schedule with warmup, checkpoints in `out_dir/checkpoints`, evaluation by our own callback only."""
+    return dict(
+        output_dir=str(out_dir / CHECKPOINTS),
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        lr_scheduler_type="linear",
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.keep_checkpoints,
+        logging_steps=max(1, min(50, config.save_steps)),
+        eval_strategy="no",
+        report_to="none",
+        seed=config.seed,
+        data_seed=config.seed,
+        use_cpu=uses_cpu(config.device),
+        dataloader_num_workers=0,
+        **extra,
+    )
+
+
 def checkpoint_to_resume(out_dir: Path, resume: bool) -> str | None:
     """The checkpoint a resumed run starts from; refuses to mix a fresh run into an old one's folder."""
     from transformers.trainer_utils import get_last_checkpoint

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Literal
 
 from generators.resolve import resolve_model
 from generators.training.common import (
-    CHECKPOINTS,
     checkpoint_to_resume,
     evaluation_callback,
     read_evaluations,
+    training_arguments,
+    uses_cpu,
     write_training_info,
 )
 from generators.training.reranker import RankingExample
@@ -115,8 +116,7 @@ class EmbedderTrainer:
             raise ValueError("no training examples")
         last = checkpoint_to_resume(self.out_dir, resume)
         path = str(resolve_model(self.base, role="base embedder", setting=self.setting).path)
-        use_cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
-        model = SentenceTransformer(path, device="cpu" if use_cpu else None, local_files_only=True)
+        model = SentenceTransformer(path, device="cpu" if uses_cpu(config.device) else None, local_files_only=True)
         model.max_seq_length = config.max_seq_len
         # One hard negative per row: the loss adds every other row's passages as in-batch negatives.
         columns = {
@@ -132,27 +132,11 @@ class EmbedderTrainer:
                 lambda: retrieval_accuracy(model, heldout, batch_size=config.batch_size), config.eval_steps,
                 self.out_dir, lambda: model,
             ))
-        args = SentenceTransformerTrainingArguments(
-            output_dir=str(self.out_dir / CHECKPOINTS),
-            per_device_train_batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            num_train_epochs=config.epochs,
-            max_steps=config.max_steps,
-            warmup_steps=config.warmup_ratio,
-            weight_decay=config.weight_decay,
-            save_strategy="steps",
-            save_steps=config.save_steps,
-            save_total_limit=config.keep_checkpoints,
-            logging_steps=max(1, min(50, config.save_steps)),
-            eval_strategy="no",
-            report_to="none",
-            seed=config.seed,
-            data_seed=config.seed,
-            use_cpu=use_cpu,
-            dataloader_num_workers=0,
+        args = SentenceTransformerTrainingArguments(**training_arguments(
+            config, self.out_dir,
             # A query's own passage must not show up as another row's in-batch "negative".
             batch_sampler=BatchSamplers.NO_DUPLICATES,
-        )
+        ))
         trainer = SentenceTransformerTrainer(
             model=model, args=args, train_dataset=Dataset.from_dict(columns),
             loss=MultipleNegativesRankingLoss(model), callbacks=callbacks,

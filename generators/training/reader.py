@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 
 from generators.resolve import resolve_model
 from generators.training.common import (
-    CHECKPOINTS,
     checkpoint_to_resume,
     evaluation_callback,
     read_evaluations,
+    training_arguments,
+    uses_cpu,
     write_training_info,
 )
 
@@ -253,28 +254,10 @@ class ReaderTrainer:
                 lambda: trainer_box[0].model,
             ))
 
-        use_cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
-        args = TrainingArguments(
-            output_dir=str(self.out_dir / CHECKPOINTS),
-            per_device_train_batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            num_train_epochs=config.epochs,
-            max_steps=config.max_steps,
-            warmup_steps=config.warmup_ratio,
-            weight_decay=config.weight_decay,
-            lr_scheduler_type="linear",
-            save_strategy="steps",
-            save_steps=config.save_steps,
-            save_total_limit=config.keep_checkpoints,
-            logging_steps=max(1, min(50, config.save_steps)),
-            eval_strategy="no",
-            report_to="none",
-            seed=config.seed,
-            data_seed=config.seed,
-            use_cpu=use_cpu,
-            dataloader_num_workers=0,
+        args = TrainingArguments(**training_arguments(
+            config, self.out_dir,
             train_sampling_strategy="group_by_length",
-        )
+        ))
         trainer = Trainer(
             model=model,
             args=args,

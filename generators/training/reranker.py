@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Literal
 
 from generators.resolve import resolve_model
 from generators.training.common import (
-    CHECKPOINTS,
     checkpoint_to_resume,
     evaluation_callback,
     read_evaluations,
+    training_arguments,
+    uses_cpu,
     write_training_info,
 )
 
@@ -140,8 +141,7 @@ class RerankerTrainer:
             raise ValueError("no training examples")
         last = checkpoint_to_resume(self.out_dir, resume)
         path = str(resolve_model(self.base, role="base encoder", setting=self.setting).path)
-        use_cpu = config.device == "cpu" or (config.device == "auto" and not torch.cuda.is_available())
-        model = CrossEncoder(path, num_labels=1, max_length=config.max_seq_len, device="cpu" if use_cpu else None,
+        model = CrossEncoder(path, num_labels=1, max_length=config.max_seq_len, device="cpu" if uses_cpu(config.device) else None,
                              model_kwargs={"dtype": torch.float32})
         columns = labelled_pairs(examples, seed=config.seed)
         negatives = sum(len(e.negatives) for e in examples)
@@ -156,26 +156,7 @@ class RerankerTrainer:
                 lambda: ranking_accuracy(model, heldout, batch_size=config.batch_size), config.eval_steps,
                 self.out_dir, lambda: model,
             ))
-        args = CrossEncoderTrainingArguments(
-            output_dir=str(self.out_dir / CHECKPOINTS),
-            per_device_train_batch_size=config.batch_size,
-            learning_rate=config.learning_rate,
-            num_train_epochs=config.epochs,
-            max_steps=config.max_steps,
-            warmup_steps=config.warmup_ratio,
-            weight_decay=config.weight_decay,
-            lr_scheduler_type="linear",
-            save_strategy="steps",
-            save_steps=config.save_steps,
-            save_total_limit=config.keep_checkpoints,
-            logging_steps=max(1, min(50, config.save_steps)),
-            eval_strategy="no",
-            report_to="none",
-            seed=config.seed,
-            data_seed=config.seed,
-            use_cpu=use_cpu,
-            dataloader_num_workers=0,
-        )
+        args = CrossEncoderTrainingArguments(**training_arguments(config, self.out_dir))
         trainer = CrossEncoderTrainer(
             model=model, args=args, train_dataset=Dataset.from_dict(columns), loss=loss, callbacks=callbacks,
         )
