@@ -4,8 +4,12 @@ transformers 5 has no `question-answering` pipeline any more, so the span
 decoding lives here: passages are cut into overlapping token windows (stride),
 every window is scored in length-sorted batches, and the best span by
 p(start)·p(end) — context tokens only, end ≥ start, at most
-`max_answer_tokens` long — wins across windows and passages. Offsets map the
-span back to characters of the passage and from there to the document.
+`max_answer_tokens` long — is each window's candidate. Across windows and
+passages, candidates rank by start + end logit less a penalty per rank of
+their passage: per-window probabilities are not comparable (a passage without
+the answer still offers a confident "best" span), logits are, and the chain's
+passage order is evidence too. Offsets map the span back to characters of the
+passage and from there to the document.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class TokenSpan:
     start: int  # token indices within one window, inclusive
     end: int
     score: float  # p(start) · p(end), each softmaxed over the window's context tokens
+    logit: float  # start logit + end logit, unnormalised
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -65,7 +70,22 @@ def best_token_spans(
     best = np.argpartition(-flat, n - 1)[:n]
     best = best[np.argsort(-flat[best], kind="stable")]
     width = joint.shape[1]
-    return [TokenSpan(int(i // width), int(i % width), float(flat[i])) for i in best]
+    spans = []
+    for i in best:
+        start, end = int(i // width), int(i % width)
+        spans.append(TokenSpan(start, end, float(flat[i]), float(start_logits[start] + end_logits[end])))
+    return spans
+
+
+@dataclass(frozen=True)
+class SpanCandidate:
+    """A span of one passage, with both ways of scoring it."""
+
+    passage: int  # position of the passage in the list the reader was given (the chain's rank)
+    start: int  # character offsets into the passage text
+    end: int
+    probability: float  # p(start)·p(end) within its window: calibrated, but not comparable across windows
+    logit: float  # start + end logit: comparable across windows and passages
 
 
 class ExtractiveReader:
@@ -84,6 +104,7 @@ class ExtractiveReader:
         max_answer_tokens: int = 30,
         batch_size: int = 16,
         widen_below: float = 0.0,
+        passage_rank_weight: float = 0.0,
         setting: str = "RAG_READER_MODEL",
     ) -> None:
         self.model_name = model
@@ -95,6 +116,8 @@ class ExtractiveReader:
         self.batch_size = batch_size
         # Below this p(start)·p(end), the answer widens to the sentence holding the span (0: never).
         self.widen_below = widen_below
+        # Logits a span loses per rank of its passage in the list it is given (0: passage order is ignored).
+        self.passage_rank_weight = passage_rank_weight
         self.setting = setting
         self._resolved: ResolvedModel | None = None
         self._model: PreTrainedModel | None = None
@@ -155,10 +178,8 @@ class ExtractiveReader:
             return question
         return question[: offsets[self.max_question_tokens - 1][1]]
 
-    def run(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3) -> ReaderResult:
-        passages = [p for p in passages if p.text.strip()]
-        if not passages:
-            return ReaderResult("", self.answer_type, 0.0, [])
+    def candidates(self, question: str, passages: Sequence[ReaderPassage], *, per_window: int = 5) -> list[SpanCandidate]:
+        """The best spans of every window of every passage (a span two overlapping windows share: its best)."""
         import torch
 
         tokenizer = self.tokenizer
@@ -175,8 +196,7 @@ class ExtractiveReader:
         passage_of_window = windows["overflow_to_sample_mapping"]
         input_names = [name for name in tokenizer.model_input_names if name in windows]
         order = sorted(range(len(passage_of_window)), key=lambda w: len(windows["input_ids"][w]), reverse=True)
-        # char span → (score, passage index); the same span seen from two overlapping windows counts once.
-        found: dict[tuple[int, int, int], float] = {}
+        found: dict[tuple[int, int, int], SpanCandidate] = {}
         with torch.inference_mode():
             for first in range(0, len(order), self.batch_size):
                 batch = order[first : first + self.batch_size]
@@ -193,26 +213,35 @@ class ExtractiveReader:
                     context = np.array([sequence_ids[t] == 1 for t in range(length)])
                     spans = best_token_spans(
                         starts[row, :length], ends[row, :length], context,
-                        max_answer_tokens=self.max_answer_tokens, top_n=top_k + 2,
+                        max_answer_tokens=self.max_answer_tokens, top_n=per_window,
                     )
                     index = passage_of_window[window]
                     for span in spans:
                         char_start, char_end = offsets[span.start][0], offsets[span.end][1]
                         key = (index, char_start, char_end)
-                        if char_end > char_start and span.score > found.get(key, -1.0):
-                            found[key] = span.score
-        ranked = sorted(found.items(), key=lambda item: (-item[1], item[0]))
+                        seen = found.get(key)
+                        if char_end > char_start and (seen is None or span.score > seen.probability):
+                            found[key] = SpanCandidate(index, char_start, char_end, span.score, span.logit)
+        return list(found.values())
+
+    def run(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3) -> ReaderResult:
+        passages = [p for p in passages if p.text.strip()]
+        if not passages:
+            return ReaderResult("", self.answer_type, 0.0, [])
+        found = self.candidates(question, passages, per_window=top_k + 2)
+        weight = self.passage_rank_weight
+        ranked = sorted(found, key=lambda c: (-(c.logit - weight * c.passage), c.passage, c.start, c.end))
         spans_out: list[ReaderSpan] = []
-        for (index, char_start, char_end), score in ranked:
-            passage = passages[index]
-            text = passage.text[char_start:char_end]
+        for candidate in ranked:
+            passage = passages[candidate.passage]
+            text = passage.text[candidate.start : candidate.end]
             # Trim whitespace so the cited span is exactly the answer text.
             left = len(text) - len(text.lstrip())
             text = text.strip()
             if not text:
                 continue
-            start = passage.offset + char_start + left
-            spans_out.append(ReaderSpan(passage.key, start, start + len(text), text, score))
+            start = passage.offset + candidate.start + left
+            spans_out.append(ReaderSpan(passage.key, start, start + len(text), text, candidate.probability))
             if len(spans_out) == top_k:
                 break
         if not spans_out:

@@ -79,7 +79,8 @@ def _stand_in_note(role: str, name: str, setting: str, path: Path) -> str:
 
 def build_extractive_reader(settings: Settings, sentence_reader: SentenceReader) -> tuple[Reader, str | None]:
     """The QA model if it resolves, else the sentence extractor and a note saying so."""
-    reader = ExtractiveReader(settings.reader_model, device=settings.device, widen_below=settings.reader_widen_below)
+    reader = ExtractiveReader(settings.reader_model, device=settings.device, widen_below=settings.reader_widen_below,
+                              passage_rank_weight=settings.reader_rank_weight)
     try:
         reader.resolved
     except ModelUnavailableError:

@@ -49,21 +49,45 @@ def test_random_tiny_model_loads_and_spans_map_to_document_offsets(tiny_qa_model
         source = document if span.key == 11 else "Short other passage."
         assert source[span.start : span.end] == span.text
         assert len(reader.tokenizer.tokenize(span.text)) <= reader.max_answer_tokens
-    assert [s.score for s in result.spans] == sorted((s.score for s in result.spans), reverse=True)
+    # The answer is the candidate with the highest start + end logit (rank weight 0: passage order ignored).
+    candidates = reader.candidates("When was the Eiffel Tower finished?", passages)
+    best = max(candidates, key=lambda c: c.logit)
+    assert result.spans[0].text == passages[best.passage].text[best.start : best.end].strip()
+    assert result.confidence == pytest.approx(best.probability)
     # Deterministic: the same question over the same passages gives the same spans.
     assert reader.run("When was the Eiffel Tower finished?", passages, top_k=3) == result
 
 
 class _PointsAtWord(torch.nn.Module):
-    """Stands in for a QA model: start and end logits peak on one token id (tests windowing, not quality)."""
+    """Stands in for a QA model: start and end logits peak on given token ids (tests decoding, not quality)."""
 
-    def __init__(self, token_id: int) -> None:
+    def __init__(self, token_id: int, logit: float = 20.0, **more: float) -> None:
         super().__init__()
-        self.token_id = token_id
+        self.logits = {token_id: logit, **{int(k): v for k, v in more.items()}}
 
     def forward(self, input_ids, attention_mask=None, **_):
-        hit = (input_ids == self.token_id).float() * 20.0
+        hit = torch.zeros_like(input_ids, dtype=torch.float)
+        for token_id, logit in self.logits.items():
+            hit = hit + (input_ids == token_id).float() * logit
         return SimpleNamespace(start_logits=hit, end_logits=hit)
+
+
+def test_spans_of_several_passages_rank_by_logit_less_the_passage_rank_penalty(tiny_qa_model_dir):
+    reader = ExtractiveReader(str(tiny_qa_model_dir), max_seq_len=64, stride=16)
+    reader.warm_up()
+    paris, lyon = (reader.tokenizer.convert_tokens_to_ids(word) for word in ("paris", "lyon"))
+    # Each window's softmax makes both spans near-certain (p ≈ 1): only the logits tell them apart.
+    reader._model = _PointsAtWord(paris, 20.0, **{str(lyon): 18.0})
+    passages = [ReaderPassage(1, "The office moved to Lyon last year.", 0),
+                ReaderPassage(2, "The office moved to Paris last year.", 0)]
+    candidates = {passages[c.passage].text[c.start : c.end]: c for c in reader.candidates("Where?", passages)}
+    assert candidates["Paris"].logit == pytest.approx(40.0) and candidates["Lyon"].logit == pytest.approx(36.0)
+    assert candidates["Paris"].probability > 0.99 and candidates["Lyon"].probability > 0.99
+    assert reader.run("Where?", passages).answer == "Paris"  # weight 0: the higher logit wins
+    reader.passage_rank_weight = 5.0  # 36 - 0·5 > 40 - 1·5: the first passage's span wins
+    result = reader.run("Where?", passages, top_k=2)
+    assert result.answer == "Lyon" and [s.key for s in result.spans] == [1, 2]
+    assert result.confidence == pytest.approx(candidates["Lyon"].probability)
 
 
 def test_answer_in_a_late_window_of_a_long_passage_maps_back_exactly(tiny_qa_model_dir):
