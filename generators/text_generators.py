@@ -3,6 +3,8 @@
 Both take chat messages (`[{"role": "system"|"user"|"assistant", "content": str}]`)
 and return text, whole (`generate`) or as it is produced (`stream`), so a
 reader can build one prompt and an HTTP layer can forward the deltas as SSE.
+Both also continue a plain prompt (`complete` / `stream_complete`, as GPT-2
+does and as OpenAI's `/v1/completions` serves) with sampling settings.
 Failures of a remote API surface as `GeneratorError` with a message meant for
 users, never as the SDK's traceback.
 """
@@ -13,6 +15,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from generators.resolve import ResolvedModel, resolve_model
@@ -24,6 +27,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a completion is drawn: greedy at temperature 0, else sampled (reproducibly, given a seed)."""
+
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
 ErrorKind = Literal["connection", "timeout", "auth", "not_found", "bad_request", "api"]
 
 DEFAULT_LOCAL_GENERATOR = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -59,6 +75,10 @@ class TextGenerator(Protocol):
         temperature: float = 0.0,
         stop: Sequence[str] | None = None,
     ) -> Iterator[str]: ...
+
+    def complete(self, prompt: str, sampling: Sampling) -> str: ...
+
+    def stream_complete(self, prompt: str, sampling: Sampling) -> Iterator[str]: ...
 
 
 class StopTrimmer:
@@ -131,6 +151,7 @@ class LocalGenerator:
         self._model: PreTrainedModel | None = None
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self._lock = threading.Lock()
+        self._sampling_lock = threading.Lock()  # seeded sampling uses torch's global generator: one at a time
 
     def warm_up(self) -> LocalGenerator:
         """Resolve and load the model and tokenizer (once; later calls return at once)."""
@@ -168,14 +189,21 @@ class LocalGenerator:
         return bool(getattr(self.tokenizer, "chat_template", None))
 
     def _encode(self, messages: Sequence[Message], max_new_tokens: int) -> dict[str, Any]:
-        import torch
-
         tokenizer = self.tokenizer
         if self.has_chat_template:
             prompt = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
             ids = tokenizer(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
         else:
             ids = tokenizer(plain_prompt(messages), return_tensors="pt")["input_ids"]
+        return self._fit(ids, max_new_tokens)
+
+    def _encode_text(self, prompt: str, max_new_tokens: int) -> dict[str, Any]:
+        """A plain prompt to continue, as it is (no chat template)."""
+        return self._fit(self.tokenizer(prompt, return_tensors="pt")["input_ids"], max_new_tokens)
+
+    def _fit(self, ids: Any, max_new_tokens: int) -> dict[str, Any]:
+        import torch
+
         limit = self._context_limit()
         if limit is not None and ids.shape[1] + max_new_tokens > limit:
             # Keep the end of the prompt: the question and the generation cue sit there.
@@ -199,14 +227,15 @@ class LocalGenerator:
             stops.extend(_PLAIN_PROMPT_STOPS)
         return stops
 
-    def _generate_kwargs(self, inputs: dict[str, Any], max_new_tokens: int, temperature: float, stops: list[str]) -> dict[str, Any]:
+    def _generate_kwargs(self, inputs: dict[str, Any], max_new_tokens: int, temperature: float, stops: list[str],
+                         top_p: float = 1.0) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             **inputs,
             "max_new_tokens": max_new_tokens,
             "pad_token_id": self.tokenizer.pad_token_id,
         }
         if temperature > 0:
-            kwargs.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
+            kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
         else:  # greedy: reproducible answers by default
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if stops:
@@ -221,17 +250,10 @@ class LocalGenerator:
         temperature: float = 0.0,
         stop: Sequence[str] | None = None,
     ) -> str:
-        import torch
-
         self.warm_up()
-        assert self._model is not None
-        inputs = self._encode(messages, max_new_tokens)
         stops = self._stops(stop)
-        with torch.inference_mode():
-            output = self._model.generate(**self._generate_kwargs(inputs, max_new_tokens, temperature, stops))
-        text = self.tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-        trimmer = StopTrimmer(stops)
-        return (trimmer.feed(text) + trimmer.finish()).strip()
+        return self._run(self._generate_kwargs(self._encode(messages, max_new_tokens), max_new_tokens, temperature,
+                                               stops), stops, None)
 
     def stream(
         self,
@@ -242,13 +264,60 @@ class LocalGenerator:
         stop: Sequence[str] | None = None,
     ) -> Iterator[str]:
         """Text deltas as the model produces them; closing the iterator stops generation."""
+        self.warm_up()
+        stops = self._stops(stop)
+        yield from self._stream(self._generate_kwargs(self._encode(messages, max_new_tokens), max_new_tokens,
+                                                      temperature, stops), stops, None)
+
+    def complete(self, prompt: str, sampling: Sampling) -> str:
+        """The model's continuation of `prompt` (not including it)."""
+        self.warm_up()
+        stops = list(sampling.stop)
+        inputs = self._encode_text(prompt, sampling.max_new_tokens)
+        kwargs = self._generate_kwargs(inputs, sampling.max_new_tokens, sampling.temperature, stops, sampling.top_p)
+        return self._run(kwargs, stops, sampling.seed, strip=False)
+
+    def stream_complete(self, prompt: str, sampling: Sampling) -> Iterator[str]:
+        self.warm_up()
+        stops = list(sampling.stop)
+        inputs = self._encode_text(prompt, sampling.max_new_tokens)
+        kwargs = self._generate_kwargs(inputs, sampling.max_new_tokens, sampling.temperature, stops, sampling.top_p)
+        yield from self._stream(kwargs, stops, sampling.seed, strip=False)
+
+    def _seeded(self, seed: int | None):
+        """A context in which sampling is reproducible: torch's global generator, seeded, held by one caller."""
+        import contextlib
+
+        import torch
+
+        if seed is None:
+            return contextlib.nullcontext()
+
+        @contextlib.contextmanager
+        def held():
+            with self._sampling_lock, torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                yield
+
+        return held()
+
+    def _run(self, kwargs: dict[str, Any], stops: list[str], seed: int | None, *, strip: bool = True) -> str:
+        import torch
+
+        assert self._model is not None
+        prompt_tokens = kwargs["input_ids"].shape[1]
+        with torch.inference_mode(), self._seeded(seed):
+            output = self._model.generate(**kwargs)
+        text = self.tokenizer.decode(output[0, prompt_tokens:], skip_special_tokens=True)
+        trimmer = StopTrimmer(stops)
+        text = trimmer.feed(text) + trimmer.finish()
+        return text.strip() if strip else text
+
+    def _stream(self, kwargs: dict[str, Any], stops: list[str], seed: int | None, *, strip: bool = True) -> Iterator[str]:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-        self.warm_up()
         assert self._model is not None
-        inputs = self._encode(messages, max_new_tokens)
-        stops = self._stops(stop)
         cancelled = threading.Event()
 
         class _Cancelled(StoppingCriteria):
@@ -257,13 +326,12 @@ class LocalGenerator:
                 return torch.full((input_ids.shape[0],), cancelled.is_set(), dtype=torch.bool, device=input_ids.device)
 
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
-        kwargs = self._generate_kwargs(inputs, max_new_tokens, temperature, stops)
-        kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_Cancelled()]))
+        kwargs = {**kwargs, "streamer": streamer, "stopping_criteria": StoppingCriteriaList([_Cancelled()])}
         failure: list[BaseException] = []
 
         def run() -> None:
             try:
-                with torch.inference_mode():
+                with torch.inference_mode(), self._seeded(seed):
                     self._model.generate(**kwargs)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's thread
                 failure.append(exc)
@@ -272,7 +340,7 @@ class LocalGenerator:
         worker = threading.Thread(target=run, name="local-generator-stream", daemon=True)
         worker.start()
         trimmer = StopTrimmer(stops)
-        started = False
+        started = not strip  # a chat answer drops its leading spaces; a continuation keeps them
         exhausted = False
         try:
             for piece in streamer:
@@ -289,8 +357,10 @@ class LocalGenerator:
             tail = trimmer.finish()
             if not started:
                 tail = tail.lstrip()
-            if tail.rstrip():
-                yield tail.rstrip()
+            if strip:
+                tail = tail.rstrip()
+            if tail:
+                yield tail
         finally:
             cancelled.set()
             if not exhausted:  # drain up to the end signal, so the worker never blocks on the queue
@@ -439,6 +509,44 @@ class OpenAIGenerator:
                         started = bool(delta)
                     if delta:
                         yield delta
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from None
+
+
+    def _completion_request(self, prompt: str, sampling: Sampling) -> dict[str, Any]:
+        request: dict[str, Any] = {"model": self.model_name, "prompt": prompt, "max_tokens": sampling.max_new_tokens,
+                                   "temperature": sampling.temperature, "top_p": sampling.top_p}
+        if sampling.seed is not None:
+            request["seed"] = sampling.seed
+        if sampling.stop:
+            request["stop"] = list(sampling.stop)[:4]
+        return request
+
+    def complete(self, prompt: str, sampling: Sampling) -> str:
+        """The API's continuation of `prompt` (the legacy `/v1/completions` endpoint)."""
+        import openai
+
+        client = self.warm_up()._client
+        assert client is not None
+        try:
+            completion = client.completions.create(**self._completion_request(prompt, sampling))
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from None
+        if not completion.choices:
+            raise GeneratorError(f"The generator API at {self.endpoint} returned no choices.", kind="api", model=self.model_name)
+        return completion.choices[0].text or ""
+
+    def stream_complete(self, prompt: str, sampling: Sampling) -> Iterator[str]:
+        import openai
+
+        client = self.warm_up()._client
+        assert client is not None
+        try:
+            chunks = client.completions.create(**self._completion_request(prompt, sampling), stream=True)
+            with chunks:
+                for chunk in chunks:
+                    if chunk.choices and chunk.choices[0].text:
+                        yield chunk.choices[0].text
         except openai.OpenAIError as exc:
             raise self._error(exc) from None
 

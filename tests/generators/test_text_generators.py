@@ -15,6 +15,7 @@ from generators.text_generators import (
     GeneratorError,
     LocalGenerator,
     OpenAIGenerator,
+    Sampling,
     StopTrimmer,
     TextGenerator,
     plain_prompt,
@@ -92,6 +93,20 @@ def test_local_generation_is_greedy_and_streams_the_same_text(tiny_generator):
 
 def test_sampling_runs(tiny_generator):
     assert isinstance(tiny_generator.generate(MESSAGES, max_new_tokens=4, temperature=0.8), str)
+
+
+def test_completion_continues_the_prompt_and_a_seed_makes_sampling_reproducible(tiny_generator):
+    greedy = Sampling(max_new_tokens=6, temperature=0.0)
+    text = tiny_generator.complete("Once upon a time", greedy)
+    assert isinstance(text, str) and text and "Once upon" not in text  # the continuation only
+    assert "".join(tiny_generator.stream_complete("Once upon a time", greedy)) == text
+    seeded = Sampling(max_new_tokens=12, temperature=1.5, top_p=0.95, seed=7)
+    first = tiny_generator.complete("Once upon a time", seeded)
+    assert tiny_generator.complete("Once upon a time", seeded) == first
+    assert "".join(tiny_generator.stream_complete("Once upon a time", seeded)) == first
+    others = {tiny_generator.complete("Once upon a time", Sampling(max_new_tokens=12, temperature=1.5, seed=s))
+              for s in range(1, 6)}
+    assert len(others) > 1  # different seeds draw different continuations
 
 
 def test_chat_template_is_used_when_the_tokenizer_has_one(tiny_chat_lm_dir):

@@ -17,7 +17,7 @@ import pytest
 from generators.generative_reader import GenerativeReader
 from generators.reading import ReaderPassage, ReaderResult
 from generators.resolve import resolve_model
-from generators.text_generators import GeneratorError, OpenAIGenerator
+from generators.text_generators import GeneratorError, OpenAIGenerator, Sampling
 from tests.integration.servers import free_port, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -138,3 +138,12 @@ def test_closed_port_fails_with_a_clear_error():
     assert caught.value.kind == "connection"
     with pytest.raises(GeneratorError, match="Cannot reach"):
         list(reader.stream("What is the capital of France?", _passages()))
+
+
+def test_completions_continue_a_prompt_plain_and_streamed(generator):
+    sampling = Sampling(max_new_tokens=12, temperature=0.0)
+    text = generator.complete("The capital of France is", sampling)
+    assert isinstance(text, str) and text.strip()
+    assert "".join(generator.stream_complete("The capital of France is", sampling)) == text
+    seeded = Sampling(max_new_tokens=12, temperature=1.0, top_p=0.9, seed=11)
+    assert generator.complete("Once upon a time", seeded) == generator.complete("Once upon a time", seeded)
