@@ -53,7 +53,7 @@ def main() -> None:
     import torch
 
     from generators.images import TextToImage
-    from tests.generators.test_images import build_tiny_text_to_image
+    from tests.tiny_models import build_tiny_text_to_image
 
     rows = []
     with tempfile.TemporaryDirectory() as folder:

@@ -199,7 +199,13 @@ class LocalGenerator:
 
     def _encode_text(self, prompt: str, max_new_tokens: int) -> dict[str, Any]:
         """A plain prompt to continue, as it is (no chat template)."""
-        return self._fit(self.tokenizer(prompt, return_tensors="pt")["input_ids"], max_new_tokens)
+        import torch
+
+        ids = self.tokenizer(prompt, return_tensors="pt")["input_ids"]
+        if ids.shape[1] == 0:  # an empty prompt: start a new document, as GPT-2 does after <|endoftext|>
+            start = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
+            ids = torch.tensor([[start]])
+        return self._fit(ids, max_new_tokens)
 
     def _fit(self, ids: Any, max_new_tokens: int) -> dict[str, Any]:
         import torch

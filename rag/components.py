@@ -6,16 +6,20 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from generators.captioner import ImageCaptioner
 from generators.classifier import GeneratorClassifier, ZeroShotClassifier
 from generators.embedder import SentenceEmbedder
-from generators.summarizer import ExtractiveSummarizer, GeneratorSummarizer
 from generators.generative_reader import GenerativeReader
+from generators.images import TextToImage
+from generators.model_manager import ModelManager
 from generators.qa_reader import ExtractiveReader
 from generators.reading import Reader
 from generators.reranker import CrossEncoderReranker
 from generators.resolve import ModelUnavailableError
 from generators.sentence_reader import SentenceReader
+from generators.summarizer import ExtractiveSummarizer, GeneratorSummarizer
 from generators.text_generators import LocalGenerator, OpenAIGenerator, TextGenerator
+from generators.video import TextToVideo
 from index.bm25 import analyze
 from index.store import IndexReader, IndexStore
 from ingest.chunking import Chunker
@@ -106,8 +110,22 @@ def build_generator(settings: Settings) -> TextGenerator:
     return LocalGenerator(settings.generator_model, device=settings.device)
 
 
-def build_generative_reader(settings: Settings) -> GenerativeReader:
-    return GenerativeReader(build_generator(settings), max_new_tokens=settings.generator_max_new_tokens)
+def build_generative_reader(settings: Settings, generator: TextGenerator | None = None) -> GenerativeReader:
+    return GenerativeReader(generator or build_generator(settings), max_new_tokens=settings.generator_max_new_tokens)
+
+
+def build_media_models(settings: Settings) -> ModelManager:
+    """The image, caption and video models, loaded on first use and unloaded to fit RAG_MEDIA_MEMORY_MB."""
+    budget = None if settings.media_memory_mb is None else int(settings.media_memory_mb * 2**20)
+    manager = ModelManager(budget)
+    manager.register("image", lambda: TextToImage(settings.image_model, device=settings.device,
+                                                  default_steps=settings.image_steps,
+                                                  default_guidance=settings.image_guidance))
+    manager.register("caption", lambda: ImageCaptioner(settings.caption_model, device=settings.device))
+    manager.register("video", lambda: TextToVideo(settings.video_model, device=settings.device,
+                                                  default_steps=settings.video_steps,
+                                                  default_frames=settings.video_frames))
+    return manager
 
 
 @dataclass
@@ -118,6 +136,7 @@ class ChainModels:
     readers: dict[str, Reader]
     reranker: CrossEncoderReranker | None
     notes: list[str]
+    generator: TextGenerator  # the generative reader's, also serving plain completions
 
     def warm_up(self) -> None:
         """Load what answers every request now (the generator loads on its first use: it may never be asked)."""
@@ -133,8 +152,9 @@ def build_chain_models(settings: Settings, embedder: SentenceEmbedder) -> ChainM
     sentence_reader = SentenceReader(embedder, analyze)
     extractive, reader_note = build_extractive_reader(settings, sentence_reader)
     reranker, reranker_note = build_reranker(settings)
-    readers: dict[str, Reader] = {"extractive": extractive, "generative": build_generative_reader(settings)}
-    return ChainModels(sentence_reader, readers, reranker, [n for n in (reranker_note, reader_note) if n])
+    generator = build_generator(settings)
+    readers: dict[str, Reader] = {"extractive": extractive, "generative": build_generative_reader(settings, generator)}
+    return ChainModels(sentence_reader, readers, reranker, [n for n in (reranker_note, reader_note) if n], generator)
 
 
 def build_chain(settings: Settings, index: IndexReader, embedder: SentenceEmbedder,

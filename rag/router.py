@@ -115,3 +115,16 @@ class TaskRouter:
             if match and not question:
                 return Route(name, f"asks for {name}: {match.group(0).strip()!r}")
         return Route("qa", "a question for the documents" if question else "no other task asked for")
+
+
+_QUOTED = re.compile(r"[\"“'‘「](.{2,}?)[\"”'’」]", re.DOTALL)
+_AFTER_COLON = re.compile(r"[:：]\s*(\S.*)", re.DOTALL)
+
+
+def given_text(text: str) -> str:
+    """The text a task request hands over: after its first colon, else its first quotation, else all of it."""
+    after = _AFTER_COLON.search(text)
+    if after:
+        return after.group(1).strip()
+    quoted = _QUOTED.search(text)
+    return quoted.group(1).strip() if quoted else text.strip()

@@ -120,6 +120,34 @@ class Settings(BaseSettings):
         "(RAG_GENERATOR_BACKEND=openai).",
     )
 
+    # -- generators beyond text answers: images, captions, video --
+    image_model: str = Field(
+        "stabilityai/sd-turbo",
+        description="Text→image: a diffusers repo or folder (RAG_IMAGE_MODEL), e.g. CompVis/stable-diffusion-v1-4.",
+    )
+    image_steps: int = Field(1, ge=1, le=100, description="Default denoising steps (sd-turbo: 1; SD 1.4: ~30).")
+    image_guidance: float = Field(0.0, ge=0, le=30, description="Default guidance scale (sd-turbo: 0; SD 1.4: ~7.5).")
+    caption_model: str = Field(
+        "microsoft/git-base", description="Image→text captioner: GIT or BLIP, Hub name or folder (RAG_CAPTION_MODEL)."
+    )
+    video_model: str = Field(
+        "damo-vilab/text-to-video-ms-1.7b",
+        description="Text→video: any diffusers video pipeline repo or folder (RAG_VIDEO_MODEL), e.g. "
+        "Wan-AI/Wan2.1-T2V-1.3B-Diffusers.",
+    )
+    video_steps: int = Field(25, ge=1, le=100, description="Default denoising steps of a video.")
+    video_frames: int = Field(16, ge=1, le=64, description="Default frames of a video.")
+    media_memory_mb: float | None = Field(
+        None, gt=0,
+        description="Memory budget of the image, caption and video models (RAG_MEDIA_MEMORY_MB): the least "
+        "recently used are unloaded to stay under it. Unset: keep every loaded model.",
+    )
+    max_jobs: int = Field(8, ge=1, description="Video jobs queued or running at once (HTTP 429 above).")
+    # Limits on what one HTTP request may ask for (HTTP 422 above): they bound the time and memory a caller spends.
+    max_image_side: int = Field(1024, ge=64, le=2048, description="Largest image width or height served.")
+    max_video_side: int = Field(1024, ge=8, le=2048, description="Largest video width or height served.")
+    max_completion_tokens: int = Field(1024, ge=1, le=8192, description="Most tokens one completion may ask for.")
+
     # -- the HTTP API (`rag serve`) --
     collections_dir: Path = Field(
         Path(".rag-collections"),

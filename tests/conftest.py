@@ -140,3 +140,49 @@ def shipped_models(tmp_path, monkeypatch, tiny_qa_model_dir):
     monkeypatch.setattr(resolve, "SHIPPED_MODELS_DIR", folder)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_image_model_dir(tmp_path_factory) -> Path:
+    """A tiny random Stable Diffusion pipeline folder (tests.tiny_models.py)."""
+    pytest.importorskip("diffusers")
+    from tests.tiny_models import build_tiny_text_to_image
+
+    return build_tiny_text_to_image(tmp_path_factory.mktemp("tiny-sd"))
+
+
+@pytest.fixture(scope="session")
+def tiny_caption_model_dir(tmp_path_factory) -> Path:
+    """A tiny random GIT captioner folder with the offline BERT tokenizer (tests.tiny_models.py)."""
+    from tests.tiny_models import build_tiny_git
+
+    return build_tiny_git(tmp_path_factory.mktemp("tiny-git"))
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory) -> Path:
+    """A tiny random GPT-2 (no chat template) with the offline WordPiece tokenizer (tests/tiny_models.py)."""
+    from tests.tiny_models import build_tiny_causal_lm
+
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-gpt2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_video_model_dir(tmp_path_factory) -> Path:
+    """A tiny random TextToVideoSDPipeline folder (tests/tiny_models.py)."""
+    pytest.importorskip("diffusers")
+    from tests.tiny_models import build_tiny_text_to_video
+
+    return build_tiny_text_to_video(tmp_path_factory.mktemp("tiny-t2v"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for tiny models: on a busy 2-core machine two threads mostly wait on each other
+    (measured 5-10x slower on the tiny diffusion pipelines)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

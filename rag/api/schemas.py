@@ -78,6 +78,18 @@ class ChatRequest(BaseModel):
     # Extensions (OpenAI SDKs pass them with `extra_body`):
     collection: CollectionName = "default"
     top_k: int | None = Field(None, ge=1, le=50)
+    task: Literal["qa", "image", "caption", "video", "classify", "summarize", "complete"] | None = Field(
+        None, description="What to do with the last message; unset: the router decides from its text and images.")
+    labels: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+        None, min_length=2, max_length=20, description="Labels of a classify task (default: positive, negative).")
+
+    def image_url(self) -> str | None:
+        """The last image of the last user message, if it has one."""
+        users = [m for m in self.messages if m.role == "user"]
+        if not users or isinstance(users[-1].content, str) or users[-1].content is None:
+            return None
+        images = [part.image_url.url for part in users[-1].content if isinstance(part, ImagePart)]
+        return images[-1] if images else None
 
 
 class NumberedCitation(Citation):
@@ -95,6 +107,16 @@ class RagInfo(BaseModel):
     retrieval_query: str
     timings_ms: dict[str, float]
     notes: list[str]
+
+
+class TaskInfo(BaseModel):
+    """Which task served the request, why, and what it produced beside the text."""
+
+    name: str
+    reason: str
+    images: list[str] = Field(default_factory=list, description="Base64 PNGs (task image).")
+    job: str | None = Field(None, description="The job id of a video (task video): GET /v1/jobs/{id}.")
+    result: dict | None = Field(None, description="The task's own result (classify, summarize).")
 
 
 class AssistantMessage(BaseModel):
@@ -122,7 +144,8 @@ class ChatCompletion(BaseModel):
     choices: list[Choice]
     usage: Usage = Field(default_factory=Usage)
     citations: list[NumberedCitation] = Field(default_factory=list)
-    rag: RagInfo
+    rag: RagInfo | None = Field(None, description="How a question was answered (task qa).")
+    task: TaskInfo
 
 
 class ModelCard(BaseModel):
@@ -228,3 +251,107 @@ class SummarizeResponse(BaseModel):
     sentences: list[SummarySentenceOut] = Field(description="Extractive summaries: each sentence's offsets in the text.")
     method: str
     notes: list[str] = Field(default_factory=list)
+
+
+# -- plain completions (`POST /v1/completions`, OpenAI schema) --
+class CompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1, max_length=200)
+    prompt: str | list[str] = Field(description="The text to continue (a list must hold exactly one prompt).")
+    max_tokens: int = Field(16, ge=1, le=2048)
+    temperature: float = Field(1.0, ge=0, le=2, description="0: greedy.")
+    top_p: float = Field(1.0, gt=0, le=1)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Same seed and settings, same text.")
+    stop: str | list[str] | None = Field(None, description="Up to 4 strings that end the text.")
+    stream: bool = False
+    n: int | None = Field(None, ge=1, le=1, description="Only one choice is produced.")
+
+
+class CompletionChoice(BaseModel):
+    index: int = 0
+    text: str
+    logprobs: None = None
+    finish_reason: Literal["stop", "length"] | None = "stop"
+
+
+class Completion(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage = Field(default_factory=Usage)
+
+
+# -- images (`POST /v1/images/generations`, OpenAI schema with extensions) --
+ImageSize = Annotated[str, Field(pattern=r"^\d{2,4}x\d{2,4}$", description="WIDTHxHEIGHT, multiples of 8.")]
+
+
+class ImageGenerationRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    prompt: str = Field(min_length=1, max_length=4000)
+    model: str | None = Field(None, max_length=200, description="Ignored: the service's RAG_IMAGE_MODEL draws.")
+    n: int = Field(1, ge=1, le=4)
+    size: ImageSize = "512x512"
+    response_format: Literal["b64_json"] = "b64_json"
+    # Extensions:
+    negative_prompt: str | None = Field(None, max_length=4000)
+    steps: int | None = Field(None, ge=1, le=100)
+    guidance_scale: float | None = Field(None, ge=0, le=30)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Same seed and settings, same image.")
+
+
+class ImageData(BaseModel):
+    b64_json: str
+    revised_prompt: str | None = None
+
+
+class ImagesResponse(BaseModel):
+    created: int
+    data: list[ImageData]
+    # Extensions: how to draw the same image again.
+    model: str
+    seed: int
+    steps: int
+    guidance_scale: float
+
+
+# -- captions (`POST /v1/images/captions`) --
+class CaptionRequest(BaseModel):
+    image: str = Field(min_length=1, max_length=20_000_000, description="A data URL or base64 image (PNG, JPEG...).")
+    prompt: str | None = Field(None, max_length=500, description="Text the caption continues (GIT, BLIP).")
+    heatmap: bool = Field(False, description="Also return a PNG of where the model looked for each word.")
+
+
+class CaptionResponse(BaseModel):
+    caption: str
+    words: list[str]
+    model: str
+    heatmap_png: str | None = Field(None, description="Base64 PNG: the image overlaid with each word's attention.")
+
+
+# -- video jobs (`POST /v1/videos`, `GET /v1/jobs/{id}`) --
+class VideoRequest(BaseModel):
+    prompt: str = Field(min_length=1, max_length=4000)
+    negative_prompt: str | None = Field(None, max_length=4000)
+    frames: int | None = Field(None, ge=1, le=64)
+    steps: int | None = Field(None, ge=1, le=100)
+    guidance_scale: float | None = Field(None, ge=0, le=30)
+    size: ImageSize | None = None
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+
+
+class JobOut(BaseModel):
+    id: str
+    object: Literal["job"] = "job"
+    kind: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    step: int
+    total_steps: int
+    created_at: float
+    finished_at: float | None
+    error: str | None
+    content_url: str | None = Field(None, description="Where the finished output is (GET).")
+    details: dict

@@ -10,10 +10,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from generators.embedder import SentenceEmbedder
 from rag.api.collections import Collections
+from rag.api.jobs import JobQueue
 from rag.components import (
     ChainModels, build_chain, build_chain_models, build_classifier, build_embedder, build_ingest_pipeline,
-    build_summarizer,
+    build_media_models, build_summarizer,
 )
+from rag.router import TaskRouter
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,9 @@ class Services:
         )
         self.classifier = build_classifier(settings, self.embedder)
         self.summarizer = build_summarizer(settings, self.embedder)
+        self.media = build_media_models(settings)  # image, caption, video: loaded on first use
+        self.jobs = JobQueue(max_pending=settings.max_jobs)
+        self.router = TaskRouter()
         self.ready = threading.Event()
         self.warm_up_error: str | None = None
 
@@ -77,4 +82,5 @@ class Services:
         self.ready.set()
 
     def close(self) -> None:
+        self.jobs.close()
         self.collections.close()

@@ -9,71 +9,20 @@ import pytest
 from PIL import Image
 
 from generators.captioner import CaptionResult, ImageCaptioner, WordHeat, load_image, render_heatmap
-from generators.resolve import ModelUnavailableError, resolve_model
+from generators.resolve import ModelUnavailableError
+from tests.tiny_models import build_tiny_blip
 
 HEIGHT, WIDTH = 40, 48  # not square: the tiny processor centre-crops columns 4..43 (resize 40 → 32, crop 32)
 
 
-def _bert_tokenizer():
-    from transformers import AutoTokenizer
-
-    path = resolve_model("sentence-transformers/all-MiniLM-L6-v2", role="embedder", setting="X").path
-    return AutoTokenizer.from_pretrained(str(path))
-
-
-def _never_special(bias, tokenizer) -> None:
-    """Random weights may pick [SEP] (stop) or [PAD] (dropped when decoding) first: rule them out."""
-    import torch
-
-    with torch.no_grad():
-        bias[tokenizer.all_special_ids] = -1e4
-
-
 @pytest.fixture(scope="module")
-def git_dir(tmp_path_factory) -> Path:
-    """A 2-layer GIT with random weights, the offline BERT tokenizer and a 32-pixel CLIP processor: plumbing only."""
-    import torch
-    from transformers import CLIPImageProcessor, GitConfig, GitForCausalLM, GitProcessor
-
-    torch.manual_seed(0)
-    tokenizer = _bert_tokenizer()
-    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    vision = dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                  num_attention_heads=2)
-    config = GitConfig(vision_config=vision, vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                       num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=64,
-                       bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
-                       pad_token_id=tokenizer.pad_token_id)
-    model = GitForCausalLM(config)
-    _never_special(model.output.bias, tokenizer)
-    folder = tmp_path_factory.mktemp("tiny-git")
-    model.save_pretrained(folder)
-    GitProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
-    return folder
+def git_dir(tiny_caption_model_dir) -> Path:
+    return tiny_caption_model_dir
 
 
 @pytest.fixture(scope="module")
 def blip_dir(tmp_path_factory) -> Path:
-    """A 2-layer BLIP captioner with random weights (no centre crop: the image is squashed to 32×32)."""
-    import torch
-    from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
-
-    torch.manual_seed(0)
-    tokenizer = _bert_tokenizer()
-    text = dict(vocab_size=len(tokenizer), hidden_size=32, encoder_hidden_size=32, intermediate_size=64,
-                num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=64,
-                bos_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,
-                eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id)
-    # BLIP's vision default initializer_range (1e-10) makes every patch alike: the attention would be flat.
-    vision = dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                  num_attention_heads=2, initializer_range=0.02)
-    model = BlipForConditionalGeneration(BlipConfig(text_config=text, vision_config=vision))
-    _never_special(model.text_decoder.cls.predictions.bias, tokenizer)
-    folder = tmp_path_factory.mktemp("tiny-blip")
-    model.save_pretrained(folder)
-    image_processor = BlipImageProcessor(size={"height": 32, "width": 32})
-    BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
-    return folder
+    return build_tiny_blip(tmp_path_factory.mktemp("tiny-blip"))
 
 
 @pytest.fixture(scope="module")

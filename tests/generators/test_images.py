@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,85 +16,13 @@ from generators.resolve import ModelUnavailableError  # noqa: E402
 TINY_STEPS = 2
 
 # diffusers' Euler scheduler trips a numpy 2 deprecation inside its own code: not ours to fix here.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
-
-
-def _byte_symbols() -> list[str]:
-    """GPT-2/CLIP byte-level BPE alphabet: one printable character for each of the 256 bytes."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    extra = iter(range(256, 512))
-    return [chr(b) if b in printable else chr(next(extra)) for b in range(256)]
-
-
-def _tiny_clip_tokenizer(folder: Path):
-    """A byte-level BPE CLIP tokenizer: the 256 byte symbols (bare and word-final) and a few merges."""
-    from transformers import CLIPTokenizer
-
-    symbols = _byte_symbols()
-    merges = ["t h", "th e</w>", "c a", "ca t</w>", "o g</w>", "d og</w>"]
-    vocab_tokens = symbols + [s + "</w>" for s in symbols] + [m.replace(" ", "") for m in merges]
-    vocab_tokens += ["<|startoftext|>", "<|endoftext|>"]
-    vocab = {token: i for i, token in enumerate(dict.fromkeys(vocab_tokens))}
-    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-    # 77 positions like real CLIP: the pipeline pads every prompt to model_max_length.
-    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
-
-
-def build_tiny_text_to_image(folder: Path) -> Path:
-    """Save a tiny random-weight Stable Diffusion pipeline (UNet + VAE + CLIP) to `folder`; returns it.
-
-    The VAE downsamples 8× like the real one, so image sizes behave as in production.
-    """
-    import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    folder = Path(folder)
-    torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as files:  # save_pretrained writes the tokenizer into the pipeline
-        tokenizer = _tiny_clip_tokenizer(Path(files))
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=77, projection_dim=32,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    ))
-    unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(8, 16),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=2, norm_num_groups=4,
-    )
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=4,
-        block_out_channels=(4, 4, 4, 4), down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4, sample_size=64,
-    )
-    scheduler = EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="trailing",
-        steps_offset=1,
-    )
-    pipeline = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
-    pipeline.save_pretrained(folder)
-    return folder
+pytestmark = [pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")
-def tiny_pipeline_dir(tmp_path_factory) -> Path:
-    return build_tiny_text_to_image(tmp_path_factory.mktemp("tiny-sd"))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a busy 2-core machine two threads wait on each other (10× slower here)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def tiny_pipeline_dir(tiny_image_model_dir) -> Path:
+    return tiny_image_model_dir
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 from generators.generative_reader import GenerativeReader
 from generators.reading import ReaderPassage
 from generators.resolve import ModelUnavailableError, resolve_model
+from tests.tiny_models import build_tiny_causal_lm
 from generators.text_generators import (
     GeneratorError,
     LocalGenerator,
@@ -31,34 +32,9 @@ MESSAGES = [
 ]
 
 
-def _tiny_causal_lm(folder, *, chat_template: str | None):
-    """A 2-layer GPT-2 with random weights and the offline MiniLM WordPiece tokenizer, saved like a Hub model."""
-    import torch
-    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
-
-    minilm = resolve_model("sentence-transformers/all-MiniLM-L6-v2", role="embedder", setting="RAG_EMBEDDER_MODEL")
-    tokenizer = AutoTokenizer.from_pretrained(str(minilm.path))
-    if chat_template:
-        tokenizer.chat_template = chat_template
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=96, n_embd=32, n_layer=2, n_head=2,
-        # An end token random weights rarely pick, so greedy decoding produces some text.
-        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.convert_tokens_to_ids("[unused0]"),
-    )
-    GPT2LMHeadModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tiny_lm_dir(tmp_path_factory):
-    return _tiny_causal_lm(tmp_path_factory.mktemp("tiny-gpt2"), chat_template=None)
-
-
 @pytest.fixture(scope="module")
 def tiny_chat_lm_dir(tmp_path_factory):
-    return _tiny_causal_lm(tmp_path_factory.mktemp("tiny-gpt2-chat"), chat_template=CHAT_TEMPLATE)
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-gpt2-chat"), chat_template=CHAT_TEMPLATE)
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +83,7 @@ def test_completion_continues_the_prompt_and_a_seed_makes_sampling_reproducible(
     others = {tiny_generator.complete("Once upon a time", Sampling(max_new_tokens=12, temperature=1.5, seed=s))
               for s in range(1, 6)}
     assert len(others) > 1  # different seeds draw different continuations
+    assert isinstance(tiny_generator.complete("", greedy), str)  # an empty prompt starts a new text
 
 
 def test_chat_template_is_used_when_the_tokenizer_has_one(tiny_chat_lm_dir):

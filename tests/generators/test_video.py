@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("diffusers")
 pytest.importorskip("imageio_ffmpeg")
 
-from generators.resolve import ModelUnavailableError, resolve_model  # noqa: E402
+from generators.resolve import ModelUnavailableError  # noqa: E402
 from generators.video import (  # noqa: E402
     DEFAULT_VIDEO_MODEL,
     TextToVideo,
@@ -23,64 +23,16 @@ from generators.video import (  # noqa: E402
     write_mp4,
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SIZE = 32  # pixels; the VAE halves it, the UNet halves it once more
 FRAMES = 4
 STEPS = 2
 
 
-def build_tiny_text_to_video(folder: Path, *, seed: int = 0) -> Path:
-    """Save a tiny random `TextToVideoSDPipeline` to `folder` (the bench uses it too).
-
-    A 2-level UNet3D, a 2-level VAE, a 2-layer CLIP text encoder and, standing
-    in for CLIP's tokenizer, the offline BERT WordPiece tokenizer (so no Hub);
-    the scheduler is DDIM, as in damo-vilab/text-to-video-ms-1.7b.
-    """
-    import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, TextToVideoSDPipeline, UNet3DConditionModel
-    from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel
-
-    torch.manual_seed(seed)
-    minilm = resolve_model("sentence-transformers/all-MiniLM-L6-v2", role="embedder", setting="X").path
-    tokenizer = AutoTokenizer.from_pretrained(str(minilm))
-    # CLIP's context length: the pipeline pads every prompt to the tokenizer's maximum.
-    tokenizer.model_max_length = 77
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-        num_attention_heads=2, max_position_embeddings=77, projection_dim=16,
-        bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id,
-    ))
-    unet = UNet3DConditionModel(
-        sample_size=SIZE // 2, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"), up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
-        cross_attention_dim=16, attention_head_dim=4, norm_num_groups=4,
-    )
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8), layers_per_block=1,
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=4,
-        sample_size=SIZE,
-    )
-    scheduler = DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
-                              set_alpha_to_one=False)
-    pipe = TextToVideoSDPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                 scheduler=scheduler)
-    pipe.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a loaded 2-core machine, tiny ops spend far longer syncing 2 threads than computing."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def tiny_video_dir(tmp_path_factory) -> Path:
-    return build_tiny_text_to_video(tmp_path_factory.mktemp("tiny-text-to-video"))
+def tiny_video_dir(tiny_video_model_dir) -> Path:
+    return tiny_video_model_dir
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,13 @@ MIN_REQUESTS = 500
 
 
 @pytest.fixture(scope="session")
-def fuzz_url(tmp_path_factory):
+def fuzz_url(tmp_path_factory, tiny_image_model_dir, tiny_caption_model_dir, tiny_video_model_dir):
+    # Tiny media models and small limits: generated requests exercise every route quickly.
     with serving(tmp_path_factory.mktemp("fuzz-server"), RAG_MAX_UPLOAD_MB="0.02",
-                 RAG_GENERATOR_MAX_NEW_TOKENS="4") as url:
+                 RAG_GENERATOR_MAX_NEW_TOKENS="4", RAG_MAX_COMPLETION_TOKENS="4",
+                 RAG_IMAGE_MODEL=str(tiny_image_model_dir), RAG_IMAGE_STEPS="1", RAG_MAX_IMAGE_SIDE="64",
+                 RAG_CAPTION_MODEL=str(tiny_caption_model_dir), RAG_VIDEO_MODEL=str(tiny_video_model_dir),
+                 RAG_VIDEO_STEPS="1", RAG_VIDEO_FRAMES="2", RAG_MAX_VIDEO_SIDE="32") as url:
         yield url
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.router import TASKS, TaskRouter
+from rag.router import TASKS, TaskRouter, given_text
 
 PROMPTS = Path(__file__).parent / "data" / "router_prompts.jsonl"
 router = TaskRouter()
@@ -49,3 +49,13 @@ def test_an_explicit_task_wins_and_an_image_means_caption():
 ])
 def test_questions_about_a_task_are_questions(text, task):
     assert router.route(text).task == task
+
+
+@pytest.mark.parametrize(("request_text", "expected"), [
+    ("Summarize this: The cat sat. The dog ran.", "The cat sat. The dog ran."),
+    ("Is this review positive or negative? 'Cold food, slow service.'", "Cold food, slow service."),
+    ("总结一下：今天天气很好。", "今天天气很好。"),
+    ("Once upon a time there was a fox", "Once upon a time there was a fox"),
+])
+def test_given_text_is_what_follows_the_colon_or_the_quotation(request_text, expected):
+    assert given_text(request_text) == expected

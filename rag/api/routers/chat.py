@@ -21,6 +21,7 @@ from fastapi.responses import StreamingResponse
 
 from rag.api.deps import CallerDep, ServicesDep, SettingsDep
 from rag.api.errors import ApiError
+from rag.api.routers.chat_tasks import TASK_HANDLERS
 from rag.api.schemas import (
     AssistantMessage,
     ChatCompletion,
@@ -32,6 +33,7 @@ from rag.api.schemas import (
     ModelList,
     NumberedCitation,
     RagInfo,
+    TaskInfo,
 )
 from index.store import MissingIndexError
 from rag.chain import AskResponse
@@ -105,16 +107,29 @@ def chat_completions(body: ChatRequest, services: ServicesDep, caller: CallerDep
     if body.model not in models:
         raise ApiError(404, f"unknown model {body.model!r}; available: {', '.join(models)}", "not_found_error")
     caller.check(body.collection)
+    last = next((m for m in reversed(body.messages) if m.role == "user"), None)
+    route = services.router.route(last.text() if last else "", has_image=body.image_url() is not None,
+                                  task=body.task)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    if route.task != "qa":
+        content, info = TASK_HANDLERS[route.task](services, body, last.text() if last else "")
+        info = info.model_copy(update={"name": route.task, "reason": route.reason})
+        if body.stream:
+            return StreamingResponse(_task_stream(body.model, content, info, completion_id, created),
+                                     media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return ChatCompletion(id=completion_id, created=created, model=body.model,
+                              choices=[Choice(message=AssistantMessage(content=content))], task=info)
     mode = models[body.model][0]
     question, query, history = retrieval_query(body.messages)
     collection = services.collections.get(body.collection)
     if not collection.exists:
         raise MissingIndexError(collection.index_dir)  # before the stream starts: a 404, not an error event
-    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-    created = int(time.time())
+    qa = TaskInfo(name="qa", reason=route.reason)
     if body.stream:
         return StreamingResponse(
-            _stream(services, collection, body, mode, question, query, history, completion_id, created),
+            _stream(services, collection, body, mode, question, query, history, completion_id, created, qa),
             media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     with collection.chain() as chain:
         response = chain.run(question, mode=mode, top_k=body.top_k, retrieval_query=query, history=history)
@@ -122,15 +137,27 @@ def chat_completions(body: ChatRequest, services: ServicesDep, caller: CallerDep
     text, citations = _numbered(response)
     return ChatCompletion(id=completion_id, created=created, model=body.model,
                           choices=[Choice(message=AssistantMessage(content=text))], citations=citations,
-                          rag=_rag_info(response, body.collection, query))
+                          rag=_rag_info(response, body.collection, query), task=qa)
 
 
 def _event(data: dict) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+def _task_stream(model: str, content: str, info: TaskInfo, completion_id: str, created: int) -> Iterator[str]:
+    """A task's reply as chat chunks: it is whole at once, so one content chunk, then the `task` field."""
+    def chunk(delta: dict, finish: str | None = None, **extra) -> str:
+        return _event({"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra})
+
+    yield chunk({"role": "assistant", "content": ""})
+    yield chunk({"content": content})
+    yield chunk({}, "stop", task=info.model_dump())
+    yield "data: [DONE]\n\n"
+
+
 def _stream(services, collection, body: ChatRequest, mode: str, question: str, query: str,
-            history: list[dict[str, str]], completion_id: str, created: int) -> Iterator[str]:
+            history: list[dict[str, str]], completion_id: str, created: int, qa: TaskInfo) -> Iterator[str]:
     """OpenAI `chat.completion.chunk` events: the role, the text deltas, then a last chunk with
     `finish_reason`, the citations and `rag`; then `[DONE]`. Errors mid-stream arrive as an `error` event."""
     def chunk(delta: dict, finish: str | None = None, **extra) -> str:
@@ -160,5 +187,5 @@ def _stream(services, collection, body: ChatRequest, mode: str, question: str, q
     if text.startswith(full) and len(text) > len(full):
         yield chunk({"content": text[len(full):]})  # e.g. the extractive answer's [1]
     yield chunk({}, "stop", citations=[c.model_dump() for c in citations],
-                rag=_rag_info(response, body.collection, query).model_dump())
+                rag=_rag_info(response, body.collection, query).model_dump(), task=qa.model_dump())
     yield "data: [DONE]\n\n"

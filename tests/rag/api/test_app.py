@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import json
 
 import pytest
@@ -133,12 +135,19 @@ def test_healthz_reports_stats_and_metrics_count_requests_and_stages(loaded):
     assert 'rag_answers_total{mode="extractive",outcome="answered"}' in text
 
 
-def test_health_is_503_until_the_models_are_loaded(tmp_path):
+def test_health_is_503_until_the_models_are_loaded(tmp_path, monkeypatch):
+    from rag.api.services import Services
+
+    loading = threading.Event()
+    warm_up = Services.warm_up
+    monkeypatch.setattr(Services, "warm_up", lambda self: (loading.wait(60), warm_up(self)))
     app = create_app(make_settings(tmp_path), warm_up="background")
     with TestClient(app) as client:
-        app.state.services.ready.clear()
         starting = client.get("/healthz")
         assert starting.status_code == 503 and starting.json()["status"] == "starting"
+        loading.set()
+        assert app.state.services.ready.wait(120)
+        assert client.get("/healthz").status_code == 200
 
 
 def _chat(client, messages, **extra):

@@ -1,0 +1,96 @@
+"""What the chat endpoint does for a request the router sends to a task other than question answering.
+
+Each handler takes the request and the last user message's text, and returns
+the reply's text and the `task` extension field (images, job id, results).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import asdict
+
+from generators.images import png_bytes
+from generators.text_generators import Sampling
+from generators.video import mp4_bytes
+from rag.api.errors import ApiError
+from rag.api.jobs import JobOutput, QueueFullError
+from rag.api.routers.generation import request_image
+from rag.api.schemas import ChatRequest, TaskInfo
+from rag.api.services import Services
+from rag.router import given_text
+
+DEFAULT_LABELS = ["positive", "negative"]  # the classic sentiment example
+CHAT_IMAGE_SIDE = 512
+
+TaskHandler = Callable[[Services, ChatRequest, str], tuple[str, TaskInfo]]
+
+
+def _info(**fields) -> TaskInfo:
+    return TaskInfo(name="", reason="", **fields)  # name and reason come from the route
+
+
+def caption(services: Services, body: ChatRequest, text: str) -> tuple[str, TaskInfo]:
+    image = body.image_url()
+    if image is None:
+        raise ApiError(422, "task caption needs an image part (image_url) in the last user message",
+                       "invalid_request_error")
+    picture = request_image(image)
+    with services.media.use("caption") as captioner:
+        result = captioner.run(picture)
+    return result.text, _info(result={"caption": result.text, "words": result.words})
+
+
+def image(services: Services, body: ChatRequest, text: str) -> tuple[str, TaskInfo]:
+    with services.media.use("image") as drawer:
+        side = min(CHAT_IMAGE_SIDE, services.settings.max_image_side)
+        result = drawer.run(text, width=side, height=side)
+    encoded = base64.b64encode(png_bytes(result.images[0])).decode()
+    # Markdown with a data URL: clients that only read `content` still show the image.
+    content = f"![{text[:80]}](data:image/png;base64,{encoded})"
+    return content, _info(images=[encoded], result={"seed": result.seed, "steps": result.steps})
+
+
+def video(services: Services, body: ChatRequest, text: str) -> tuple[str, TaskInfo]:
+    services.media.model("video").resolved  # 503 now if no model resolves, not a failed job later
+
+    def render(progress) -> JobOutput:
+        with services.media.use("video") as maker:
+            result = maker.run(text, on_step=progress)
+        return JobOutput(mp4_bytes(result), "video/mp4", {"seed": result.seed, "frames": len(result.frames),
+                                                          "fps": result.fps, "steps": result.steps})
+
+    try:
+        job = services.jobs.submit("video", render)
+    except QueueFullError as exc:
+        raise ApiError(429, str(exc), "rate_limit_error") from None
+    content = (f"Rendering the video as job {job.id}. Progress: GET /v1/jobs/{job.id} (or /events); "
+               f"the MP4: GET /v1/jobs/{job.id}/content.")
+    return content, _info(job=job.id)
+
+
+def classify(services: Services, body: ChatRequest, text: str) -> tuple[str, TaskInfo]:
+    result = services.classifier([given_text(text)], body.labels or DEFAULT_LABELS)
+    best = result.results[0]
+    return f"{best.label} ({best.score:.2f})", _info(result=asdict(result))
+
+
+def summarize(services: Services, body: ChatRequest, text: str) -> tuple[str, TaskInfo]:
+    summary = services.summarizer(given_text(text))
+    return summary.summary, _info(result=asdict(summary))
+
+
+def complete(services: Services, body: ChatRequest, text: str) -> tuple[str, TaskInfo]:
+    prompt = given_text(text)
+    wanted = body.max_completion_tokens or body.max_tokens or 64
+    sampling = Sampling(max_new_tokens=min(wanted, services.settings.max_completion_tokens),
+                        temperature=1.0 if body.temperature is None else body.temperature,
+                        top_p=body.top_p or 1.0)
+    continuation = services.models.generator.complete(prompt, sampling)
+    return prompt + continuation, _info(result={"prompt": prompt, "continuation": continuation})
+
+
+TASK_HANDLERS: dict[str, TaskHandler] = {
+    "caption": caption, "image": image, "video": video, "classify": classify, "summarize": summarize,
+    "complete": complete,
+}
