@@ -280,7 +280,10 @@ def eval_qa(
     as_json: JsonOption = False,
 ) -> None:
     """EM, F1, answer containment, recall@1/@5 of the gold paragraph, abstention rate and latency per stage."""
+    from collections import Counter
+
     from generators.sentence_reader import SentenceReader
+    from rag.retriever import query_language
     from index.bm25 import analyze
     from rag.components import build_chain, build_embedder, build_extractive_reader, build_ingest_pipeline, build_store
     from rag.evaluation.qa import (
@@ -307,7 +310,13 @@ def eval_qa(
 
             if setting == "gold":
                 embedder = build_embedder(settings)
-                reader, note = build_extractive_reader(settings, SentenceReader(embedder, analyze))
+                sentences = SentenceReader(embedder, analyze)
+                reader, note = build_extractive_reader(settings, sentences)
+                # As the chain does: questions in a language the reader was not trained for get the best sentence.
+                language = Counter(query_language(item.question) for item in items).most_common(1)[0][0]
+                if settings.reader_languages is not None and language not in settings.reader_languages:
+                    reader, note = sentences, (f"the extractive reader serves {', '.join(settings.reader_languages)}, "
+                                               f"not {language}: answers are the best supporting sentence")
                 records = evaluate_gold(items, reader, on_progress=advance)
                 notes, fingerprint, used_mode = [note] if note else [], None, "extractive"
             else:

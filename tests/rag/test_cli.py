@@ -137,6 +137,24 @@ def test_eval_qa_reports_the_contract_metrics(tmp_path, setting, monkeypatch):
     assert len(list((tmp_path / "work" / "results").glob(f"*/qa-mini-{setting}-extractive.json"))) == 1
 
 
+def test_eval_qa_gold_answers_questions_the_reader_was_not_trained_for_with_sentences(tmp_path, monkeypatch,
+                                                                                     tiny_qa_model_dir):
+    monkeypatch.setenv("RAG_READER_MODEL", str(tiny_qa_model_dir))  # a span reader that serves English only
+    data = {"data": [{"title": "t", "paragraphs": [
+        {"context": "潮汐主要由月球的引力引起。蜜蜂用舞蹈交流。",
+         "qas": [{"id": "z1", "question": "潮汐主要由什么引起？", "answers": [{"text": "月球的引力", "answer_start": 4}]}]},
+    ]}]}
+    squad = tmp_path / "zh.json"
+    squad.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    result = runner.invoke(app, ["eval", "qa", "--squad", str(squad), "--setting", "gold",
+                                 "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert any("not zh" in note for note in report["notes"]) and report["contains"] == 1.0
+    record = json.loads((tmp_path / "out" / "qa-zh-gold-extractive.jsonl").read_text().splitlines()[0])
+    assert record["answer_type"] == "sentence"
+
+
 @pytest.mark.slow
 def test_ask_generative_runs_the_packaged_local_model_and_cites_exact_spans(tmp_path, corpus, small_settings):
     runner.invoke(app, ["ingest", str(corpus), "--index", str(tmp_path / "idx")])
