@@ -35,7 +35,9 @@ class Settings(BaseSettings):
         description='Query languages the embedder serves ("en", "zh"); others use BM25 alone. '
         "Set to null (RAG_EMBEDDER_LANGUAGES=null) for a multilingual model.",
     )
-    device: str = Field("cpu", description="torch device for models (RAG_DEVICE).")
+    device: str = Field(
+        "auto", description='torch device for models (RAG_DEVICE): "auto" (a CUDA GPU if there is one, else the CPU), '
+        '"cpu", "cuda", "cuda:1"...')
     embed_batch_tokens: int = Field(8192, gt=0, description="Padded tokens per embedding batch.")
 
     chunk_tokens: int = Field(200, ge=8, description="Chunk size in embedder tokens (RAG_CHUNK_TOKENS).")
