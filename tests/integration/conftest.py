@@ -36,6 +36,9 @@ def serving(folder: Path, **settings: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def api_url(tmp_path_factory):
-    with serving(tmp_path_factory.mktemp("api-server")) as url:
+def api_url(tmp_path_factory, tiny_image_model_dir, tiny_caption_model_dir, tiny_video_model_dir):
+    # Tiny random media models: the page and the clients see images, captions and videos (plumbing only).
+    with serving(tmp_path_factory.mktemp("api-server"), RAG_IMAGE_MODEL=str(tiny_image_model_dir),
+                 RAG_IMAGE_STEPS="1", RAG_MAX_IMAGE_SIDE="64", RAG_CAPTION_MODEL=str(tiny_caption_model_dir),
+                 RAG_VIDEO_MODEL=str(tiny_video_model_dir), RAG_VIDEO_STEPS="1", RAG_VIDEO_FRAMES="2") as url:
         yield url

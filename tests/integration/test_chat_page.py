@@ -80,3 +80,13 @@ def test_errors_show_in_the_page_not_as_a_blank(page):
     page.click("#ask")
     page.wait_for_selector(".turn.error")
     assert "unknown model" in page.locator(".turn.error").last.inner_text()
+
+
+def test_a_drawing_request_shows_the_image_and_a_video_request_plays_the_clip(page):
+    drawn = _ask(page, "Draw a red bicycle leaning on a wall")
+    image = drawn.locator("img.generated")
+    assert image.count() == 1 and image.evaluate("img => img.complete && img.naturalWidth") == 64
+    assert "image" in drawn.locator(".meta").inner_text()
+    filmed = _ask(page, "Make a short video of waves on a beach")
+    filmed.locator("video.generated").wait_for(timeout=120_000)
+    assert filmed.locator("video.generated").evaluate("v => v.src.startsWith('blob:')")

@@ -112,6 +112,45 @@ async function* events(response) {
   }
 }
 
+// A reply from another task: show the image, or follow the video job and play it when done.
+async function showTask(turn, task) {
+  const answer = turn.querySelector(".answer");
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  meta.textContent = `${task.name} · ${task.reason}`;
+  turn.append(meta);
+  if (task.images && task.images.length) {
+    answer.replaceChildren(...task.images.map((b64) => {
+      const image = document.createElement("img");
+      image.className = "generated";
+      image.src = `data:image/png;base64,${b64}`;
+      image.alt = "generated image";
+      return image;
+    }));
+  }
+  if (task.job) {
+    const progress = document.createElement("progress");
+    answer.append(document.createElement("br"), progress);
+    const response = await fetch(`/v1/jobs/${task.job}/events`, { headers: headers() });
+    let job = null;
+    for await (const data of events(response)) {
+      job = JSON.parse(data);
+      if (job.total_steps) { progress.max = job.total_steps; progress.value = job.step; }
+    }
+    progress.remove();
+    if (job && job.status === "succeeded") {
+      const clip = await fetch(job.content_url, { headers: headers() });
+      const video = document.createElement("video");
+      video.className = "generated";
+      video.controls = true;
+      video.src = URL.createObjectURL(await clip.blob());
+      answer.append(video);
+    } else if (job) {
+      answer.append(` (failed: ${job.error})`);
+    }
+  }
+}
+
 async function ask(question) {
   const collection = $("collection").value || "default";
   const messages = [...state.history, { role: "user", content: question }];
@@ -135,7 +174,12 @@ async function ask(question) {
     const delta = chunk.choices[0].delta.content || "";
     text += delta;
     answer.textContent = text;
-    if (chunk.choices[0].finish_reason) showCitations(turn, chunk.citations || [], chunk.rag, collection);
+    if (chunk.choices[0].finish_reason && chunk.task && chunk.task.name !== "qa") {
+      await showTask(turn, chunk.task);
+      text = `[${chunk.task.name}]`;  // the history keeps a marker, not a data URL
+    } else if (chunk.choices[0].finish_reason) {
+      showCitations(turn, chunk.citations || [], chunk.rag, collection);
+    }
   }
   turn.dataset.done = "true";
   state.history.push({ role: "user", content: question }, { role: "assistant", content: text });
