@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 def test_components_say_when_a_stand_in_answers(shipped_models, monkeypatch):
     from generators.qa_reader import ExtractiveReader
@@ -26,3 +28,30 @@ def test_auto_device_is_the_gpu_when_there_is_one_else_the_cpu(monkeypatch):
     assert model_device(Settings()) == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert model_device(Settings()) == "cuda"
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_media_models_share_a_memory_budget(tiny_image_model_dir, tiny_caption_model_dir):
+    from rag.components import build_media_models
+    from rag.settings import Settings
+
+    unlimited = build_media_models(Settings(image_model=str(tiny_image_model_dir),
+                                            caption_model=str(tiny_caption_model_dir), device="cpu"))
+    for name in ("image", "caption"):
+        with unlimited.use(name):
+            pass
+    sizes = unlimited.loaded()
+    assert set(sizes) == {"image", "caption"} and all(size > 0 for size in sizes.values())
+    # A budget that holds either model but not both: using one unloads the other.
+    budget_mb = (max(sizes.values()) + min(sizes.values()) / 2) / 2**20
+    manager = build_media_models(Settings(image_model=str(tiny_image_model_dir),
+                                          caption_model=str(tiny_caption_model_dir), device="cpu",
+                                          media_memory_mb=budget_mb))
+    with manager.use("image") as drawer:
+        drawer.run("a kite", width=64, height=64, steps=1, seed=1)
+    with manager.use("caption"):
+        pass
+    assert list(manager.loaded()) == ["caption"] and manager.model("image").memory_bytes() == 0
+    with manager.use("image") as drawer:  # loads again on demand
+        assert drawer.run("a kite", width=64, height=64, steps=1, seed=1).images
+    assert list(manager.loaded()) == ["image"]
