@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from generators.resolve import ResolvedModel, resolve_model
+from generators.resolve import ResolvedModel, ResolvesModel
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -66,8 +66,10 @@ def plan_batches(lengths: Sequence[int], batch_tokens: int, max_batch: int) -> l
     return batches
 
 
-class SentenceEmbedder:
+class SentenceEmbedder(ResolvesModel):
     """A sentence-transformers bi-encoder behind one `embed()` call."""
+
+    role = "embedder"
 
     def __init__(
         self,
@@ -99,12 +101,6 @@ class SentenceEmbedder:
         self._lock = threading.Lock()
 
     # -- resolution and loading -------------------------------------------------
-    @property
-    def resolved(self) -> ResolvedModel:
-        if self._resolved is None:
-            self._resolved = resolve_model(self.model_name, role="embedder", setting=self.setting)
-        return self._resolved
-
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
         """The model's tokenizer alone (no weights loaded), for counting tokens."""

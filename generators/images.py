@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from generators.resolve import ResolvedModel, resolve_model
+from generators.resolve import ResolvedModel, ResolvesModel
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -58,8 +58,10 @@ def _check_side(name: str, value: int) -> None:
         raise ValueError(f"{name} must be a multiple of 8 between {MIN_SIDE} and {MAX_SIDE}, got {value}")
 
 
-class TextToImage:
+class TextToImage(ResolvesModel):
     """Draw images from a text prompt with a diffusers pipeline, loaded on first use."""
+
+    role = "text-to-image"
 
     def __init__(
         self,
@@ -80,13 +82,6 @@ class TextToImage:
         self._lock = threading.Lock()  # guards loading and unloading
         # Schedulers keep per-call state (timesteps, step index): one generation at a time per pipeline.
         self._run_lock = threading.Lock()
-
-    @property
-    def resolved(self) -> ResolvedModel:
-        """Where the weights are; raises `ModelUnavailableError` (naming the setting) when nowhere."""
-        if self._resolved is None:
-            self._resolved = resolve_model(self.model_name, role="text-to-image", setting=self.setting)
-        return self._resolved
 
     @property
     def loaded(self) -> bool:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from generators.reading import ReaderPassage, ReaderResult, ReaderSpan
-from generators.resolve import ResolvedModel, resolve_model
+from generators.resolve import ResolvedModel, ResolvesModel
 from generators.sentence_reader import split_sentences
 
 if TYPE_CHECKING:
@@ -88,8 +88,10 @@ class SpanCandidate:
     logit: float  # start + end logit: comparable across windows and passages
 
 
-class ExtractiveReader:
+class ExtractiveReader(ResolvesModel):
     """Answer with the best span of the passages, as a SQuAD-trained reader does."""
+
+    role = "extractive reader"
 
     answer_type = "span"
 
@@ -123,13 +125,6 @@ class ExtractiveReader:
         self._model: PreTrainedModel | None = None
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self._lock = threading.Lock()
-
-    @property
-    def resolved(self) -> ResolvedModel:
-        """Where the weights are; raises `ModelUnavailableError` (naming the setting) when nowhere."""
-        if self._resolved is None:
-            self._resolved = resolve_model(self.model_name, role="extractive reader", setting=self.setting)
-        return self._resolved
 
     def warm_up(self) -> None:
         with self._lock:

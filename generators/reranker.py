@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from generators.resolve import ResolvedModel, resolve_model
+from generators.resolve import ResolvedModel, ResolvesModel
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -27,7 +27,9 @@ class RerankResult:
     scores: list[float]  # score of each passage given, in the input order (0..1 after the model's activation)
 
 
-class CrossEncoderReranker:
+class CrossEncoderReranker(ResolvesModel):
+
+    role = "reranker"
     def __init__(
         self,
         model: str = DEFAULT_RERANKER,
@@ -45,13 +47,6 @@ class CrossEncoderReranker:
         self._resolved: ResolvedModel | None = None
         self._model: CrossEncoder | None = None
         self._lock = threading.Lock()
-
-    @property
-    def resolved(self) -> ResolvedModel:
-        """Where the weights are; raises `ModelUnavailableError` (naming the setting) when nowhere."""
-        if self._resolved is None:
-            self._resolved = resolve_model(self.model_name, role="reranker", setting=self.setting)
-        return self._resolved
 
     def warm_up(self) -> None:
         with self._lock:

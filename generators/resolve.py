@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 log = logging.getLogger(__name__)
 
@@ -137,3 +137,23 @@ def resolve_model(name_or_path: str, *, role: str, setting: str) -> ResolvedMode
         log.info("Using the %s model %s shipped by a PyPI package as GGUF %s", role, name_or_path, packaged)
         return ResolvedModel(name_or_path, packaged.parent, "package", gguf_file=packaged.name)
     raise ModelUnavailableError(role, name_or_path, setting)
+
+
+class ResolvesModel:
+    """For a component that loads one model by name: `resolved` finds the weights once, on first use.
+
+    Subclasses set `role` (named in errors) and, in `__init__`, `model_name` and `setting` (the
+    `RAG_...` variable a user changes when the model resolves nowhere).
+    """
+
+    role: ClassVar[str]
+    model_name: str
+    setting: str
+    _resolved: ResolvedModel | None = None
+
+    @property
+    def resolved(self) -> ResolvedModel:
+        """Where the weights are; raises `ModelUnavailableError` (naming the setting) when nowhere."""
+        if self._resolved is None:
+            self._resolved = resolve_model(self.model_name, role=self.role, setting=self.setting)
+        return self._resolved

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from generators.resolve import ResolvedModel, resolve_model
+from generators.resolve import ResolvedModel, ResolvesModel
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
@@ -126,8 +126,10 @@ def _enable_vae_slicing(pipe: Any) -> None:
         pipe.enable_vae_slicing()
 
 
-class TextToVideo:
+class TextToVideo(ResolvesModel):
     """Generate a short video from a prompt with a diffusers text-to-video pipeline."""
+
+    role = "text-to-video"
 
     def __init__(
         self,
@@ -150,13 +152,6 @@ class TextToVideo:
         self._load_lock = threading.Lock()
         # A pipeline keeps per-call state (the scheduler's timesteps, offload hooks): one generation at a time.
         self._run_lock = threading.Lock()
-
-    @property
-    def resolved(self) -> ResolvedModel:
-        """Where the weights are; raises `ModelUnavailableError` (naming the setting) when nowhere."""
-        if self._resolved is None:
-            self._resolved = resolve_model(self.model_name, role="text-to-video", setting=self.setting)
-        return self._resolved
 
     def warm_up(self) -> None:
         with self._load_lock:
