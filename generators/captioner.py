@@ -2,9 +2,15 @@
 
 transformers 5 has no `image-to-text` pipeline any more, so captioning goes
 through `AutoProcessor` and the model's own `generate` (greedy: the same image
-always gets the same caption). GIT and BLIP are the supported architectures;
+always gets the same caption). GIT and BLIP are the supported captioners;
 they differ only in how a prompt is fed and where the text→image attention
 lives, which `_Git` and `_Blip` hide.
+
+Chat vision-language models (LLaVA, SmolVLM/Idefics3, Qwen2-VL...: any model
+`AutoModelForImageTextToText` loads whose processor has a chat template) answer
+a question about the image (`ask`): the question goes into the model's chat
+template after the image, and only the answer's tokens are decoded. Asked
+nothing, they describe the image. They have no heat map.
 
 The heat map teacher-forces the caption and reads the text→image attention:
 for each word, the rows of the positions that *predicted* its sub-word tokens
@@ -116,6 +122,8 @@ def _patch_grid(vision_config: Any) -> tuple[int, int]:
 class _Git:
     """GIT: one decoder over [image tokens; text tokens]; a prompt is text after the BOS token."""
 
+    answers_questions = False  # a captioner: it describes, whatever is asked
+
     @staticmethod
     def start_token(config: Any) -> int:
         return config.bos_token_id
@@ -140,6 +148,8 @@ class _Git:
 
 class _Blip:
     """BLIP: a text decoder cross-attending to the vision encoder; its `generate` drops the last prompt token."""
+
+    answers_questions = False
 
     @staticmethod
     def start_token(config: Any) -> int:
@@ -168,7 +178,39 @@ class _Blip:
         return torch.stack(out.cross_attentions)[:, 0]
 
 
-_ARCHITECTURES: dict[str, type[_Git] | type[_Blip]] = {"git": _Git, "blip": _Blip}
+class _Chat:
+    """A chat vision-language model: the image and a question in its chat template, answered by `generate`."""
+
+    answers_questions = True
+
+
+Architecture = Union[type[_Git], type[_Blip], type[_Chat]]
+# Captioners by `config.model_type`; any other model whose processor has a chat template is a `_Chat`.
+_ARCHITECTURES: dict[str, Architecture] = {"git": _Git, "blip": _Blip}
+# What a chat model is asked when nothing is: a caption, as GIT and BLIP would write.
+DESCRIBE_QUESTION = "Describe this image in one sentence."
+
+
+def _chat_template(processor: Any) -> Any:
+    """The processor's chat template, else its tokenizer's; None for a plain captioner."""
+    return getattr(processor, "chat_template", None) or getattr(getattr(processor, "tokenizer", None),
+                                                                "chat_template", None)
+
+
+def _architecture(model_type: str, processor: Any) -> Architecture | None:
+    chat = _Chat if _chat_template(processor) and hasattr(processor, "image_processor") else None
+    return _ARCHITECTURES.get(model_type, chat)
+
+
+def _chat_prompt(processor: Any, question: str) -> str:
+    """One user turn (the image, then the question) in the model's chat template, ending where the answer starts."""
+    image_token = getattr(processor, "image_token", None)
+    if image_token:
+        question = question.replace(image_token, " ")  # a typed image token would ask for a second image
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+    # A processor without a template of its own uses its tokenizer's.
+    own = {} if getattr(processor, "chat_template", None) else {"chat_template": _chat_template(processor)}
+    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False, **own)
 
 
 def _input_box(image_processor: Any, height: int, width: int) -> tuple[float, float, float, float]:
@@ -188,7 +230,8 @@ def _input_box(image_processor: Any, height: int, width: int) -> tuple[float, fl
 
 
 class ImageCaptioner:
-    """Caption an image with a GIT or BLIP model, and show where it looked for each word."""
+    """Caption an image with a GIT or BLIP model, and show where it looked for each word; or, with a chat
+    vision-language model (LLaVA, SmolVLM, Qwen2-VL...), answer a question about it (`ask`)."""
 
     def __init__(
         self,
@@ -205,7 +248,7 @@ class ImageCaptioner:
         self._resolved: ResolvedModel | None = None
         self._model: PreTrainedModel | None = None
         self._processor: ProcessorMixin | None = None
-        self._architecture: type[_Git] | type[_Blip] | None = None
+        self._architecture: Architecture | None = None
         self._lock = threading.Lock()
 
     @property
@@ -224,11 +267,12 @@ class ImageCaptioner:
 
             path = str(self.resolved.path)
             model_type = AutoConfig.from_pretrained(path).model_type
-            architecture = _ARCHITECTURES.get(model_type)
-            if architecture is None:
-                raise ValueError(f"the caption model {self.model_name!r} is a {model_type!r} model; "
-                                 f"supported: {', '.join(sorted(_ARCHITECTURES))}")
             processor = AutoProcessor.from_pretrained(path)
+            architecture = _architecture(model_type, processor)
+            if architecture is None:
+                raise ValueError(f"the caption model {self.model_name!r} is a {model_type!r} model; supported: "
+                                 f"{', '.join(sorted(_ARCHITECTURES))}, or a chat vision-language model "
+                                 "(a processor with a chat template: LLaVA, SmolVLM, Qwen2-VL...)")
             dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
             model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(self.device)
             model.eval()
@@ -249,7 +293,14 @@ class ImageCaptioner:
             return 0
         return sum(p.numel() * p.element_size() for p in model.parameters())
 
-    def _loaded(self) -> tuple[PreTrainedModel, ProcessorMixin, type[_Git] | type[_Blip]]:
+    @property
+    def answers_questions(self) -> bool:
+        """True for a chat vision-language model (`ask` answers), False for a captioner (`ask` describes).
+
+        Loads the model (and its processor) if it is not loaded yet."""
+        return self._loaded()[2].answers_questions
+
+    def _loaded(self) -> tuple[PreTrainedModel, ProcessorMixin, Architecture]:
         self.warm_up()
         model, processor, architecture = self._model, self._processor, self._architecture
         if model is None or processor is None or architecture is None:
@@ -268,11 +319,16 @@ class ImageCaptioner:
         return torch.tensor([[architecture.start_token(model.config), *tokens]], device=self.device)
 
     def run(self, image: ImageInput, *, prompt: str | None = None, max_new_tokens: int | None = None) -> CaptionResult:
-        """The caption of `image` (greedy); with a prompt, the words that follow it (the prompt not repeated)."""
+        """The caption of `image` (greedy); with a prompt, the words that follow it (the prompt not repeated).
+
+        A chat model is asked `DESCRIBE_QUESTION`, or the prompt if there is one (see `ask`)."""
         import torch
 
         model, processor, architecture = self._loaded()
         picture = load_image(image)
+        if architecture.answers_questions:
+            return self._answer(model, processor, picture, (prompt or "").strip() or DESCRIBE_QUESTION,
+                                max_new_tokens or self.max_new_tokens)
         with torch.inference_mode():
             pixels = self._pixels(model, processor, picture)
             prefix = self._ids(model, processor, architecture, (prompt or "").strip())
@@ -280,11 +336,41 @@ class ImageCaptioner:
         text = processor.tokenizer.decode(new_ids.tolist(), skip_special_tokens=True).strip()
         return CaptionResult(text, text.split())
 
+    def ask(self, image: ImageInput, question: str, *, max_new_tokens: int | None = None) -> CaptionResult:
+        """A chat model's answer (greedy) to `question` about `image`; an empty question asks for a description.
+
+        GIT and BLIP cannot answer questions: for them this is `run(image)`, the image's caption, whatever the
+        question (`answers_questions` tells which kind is loaded)."""
+        model, processor, architecture = self._loaded()
+        if not architecture.answers_questions:
+            return self.run(image, max_new_tokens=max_new_tokens)
+        return self._answer(model, processor, load_image(image), question.strip() or DESCRIBE_QUESTION,
+                            max_new_tokens or self.max_new_tokens)
+
+    def _answer(self, model: PreTrainedModel, processor: ProcessorMixin, picture: PILImage.Image, question: str,
+                max_new_tokens: int) -> CaptionResult:
+        import torch
+
+        prompt = _chat_prompt(processor, question)
+        # As the image-text-to-text pipeline does: a template that writes the BOS token gets no special tokens added.
+        bos = processor.tokenizer.bos_token
+        inputs = processor(text=prompt, images=[picture], return_tensors="pt",
+                           add_special_tokens=not (bos and prompt.startswith(bos)))
+        inputs = inputs.to(self.device, dtype=model.dtype)  # casts only the floating-point tensors (pixels)
+        with torch.inference_mode():
+            out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
+        new_ids = out[0, inputs["input_ids"].shape[1]:]
+        text = processor.tokenizer.decode(new_ids.tolist(), skip_special_tokens=True).strip()
+        return CaptionResult(text, text.split())
+
     def heatmap(self, image: ImageInput, caption: CaptionResult | None = None) -> list[WordHeat]:
-        """One heat map per word of the caption (computed if not given), in the image's own size."""
+        """One heat map per word of the caption (computed if not given), in the image's own size (GIT and BLIP)."""
         import torch
 
         model, processor, architecture = self._loaded()
+        if architecture.answers_questions:
+            raise ValueError(f"heat maps are available for GIT and BLIP captioners only; {self.model_name!r} is a "
+                             "chat vision-language model")
         picture = load_image(image)
         if caption is None:
             caption = self.run(picture)

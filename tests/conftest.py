@@ -186,3 +186,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_model_dir(tmp_path_factory) -> Path:
+    """A tiny random LLaVA (a chat vision-language model) with the offline BERT tokenizer (tests/tiny_models.py)."""
+    from tests.tiny_models import build_tiny_llava
+
+    return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))

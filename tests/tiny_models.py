@@ -132,6 +132,59 @@ def build_tiny_blip(folder: Path) -> Path:
     return folder
 
 
+# A plain "[CLS]USER: <image>question\nASSISTANT:" format, like llava-1.5's, for the tiny LLaVA below. It starts
+# with the BOS token, so the processor adds no special tokens (BERT's would end the prompt with [SEP]).
+TINY_VLM_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}{{ message['role'] | upper }}: "
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<image>{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}{{ '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+
+def build_tiny_llava(folder: Path) -> Path:
+    """A 2-layer LLaVA (CLIP vision tower + Llama) with random weights: a chat VLM for plumbing only.
+
+    The tokenizer is the offline BERT WordPiece one with an `<image>` token and a chat
+    template; the processor expands `<image>` into one token per patch (32/8 = 4×4 = 16:
+    CLIP's CLS is counted, then dropped, as `vision_feature_select_strategy="default"` does).
+    """
+    import torch
+    from transformers import (CLIPImageProcessor, GenerationConfig, LlavaConfig, LlavaForConditionalGeneration,
+                              LlavaProcessor)
+
+    torch.manual_seed(0)
+    tokenizer = _bert_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    tokenizer.bos_token = tokenizer.cls_token  # what the template starts with
+    tokenizer.chat_template = TINY_VLM_CHAT_TEMPLATE
+    image_token_id = tokenizer.convert_tokens_to_ids("<image>")
+    vision = dict(model_type="clip_vision_model", image_size=32, patch_size=8, hidden_size=32, intermediate_size=64,
+                  num_hidden_layers=2, num_attention_heads=2, projection_dim=32)
+    text = dict(model_type="llama", vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+                bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+                pad_token_id=tokenizer.pad_token_id)
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=image_token_id,
+                         image_seq_length=16, vision_feature_select_strategy="default", vision_feature_layer=-1)
+    model = LlavaForConditionalGeneration(config)
+    # Llama's head has no bias to push down (as `_never_special` does): tell generate never to pick a special
+    # token instead ([SEP] would stop at once, [PAD] and `<image>` would vanish when decoding).
+    model.generation_config = GenerationConfig(bos_token_id=tokenizer.cls_token_id,
+                                               eos_token_id=tokenizer.sep_token_id,
+                                               pad_token_id=tokenizer.pad_token_id,
+                                               suppress_tokens=list(tokenizer.all_special_ids))
+    model.save_pretrained(folder)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=8,
+                               vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                               chat_template=TINY_VLM_CHAT_TEMPLATE)
+    processor.save_pretrained(folder)
+    return folder
+
+
 def build_tiny_causal_lm(folder: Path, *, chat_template: str | None = None) -> Path:
     """A 2-layer GPT-2 with random weights and the offline MiniLM WordPiece tokenizer, saved like a Hub model."""
     import torch

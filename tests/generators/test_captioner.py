@@ -177,3 +177,47 @@ def test_blip_captions_and_maps_words_through_cross_attention(blip_dir, picture)
     for heat in heats:
         # No centre crop: the whole image was seen, so the heat may be anywhere.
         assert heat.heat.shape == (HEIGHT, WIDTH) and 0.0 <= heat.heat.min() and heat.heat.max() == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def vlm(tiny_vlm_model_dir) -> ImageCaptioner:
+    model = ImageCaptioner(str(tiny_vlm_model_dir), max_new_tokens=5)
+    model.warm_up()
+    return model
+
+
+def test_a_chat_vlm_answers_a_question_deterministically(vlm, picture):
+    answer = vlm.ask(picture, "What colour is the car?")
+    assert isinstance(answer, CaptionResult) and isinstance(answer.text, str) and answer.text
+    assert answer.words == answer.text.split()
+    assert vlm.ask(_png(picture), "What colour is the car?") == answer  # greedy, whatever the image's form
+    # Only the new tokens are decoded: the chat prompt is not repeated.
+    assert "colour" not in answer.text and "assistant" not in answer.text.lower()
+    assert vlm.ask(picture, "What colour is the car?", max_new_tokens=2).text
+    # Asked nothing (as `run` asks), it describes the image.
+    assert vlm.run(picture) == vlm.ask(picture, "") == vlm.ask(picture, "Describe this image in one sentence.")
+
+
+def test_the_question_goes_into_the_chat_prompt_after_the_image(vlm):
+    from generators.captioner import _chat_prompt
+
+    processor = vlm._processor
+    car, sky = _chat_prompt(processor, "What colour is the car?"), _chat_prompt(processor, "Is the sky clear?")
+    assert "What colour is the car?" in car and "Is the sky clear?" in sky and car != sky
+    assert car.index("<image>") < car.index("What colour") and car.endswith("ASSISTANT:")
+    # A typed image token cannot ask for a second image.
+    assert _chat_prompt(processor, "<image> again?").count("<image>") == 1
+
+
+def test_answers_questions_tells_a_chat_vlm_from_a_captioner(vlm, captioner):
+    assert vlm.answers_questions is True
+    assert captioner.answers_questions is False
+
+
+def test_asking_a_captioner_describes_the_image(captioner, picture):
+    assert captioner.ask(picture, "What colour is the car?") == captioner.run(picture)
+
+
+def test_a_chat_vlm_has_no_heat_map(vlm, picture):
+    with pytest.raises(ValueError, match="heat maps are available for GIT and BLIP"):
+        vlm.heatmap(picture)

@@ -36,9 +36,13 @@ def caption(services: Services, body: ChatRequest, text: str) -> tuple[str, Task
         raise ApiError(422, "task caption needs an image part (image_url) in the last user message",
                        "invalid_request_error")
     picture = request_image(image)
+    question = text.strip()
     with services.media.use("caption") as captioner:
-        result = captioner.run(picture)
-    return result.text, _info(result={"caption": result.text, "words": result.words})
+        # A chat vision-language model answers what was asked about the image; a captioner describes it.
+        asked = bool(question) and captioner.answers_questions
+        result = captioner.ask(picture, question) if asked else captioner.run(picture)
+    found = {"caption": result.text, "words": result.words}
+    return result.text, _info(result={**found, "question": question} if asked else found)
 
 
 def image(services: Services, body: ChatRequest, text: str) -> tuple[str, TaskInfo]:

@@ -213,3 +213,30 @@ def test_caption_task_without_an_image_is_422(media):
     response = media.post("/v1/chat/completions", json={"model": "extractive", "task": "caption",
                                                          "messages": [{"role": "user", "content": "describe it"}]})
     assert response.status_code == 422 and "image" in response.json()["error"]["message"]
+
+
+@pytest.fixture(scope="module")
+def vlm_media(tmp_path_factory, tiny_vlm_model_dir):
+    settings = make_settings(tmp_path_factory.mktemp("vlm-app"), caption_model=str(tiny_vlm_model_dir))
+    with TestClient(create_app(settings, warm_up="none")) as client:
+        yield client
+
+
+def test_chat_asks_a_vision_language_model_the_question_about_the_image(vlm_media):
+    question = "What colour is the car?"
+    body = _chat(vlm_media, [{"type": "text", "text": question},
+                             {"type": "image_url", "image_url": {"url": _png_data_url()}}])
+    assert body["task"]["name"] == "caption"
+    result = body["task"]["result"]
+    assert result["question"] == question and result["caption"]
+    assert body["choices"][0]["message"]["content"] == result["caption"]
+    assert result["words"] == result["caption"].split()
+    # No text: nothing was asked, the model describes the image.
+    described = _chat(vlm_media, [{"type": "image_url", "image_url": {"url": _png_data_url()}}])
+    assert described["task"]["name"] == "caption" and "question" not in described["task"]["result"]
+
+
+def test_chat_with_a_captioner_captions_whatever_is_asked(media):
+    body = _chat(media, [{"type": "text", "text": "What colour is the car?"},
+                         {"type": "image_url", "image_url": {"url": _png_data_url()}}])
+    assert body["task"]["name"] == "caption" and "question" not in body["task"]["result"]
