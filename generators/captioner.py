@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
-from generators.resolve import ResolvedModel, resolve_model
+from generators.resolve import ResolvedModel, ResolvesModel
 
 if TYPE_CHECKING:
     import torch
@@ -229,9 +229,11 @@ def _input_box(image_processor: Any, height: int, width: int) -> tuple[float, fl
     return top, left, top + box_h, left + box_w
 
 
-class ImageCaptioner:
+class ImageCaptioner(ResolvesModel):
     """Caption an image with a GIT or BLIP model, and show where it looked for each word; or, with a chat
     vision-language model (LLaVA, SmolVLM, Qwen2-VL...), answer a question about it (`ask`)."""
+
+    role = "image captioning"
 
     def __init__(
         self,
@@ -250,13 +252,6 @@ class ImageCaptioner:
         self._processor: ProcessorMixin | None = None
         self._architecture: Architecture | None = None
         self._lock = threading.Lock()
-
-    @property
-    def resolved(self) -> ResolvedModel:
-        """Where the weights are; raises `ModelUnavailableError` (naming the setting) when nowhere."""
-        if self._resolved is None:
-            self._resolved = resolve_model(self.model_name, role="image captioning", setting=self.setting)
-        return self._resolved
 
     def warm_up(self) -> None:
         with self._lock:
