@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     embedder_threads: int | None = Field(
         None, gt=0, description="Batches the onnx-int8 embedder runs at once, one core each; default: all cores."
     )
+    torch_threads: int | None = Field(
+        None, gt=0,
+        description="Threads each torch model call may use (RAG_TORCH_THREADS); default: torch's own (all cores). "
+        "A server answering many requests at once may do better with 1: the requests themselves keep the cores busy.",
+    )
     embedder_cache_dir: Path | None = Field(
         None, description="Where converted embedder graphs are cached (default ~/.cache/rag-service/onnx)."
     )

@@ -240,3 +240,17 @@ def test_span_answers_carry_their_citation_marker(tmp_path, tiny_qa_model_dir):
         assert body["choices"][0]["message"]["content"] == f"{span['text']} [1]"
         text = open(span["source"], encoding="utf-8").read()
         assert text[span["start"] : span["end"]] == span["text"]
+
+
+def test_torch_threads_are_set_when_serving_starts(tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        app = create_app(make_settings(tmp_path, torch_threads=1), warm_up="none")
+        assert torch.get_num_threads() == before  # nothing happens when the app is only built
+        with TestClient(app) as client:
+            # The serving loop's thread (whose request worker threads inherit its setting) uses 1 thread.
+            assert client.portal.call(torch.get_num_threads) == 1
+    finally:
+        torch.set_num_threads(before)
