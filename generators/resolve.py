@@ -157,3 +157,12 @@ class ResolvesModel:
         if self._resolved is None:
             self._resolved = resolve_model(self.model_name, role=self.role, setting=self.setting)
         return self._resolved
+
+
+def resolve_device(device: str) -> str:
+    """A torch device name, where "auto" is the first CUDA GPU when there is one, else the CPU."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"

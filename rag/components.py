@@ -15,7 +15,7 @@ from generators.model_manager import ModelManager
 from generators.qa_reader import ExtractiveReader
 from generators.reading import Reader
 from generators.reranker import CrossEncoderReranker
-from generators.resolve import ModelUnavailableError
+from generators.resolve import ModelUnavailableError, resolve_device
 from generators.sentence_reader import SentenceReader
 from generators.summarizer import ExtractiveSummarizer, GeneratorSummarizer
 from generators.text_generators import LocalGenerator, OpenAIGenerator, TextGenerator
@@ -31,21 +31,11 @@ from rag.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def model_device(settings: Settings) -> str:
-    """RAG_DEVICE, where "auto" is the first CUDA GPU when there is one (generators then use half precision),
-    else the CPU."""
-    if settings.device != "auto":
-        return settings.device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def build_embedder(settings: Settings) -> SentenceEmbedder:
     return SentenceEmbedder(
         settings.embedder_model,
         backend=settings.embedder_backend,
-        device=model_device(settings),
+        device=resolve_device(settings.device),
         batch_tokens=settings.embed_batch_tokens,
         threads=settings.embedder_threads,
         cache_dir=settings.embedder_cache_dir,
@@ -71,7 +61,7 @@ def build_reranker(settings: Settings) -> tuple[CrossEncoderReranker | None, str
     """The reranker, or None and the reason it is skipped (logged once here, carried in every response)."""
     if settings.reranker_model.strip().lower() in {"", "none"}:
         return None, "reranking is off (RAG_RERANKER_MODEL=none): passages are in retrieval order"
-    reranker = CrossEncoderReranker(settings.reranker_model, device=model_device(settings))
+    reranker = CrossEncoderReranker(settings.reranker_model, device=resolve_device(settings.device))
     try:
         reranker.resolved
     except ModelUnavailableError as exc:
@@ -93,7 +83,7 @@ def _stand_in_note(role: str, name: str, setting: str, path: Path) -> str:
 
 def build_extractive_reader(settings: Settings, sentence_reader: SentenceReader) -> tuple[Reader, str | None]:
     """The QA model if it resolves, else the sentence extractor and a note saying so."""
-    reader = ExtractiveReader(settings.reader_model, device=model_device(settings), widen_below=settings.reader_widen_below,
+    reader = ExtractiveReader(settings.reader_model, device=resolve_device(settings.device), widen_below=settings.reader_widen_below,
                               passage_rank_weight=settings.reader_rank_weight)
     try:
         reader.resolved
@@ -117,7 +107,7 @@ def build_generator(settings: Settings) -> TextGenerator:
             timeout=settings.openai_timeout,
             max_retries=settings.openai_max_retries,
         )
-    return LocalGenerator(settings.generator_model, device=model_device(settings))
+    return LocalGenerator(settings.generator_model, device=resolve_device(settings.device))
 
 
 def build_generative_reader(settings: Settings, generator: TextGenerator | None = None) -> GenerativeReader:
@@ -128,11 +118,11 @@ def build_media_models(settings: Settings) -> ModelManager:
     """The image, caption and video models, loaded on first use and unloaded to fit RAG_MEDIA_MEMORY_MB."""
     budget = None if settings.media_memory_mb is None else int(settings.media_memory_mb * 2**20)
     manager = ModelManager(budget)
-    manager.register("image", lambda: TextToImage(settings.image_model, device=model_device(settings),
+    manager.register("image", lambda: TextToImage(settings.image_model, device=resolve_device(settings.device),
                                                   default_steps=settings.image_steps,
                                                   default_guidance=settings.image_guidance))
-    manager.register("caption", lambda: ImageCaptioner(settings.caption_model, device=model_device(settings)))
-    manager.register("video", lambda: TextToVideo(settings.video_model, device=model_device(settings),
+    manager.register("caption", lambda: ImageCaptioner(settings.caption_model, device=resolve_device(settings.device)))
+    manager.register("video", lambda: TextToVideo(settings.video_model, device=resolve_device(settings.device),
                                                   default_steps=settings.video_steps,
                                                   default_frames=settings.video_frames))
     return manager

@@ -7,6 +7,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from generators.resolve import resolve_device
+
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
@@ -15,9 +17,7 @@ TRAINING_INFO = "training.json"
 
 
 def uses_cpu(device: str) -> bool:
-    import torch
-
-    return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    return resolve_device(device) == "cpu"
 
 
 def training_arguments(config, out_dir: Path, **extra) -> dict:

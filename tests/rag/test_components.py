@@ -19,15 +19,16 @@ def test_components_say_when_a_stand_in_answers(shipped_models, monkeypatch):
 def test_auto_device_is_the_gpu_when_there_is_one_else_the_cpu(monkeypatch):
     import torch
 
-    from rag.components import model_device
+    from generators.resolve import resolve_device
+    from generators.training.common import uses_cpu
     from rag.settings import Settings
 
-    assert model_device(Settings(device="cpu")) == "cpu"
-    assert model_device(Settings(device="cuda:1")) == "cuda:1"
+    assert resolve_device(Settings(device="cpu").device) == "cpu"
+    assert resolve_device(Settings(device="cuda:1").device) == "cuda:1"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert model_device(Settings()) == "cpu"
+    assert resolve_device(Settings().device) == "cpu" and uses_cpu("auto")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert model_device(Settings()) == "cuda"
+    assert resolve_device(Settings().device) == "cuda" and not uses_cpu("auto")
 
 
 @pytest.mark.usefixtures("one_torch_thread")

@@ -108,12 +108,12 @@ def chat_completions(body: ChatRequest, services: ServicesDep, caller: CallerDep
         raise ApiError(404, f"unknown model {body.model!r}; available: {', '.join(models)}", "not_found_error")
     caller.check(body.collection)
     last = next((m for m in reversed(body.messages) if m.role == "user"), None)
-    route = services.router.route(last.text() if last else "", has_image=body.image_url() is not None,
-                                  task=body.task)
+    last_text = last.text() if last else ""
+    route = services.router.route(last_text, has_image=body.image_url() is not None, task=body.task)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if route.task != "qa":
-        content, info = TASK_HANDLERS[route.task](services, body, last.text() if last else "")
+        content, info = TASK_HANDLERS[route.task](services, body, last_text)
         info = info.model_copy(update={"name": route.task, "reason": route.reason})
         if body.stream:
             return StreamingResponse(_task_stream(body.model, content, info, completion_id, created),

@@ -12,10 +12,8 @@ from dataclasses import asdict
 
 from generators.images import png_bytes
 from generators.text_generators import Sampling
-from generators.video import mp4_bytes
 from rag.api.errors import ApiError
-from rag.api.jobs import JobOutput, QueueFullError
-from rag.api.routers.generation import request_image
+from rag.api.routers.generation import request_image, submit_video
 from rag.api.schemas import ChatRequest, TaskInfo
 from rag.api.services import Services
 from rag.router import given_text
@@ -56,18 +54,7 @@ def image(services: Services, body: ChatRequest, text: str) -> tuple[str, TaskIn
 
 
 def video(services: Services, body: ChatRequest, text: str) -> tuple[str, TaskInfo]:
-    services.media.model("video").resolved  # 503 now if no model resolves, not a failed job later
-
-    def render(progress) -> JobOutput:
-        with services.media.use("video") as maker:
-            result = maker.run(text, on_step=progress)
-        return JobOutput(mp4_bytes(result), "video/mp4", {"seed": result.seed, "frames": len(result.frames),
-                                                          "fps": result.fps, "steps": result.steps})
-
-    try:
-        job = services.jobs.submit("video", render)
-    except QueueFullError as exc:
-        raise ApiError(429, str(exc), "rate_limit_error") from None
+    job = submit_video(services, text)
     content = (f"Rendering the video as job {job.id}. Progress: GET /v1/jobs/{job.id} (or /events); "
                f"the MP4: GET /v1/jobs/{job.id}/content.")
     return content, _info(job=job.id)

@@ -176,23 +176,28 @@ def _job_out(job: Job) -> JobOut:
 @router.post("/videos", response_model=JobOut, status_code=202, responses=ERRORS)
 def generate_video(body: VideoRequest, services: ServicesDep, caller: CallerDep) -> JobOut:
     """Queue a video; follow it at `/v1/jobs/{id}` (or `/events`), fetch it from `/v1/jobs/{id}/content`."""
-    services.media.model("video").resolved  # a model that resolves nowhere: 503 now, not a failed job later
     width, height = _size(body.size, services.settings.max_video_side) if body.size else (None, None)
+    job = submit_video(services, body.prompt, negative_prompt=body.negative_prompt, frames=body.frames,
+                       steps=body.steps, guidance=body.guidance_scale, width=width, height=height, seed=body.seed)
+    return _job_out(job)
+
+
+def submit_video(services: Services, prompt: str, **options) -> Job:
+    """Queue a video of `prompt` (options as `TextToVideo.run` takes them); 503 at once if no model resolves,
+    429 if the queue is full."""
+    services.media.model("video").resolved  # a model that resolves nowhere: 503 now, not a failed job later
 
     def render(progress) -> JobOutput:
         with services.media.use("video") as maker:
-            result = maker.run(body.prompt, negative_prompt=body.negative_prompt, frames=body.frames,
-                               steps=body.steps, guidance=body.guidance_scale, width=width, height=height,
-                               seed=body.seed, on_step=progress)
+            result = maker.run(prompt, on_step=progress, **options)
         return JobOutput(mp4_bytes(result), "video/mp4",
                          {"seed": result.seed, "frames": len(result.frames), "fps": result.fps, "steps": result.steps,
                           "model": services.settings.video_model})
 
     try:
-        job = services.jobs.submit("video", render)
+        return services.jobs.submit("video", render)
     except QueueFullError as exc:
         raise ApiError(429, str(exc), "rate_limit_error") from None
-    return _job_out(job)
 
 
 def _job(services: Services, job_id: str) -> Job:
