@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from generators.qa_reader import ExtractiveReader  # noqa: E402
 from generators.reading import ReaderPassage  # noqa: E402
-from generators.sentence_reader import split_sentences  # noqa: E402
+from generators.sentence_reader import sentence_bounds  # noqa: E402
 from rag.evaluation.metrics import contains_answer, exact_match, f1_score  # noqa: E402
 from rag.evaluation.qa import read_squad, squad_items  # noqa: E402
 
@@ -34,10 +34,7 @@ THRESHOLDS = [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.01]
 
 def sentence_around(text: str, start: int, end: int) -> str:
     """The sentence(s) of `text` that hold the span [start, end)."""
-    pieces = [(s, e) for s, e in split_sentences(text) if s < end and e > start]
-    if not pieces:
-        return text[start:end]
-    return text[pieces[0][0] : pieces[-1][1]]
+    return text[slice(*sentence_bounds(text, start, end))]
 
 
 def main() -> None:

@@ -131,10 +131,9 @@ def collect(args, settings) -> list[dict]:
 
 
 def sentence_of(text: str, start: int, end: int) -> str:
-    from generators.sentence_reader import split_sentences
+    from generators.sentence_reader import sentence_bounds
 
-    pieces = [(s, e) for s, e in split_sentences(text) if s < end and e > start]
-    return text[pieces[0][0] : pieces[-1][1]] if pieces else text[start:end]
+    return text[slice(*sentence_bounds(text, start, end))]
 
 
 def score(rows: list[dict], key, widen_below: float) -> dict:

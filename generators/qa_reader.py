@@ -23,7 +23,7 @@ import numpy as np
 
 from generators.reading import ReaderPassage, ReaderResult, ReaderSpan
 from generators.resolve import ResolvedModel, ResolvesModel
-from generators.sentence_reader import split_sentences
+from generators.sentence_reader import sentence_bounds
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -250,8 +250,7 @@ class ExtractiveReader(ResolvesModel):
         """A low-confidence span answered with the sentence that holds it: more often right, still exact."""
         passage = next(p for p in passages if p.key == best.key)
         local_start, local_end = best.start - passage.offset, best.end - passage.offset
-        around = [(s, e) for s, e in split_sentences(passage.text) if s < local_end and e > local_start]
-        start, end = (around[0][0], around[-1][1]) if around else (local_start, local_end)
+        start, end = sentence_bounds(passage.text, local_start, local_end)
         text = passage.text[start:end]
         sentence = ReaderSpan(best.key, passage.offset + start, passage.offset + end, text, best.score)
         note = f"the best span scored {best.score:.3f} (< {self.widen_below:g}): answered with its sentence"

@@ -40,6 +40,12 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return trimmed
 
 
+def sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    """(start, end) of the sentence(s) of `text` that hold the span [start, end); the span itself if none do."""
+    around = [(s, e) for s, e in split_sentences(text) if s < end and e > start]
+    return (around[0][0], around[-1][1]) if around else (start, end)
+
+
 class SentenceReader:
     """Score every sentence of the passages against the question; best first."""
 

@@ -60,3 +60,14 @@ def test_sentence_vectors_are_cached_and_the_cache_stays_bounded(embedder):
     assert calls[1:] == [["What do bees do?"]] * 2  # the second call embedded the question only
     reader.rank_sentences("x?", [ReaderPassage(2, "One more sentence here. And a second one here. A third is here.", 0)])
     assert len(reader._cache) == 3
+
+
+def test_sentence_bounds_cover_every_sentence_the_span_touches():
+    from generators.sentence_reader import sentence_bounds
+
+    text = "Intro here. The cat sat. The dog ran off."
+    cat = text.index("cat")
+    assert text[slice(*sentence_bounds(text, cat, cat + 3))] == "The cat sat."
+    across = sentence_bounds(text, cat, text.index("dog") + 3)
+    assert text[slice(*across)] == "The cat sat. The dog ran off."
+    assert sentence_bounds("", 0, 0) == (0, 0)  # no sentence: the span itself
