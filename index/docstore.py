@@ -248,6 +248,29 @@ class DocStore:
         vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
         return ids, vectors
 
+    def present_chunk_ids(self, chunk_ids: Sequence[int]) -> set[int]:
+        """Those of `chunk_ids` that exist in this snapshot."""
+        present: set[int] = set()
+        for part in _batches(list(chunk_ids)):
+            marks = ",".join("?" * len(part))
+            present.update(r[0] for r in self.conn.execute(f"SELECT chunk_id FROM chunks WHERE chunk_id IN ({marks})", part))
+        return present
+
+    def chunk_vectors(self, chunk_ids: Sequence[int], dimension: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of those chunks that exist, in no particular order."""
+        ids: list[int] = []
+        blobs: list[bytes] = []
+        for part in _batches(list(chunk_ids)):
+            marks = ",".join("?" * len(part))
+            for chunk_id, blob in self.conn.execute(
+                f"SELECT c.chunk_id, e.vector FROM chunks c JOIN embeddings e USING (text_hash) "
+                f"WHERE c.chunk_id IN ({marks})", part
+            ):
+                ids.append(chunk_id)
+                blobs.append(blob)
+        vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), dimension)
+        return np.array(ids, dtype=np.int64), vectors
+
     # -- embeddings cache -------------------------------------------------------------
     def cached_vectors(self, text_hashes: Iterable[str]) -> dict[str, np.ndarray]:
         hashes = list(dict.fromkeys(text_hashes))

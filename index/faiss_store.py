@@ -1,21 +1,119 @@
-"""Exact inner-product FAISS index keyed by chunk id."""
+"""FAISS vector stores keyed by chunk id: exact (flat), HNSW or IVF-PQ, chosen by collection size.
+
+`FaissVectorStore` wraps one FAISS index. `FaissIndexConfig` says which type a
+collection of n vectors gets and with which build and search parameters: flat
+(exact) for small collections, HNSW past `hnsw_from`, IVF-PQ (trained on a
+sample; `pq_bytes` per vector) past `ivfpq_from`. Searches can skip ids
+(`exclude`), which is how `index.faiss_collection` deletes from an index it
+does not rewrite on every commit (and from HNSW, whose graph cannot drop a node).
+"""
 
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
+FaissKind = Literal["flat", "hnsw", "ivfpq"]
+FaissChoice = Literal["auto", "flat", "hnsw", "ivfpq"]
+
+
+@dataclass(frozen=True)
+class FaissIndexConfig:
+    """Which FAISS index a collection gets, and its build and search parameters."""
+
+    kind: FaissChoice = "auto"
+    hnsw_from: int = 200_000  # auto: HNSW from this many vectors...
+    ivfpq_from: int = 5_000_000  # ...and IVF-PQ from this many (memory, not speed, is then the limit)
+    hnsw_m: int = 32  # graph neighbours per node
+    hnsw_ef_construction: int = 80
+    hnsw_ef_search: int = 96  # candidates visited per query; raised to k where k is larger
+    ivf_lists: int = 0  # IVF cells; 0: about 4·√n
+    ivf_nprobe: int = 48  # cells searched per query
+    pq_bytes: int = 64  # bytes per PQ code; must divide the dimension
+    train_size: int = 100_000  # vectors the IVF-PQ quantisers are trained on (a uniform sample)
+    # IVF-PQ: candidates per wanted result re-scored with the exact vectors the docstore keeps on disk
+    # (PQ distances alone blur close neighbours); 1 = PQ scores only.
+    refine: int = 4
+
+    def kind_for(self, count: int) -> FaissKind:
+        if self.kind != "auto":
+            return self.kind
+        if count >= self.ivfpq_from:
+            return "ivfpq"
+        return "hnsw" if count >= self.hnsw_from else "flat"
+
 
 class FaissVectorStore:
-    """Normalised vectors under int64 chunk ids; inner product = cosine similarity."""
+    """Normalised vectors under int64 chunk ids in one FAISS index; inner product = cosine similarity."""
 
-    def __init__(self, dimension: int, index=None) -> None:
+    def __init__(self, dimension: int, index=None, *, config: FaissIndexConfig | None = None) -> None:
         import faiss
 
         self.dimension = dimension
+        self.config = config or FaissIndexConfig()
         self._index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self.excluded = np.zeros(0, dtype=np.int64)  # ids searches skip (deleted from an HNSW graph)
+        self._excluded_selector = None
+
+    def exclude(self, ids: np.ndarray) -> None:
+        """Skip these ids in every search from now on (built once: a selector over many ids is not free)."""
+        import faiss
+
+        self.excluded = np.unique(np.asarray(ids, dtype=np.int64))
+        self._excluded_selector = (
+            faiss.IDSelectorNot(faiss.IDSelectorBatch(self.excluded)) if len(self.excluded) else None
+        )
+
+    @classmethod
+    def build(
+        cls, ids: np.ndarray, vectors: np.ndarray, *, config: FaissIndexConfig | None = None,
+        kind: FaissKind | None = None, dimension: int | None = None,
+    ) -> FaissVectorStore:
+        """A new index of `kind` (default: the config's choice for this many vectors) holding `vectors`."""
+        import faiss
+
+        config = config or FaissIndexConfig()
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        dimension = dimension or vectors.shape[1]
+        kind = kind or config.kind_for(len(ids))
+        if kind == "ivfpq" and len(ids) < 256:
+            kind = "flat"  # PQ needs a few hundred vectors to train its codebooks at all
+        if kind == "flat":
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        elif kind == "hnsw":
+            graph = faiss.IndexHNSWFlat(dimension, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            graph.hnsw.efConstruction = config.hnsw_ef_construction
+            index = faiss.IndexIDMap2(graph)
+        else:
+            if dimension % config.pq_bytes:
+                raise ValueError(f"pq_bytes ({config.pq_bytes}) must divide the dimension ({dimension})")
+            lists = config.ivf_lists or max(1, min(int(4 * math.sqrt(len(ids))), len(ids) // 39))
+            quantizer = faiss.IndexFlatIP(dimension)
+            index = faiss.IndexIVFPQ(quantizer, dimension, lists, config.pq_bytes, 8, faiss.METRIC_INNER_PRODUCT)
+            sample = vectors
+            if len(vectors) > config.train_size:
+                rows = np.random.default_rng(0).choice(len(vectors), config.train_size, replace=False)
+                sample = vectors[np.sort(rows)]
+            index.train(sample)
+        store = cls(dimension, index, config=config)
+        store.add(ids, vectors)
+        return store
+
+    @property
+    def kind(self) -> FaissKind:
+        import faiss
+
+        inner = faiss.downcast_index(self._index.index) if hasattr(self._index, "id_map") else self._index
+        if isinstance(inner, faiss.IndexHNSW):
+            return "hnsw"
+        if isinstance(inner, faiss.IndexIVF):
+            return "ivfpq"
+        return "flat"
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -24,42 +122,89 @@ class FaissVectorStore:
         if len(ids) == 0:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.shape[1] != self.dimension:
-            raise ValueError(f"vectors have dimension {vectors.shape[1]}, the index {self.dimension}")
+        if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
+            raise ValueError(f"vectors have dimension {vectors.shape[-1]}, the index {self.dimension}")
         self._index.add_with_ids(vectors, np.asarray(ids, dtype=np.int64))
 
     def remove(self, ids: np.ndarray) -> int:
+        """Remove ids from a flat or IVF index (HNSW cannot: its caller excludes them at search time)."""
         import faiss
 
         if len(ids) == 0:
             return 0
+        if self.kind == "hnsw":
+            raise TypeError("HNSW graphs cannot remove vectors; exclude them at search time and rebuild")
         return int(self._index.remove_ids(faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64))))
 
     def ids(self) -> np.ndarray:
         import faiss
 
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        if hasattr(self._index, "id_map"):
+            return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        invlists = self._index.invlists
+        parts = [
+            faiss.rev_swig_ptr(invlists.get_ids(cell), invlists.list_size(cell)).copy()
+            for cell in range(invlists.nlist) if invlists.list_size(cell)
+        ]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+
+    def contents(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of a flat store, exactly as stored."""
+        import faiss
+
+        if self.kind != "flat":
+            raise TypeError(f"only a flat index returns its exact vectors, not {self.kind}")
+        flat = faiss.downcast_index(self._index.index)
+        vectors = faiss.rev_swig_ptr(flat.get_xb(), len(self) * self.dimension).reshape(len(self), self.dimension)
+        return self.ids(), vectors.copy()
 
     def search(
         self, queries: np.ndarray, k: int, *, allowed_ids: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(ids, scores), each (n_queries, k'); k' ≤ k where the index holds fewer vectors.
 
-        With `allowed_ids`, only those ids are searched (missing slots hold id -1).
+        Only `allowed_ids` are searched when given, never the excluded ones; empty slots hold id -1.
         """
-        import faiss
-
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         k = min(k, len(self) if allowed_ids is None else len(allowed_ids))
         if k <= 0:
             empty = np.zeros((queries.shape[0], 0))
             return empty.astype(np.int64), empty.astype(np.float32)
-        params = None
-        if allowed_ids is not None:
-            # IndexIDMap translates the selector to its internal ids, so chunk ids work as they are.
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64)))
+        params, keep_alive = self._search_parameters(k, allowed_ids)
         scores, ids = self._index.search(queries, k, params=params)
+        del keep_alive
         return ids, scores
+
+    def _search_parameters(self, k: int, allowed_ids: np.ndarray | None) -> tuple[object, list]:
+        """Search parameters, and the selectors they point to (SWIG keeps no reference to them)."""
+        import faiss
+
+        # IndexIDMap translates a selector to its internal ids, so chunk ids work as they are.
+        selectors = [] if self._excluded_selector is None else [self._excluded_selector]
+        if allowed_ids is not None:
+            selectors.append(faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64)))
+        selector = selectors[0] if len(selectors) == 1 else None
+        if len(selectors) == 2:
+            selector = faiss.IDSelectorAnd(*selectors)
+            selectors.append(selector)
+        kind = self.kind
+        if kind == "hnsw":
+            params = faiss.SearchParametersHNSW(efSearch=max(self.config.hnsw_ef_search, k))
+        elif kind == "ivfpq":
+            params = faiss.SearchParametersIVF(nprobe=self.config.ivf_nprobe)
+        elif selector is None:
+            return None, selectors
+        else:
+            params = faiss.SearchParameters()
+        if selector is not None:
+            params.sel = selector
+        return params, selectors
+
+    def bytes_per_vector(self) -> float:
+        """Serialised index size per vector (what RAM or the page cache holds)."""
+        import faiss
+
+        return len(faiss.serialize_index(self._index)) / max(len(self), 1)
 
     def write(self, path: Path) -> None:
         """Write to `path` atomically (temp file, fsync, rename)."""
@@ -72,13 +217,15 @@ class FaissVectorStore:
         os.replace(tmp, path)
 
     @classmethod
-    def read(cls, path: Path) -> FaissVectorStore:
+    def read(cls, path: Path, *, mmap: bool = False, config: FaissIndexConfig | None = None) -> FaissVectorStore:
+        """Load from `path`; with `mmap`, read-only and memory-mapped (pages load as searches touch them)."""
         import faiss
 
+        flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0
         try:
-            index = faiss.read_index(str(path))
+            index = faiss.read_index(str(path), flags)
         except RuntimeError:
             if not path.exists():  # removed by a writer's clean-up while we read
                 raise FileNotFoundError(path) from None
             raise
-        return cls(index.d, index)
+        return cls(index.d, index, config=config)

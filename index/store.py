@@ -3,7 +3,8 @@
 Layout under the index dir:
 
     docstore.sqlite          documents, chunks, vectors, meta (the source of truth)
-    vectors.<gen>.faiss      FAISS index of generation <gen>
+    vectors.<gen>.delta.npz  vectors added and deleted since the FAISS base (index.faiss_collection)
+    vectors.<base>.faiss     the FAISS base index that generation builds on (flat, HNSW or IVF-PQ)
     bm25.<gen>/              BM25 index of generation <gen>
     write.lock               held by the one writer (flock: freed if the process dies)
 
@@ -30,7 +31,7 @@ from filelock import FileLock, Timeout
 
 from index.bm25 import BM25Index
 from index.docstore import ChunkRecord, DocStore, DocumentRecord, DocumentSummary, StoredChunk, connect
-from index.faiss_store import FaissVectorStore
+from index.backends import FaissBackend, VectorBackend, VectorCollection, rebuild
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,17 @@ DOCSTORE = "docstore.sqlite"
 
 class IndexLockedError(RuntimeError):
     """Another writer holds the index."""
+
+
+class BackendMismatchError(RuntimeError):
+    """The index keeps its vectors in another backend than the one asked for."""
+
+    def __init__(self, root: Path, recorded: str, wanted: str) -> None:
+        super().__init__(
+            f"The index at {root} keeps its vectors in {recorded}, but the backend asked for is {wanted}. "
+            f"Use RAG_BACKEND={recorded} (or --backend {recorded}), or copy the vectors over without "
+            f"re-embedding: rag index migrate --to {wanted} --index {root}"
+        )
 
 
 class MissingIndexError(FileNotFoundError):
@@ -64,10 +76,6 @@ class IndexStats:
         return asdict(self)
 
 
-def _vectors_path(root: Path, generation: int) -> Path:
-    return root / f"vectors.{generation}.faiss"
-
-
 def _bm25_path(root: Path, generation: int) -> Path:
     return root / f"bm25.{generation}"
 
@@ -79,13 +87,15 @@ def _dir_size(root: Path) -> int:
 class IndexWriter:
     """The single writer of an index: stage changes, then `commit()` them atomically."""
 
-    def __init__(self, root: Path, *, lock_timeout: float = 600.0) -> None:
+    def __init__(self, root: Path, *, lock_timeout: float = 600.0, backend: VectorBackend | None = None) -> None:
         self.root = root
         self.lock_timeout = lock_timeout
+        self.backend = backend or FaissBackend()
         self._lock = FileLock(str(root / "write.lock"))
         self._conn: sqlite3.Connection | None = None
         self.store: DocStore
-        self.vectors: FaissVectorStore | None = None
+        self.vectors: VectorCollection | None = None
+        self._foreign: str | None = None  # the backend the committed vectors are in, when not ours
         self._dirty = False
 
     # -- lifecycle ------------------------------------------------------------------
@@ -103,8 +113,12 @@ class IndexWriter:
             self.store = DocStore(self._conn)
             self.store.create_schema()
             self._conn.execute("BEGIN IMMEDIATE")
-            self.vectors = _load_vectors(self.root, self.store)
-            self._remove_stale_files()
+            recorded = _recorded_backend(self.store)
+            if recorded != self.backend.name and self.store.count_chunks():
+                self._foreign = recorded  # only `migrate` may write until the backends agree
+            else:
+                self.vectors = _load_vectors(self.root, self.store, self.backend, writable=True)
+                self._remove_stale_files()
         except BaseException:
             self._close()
             raise
@@ -137,9 +151,10 @@ class IndexWriter:
             self.store.set_meta(key, value)
             self._dirty = True
 
-    def _vector_store(self, dimension: int) -> FaissVectorStore:
+    def _vector_store(self, dimension: int) -> VectorCollection:
+        self._check_backend()
         if self.vectors is None:
-            self.vectors = FaissVectorStore(dimension)
+            self.vectors = self.backend.empty(self.root, dimension)
             self.store.set_meta("dimension", str(dimension))
         return self.vectors
 
@@ -157,8 +172,27 @@ class IndexWriter:
         self._dirty = True
         return len(ids), deleted
 
+    def _check_backend(self) -> None:
+        if self._foreign is not None:
+            raise BackendMismatchError(self.root, self._foreign, self.backend.name)
+
+    def migrate(self) -> int:
+        """Copy every vector from the docstore into this writer's backend and switch the index to it.
+
+        Nothing is re-embedded: the docstore keeps each chunk's vector. Returns the vectors copied.
+        """
+        dimension = self.store.get_meta("dimension")
+        if dimension is None:
+            raise RuntimeError(f"The index at {self.root} holds no vectors to migrate")
+        self.vectors = rebuild(self.backend, self.root, self.store, int(dimension))
+        self._foreign = None
+        self._dirty = True
+        self.commit()
+        return len(self.vectors)
+
     def delete_document(self, doc_id: str) -> int:
         """Remove a document and its chunks; returns the number of chunks removed."""
+        self._check_backend()
         ids = self.store.delete_chunks(doc_id)
         self.store.delete_document(doc_id)
         if ids and self.vectors is not None:
@@ -168,6 +202,7 @@ class IndexWriter:
 
     def clear_chunks(self, *, drop_vectors: bool) -> int:
         """Forget every chunk (documents and their text stay), e.g. when the chunking changes."""
+        self._check_backend()
         count = self.store.count_chunks()
         self._conn.execute("DELETE FROM chunks")
         if drop_vectors:
@@ -180,6 +215,7 @@ class IndexWriter:
         """Make every staged change visible at once, as a new generation."""
         if not self._dirty:
             return
+        self._check_backend()
         assert self._conn is not None
         chunks = self.store.count_chunks()
         in_vectors = len(self.vectors) if self.vectors is not None else 0
@@ -197,8 +233,10 @@ class IndexWriter:
         shutil.rmtree(bm25_dir, ignore_errors=True)
         os.replace(tmp_dir, bm25_dir)
         if self.vectors is not None:
-            self.vectors.write(_vectors_path(self.root, generation))
-            self.store.set_meta("dimension", str(self.vectors.dimension))
+            dimension = self.vectors.dimension
+            self.vectors.write(self.root, generation, lambda: self.store.all_chunk_vectors(dimension))
+            self.store.set_meta("dimension", str(dimension))
+        self.store.set_meta("backend", self.backend.name)
         self.store.set_meta("generation", str(generation))
         self.store.set_meta("committed_at", str(time.time()))
         self._conn.execute("COMMIT")
@@ -209,8 +247,9 @@ class IndexWriter:
     def _remove_stale_files(self) -> None:
         """Delete derived files of any generation but the committed one (left by old commits or crashes)."""
         keep = self.store.generation
-        for path in self.root.glob("vectors.*.faiss*"):
-            if path.name != _vectors_path(self.root, keep).name:
+        needed = self.vectors.files(keep, self.root) if self.vectors is not None else set()
+        for path in self.root.glob("vectors.*"):
+            if path.name not in needed:
                 path.unlink(missing_ok=True)
         for path in self.root.glob("bm25.*"):
             if path.name != _bm25_path(self.root, keep).name:
@@ -223,22 +262,23 @@ def _fsync_tree(folder: Path) -> None:
             os.fsync(handle.fileno())
 
 
-def _load_vectors(root: Path, store: DocStore) -> FaissVectorStore | None:
-    """The committed generation's vectors; rebuilt from SQLite if the file is missing or out of step."""
-    generation = store.generation
-    path = _vectors_path(root, generation)
+def _recorded_backend(store: DocStore) -> str:
+    return store.get_meta("backend") or "faiss"  # indexes from before backends were recorded are FAISS
+
+
+def _load_vectors(root: Path, store: DocStore, backend: VectorBackend, *, writable: bool) -> VectorCollection | None:
+    """The committed generation's vectors; rebuilt from SQLite if they are missing or out of step."""
     chunks = store.count_chunks()
-    if path.is_file():
-        vectors = FaissVectorStore.read(path)
-        if len(vectors) == chunks:
-            return vectors
-        log.warning("Vector file %s holds %d vectors for %d chunks; rebuilding it", path, len(vectors), chunks)
+    vectors = backend.open(root, store, writable=writable)
+    if vectors is not None:
+        if len(vectors) == chunks or not writable and backend.name != "faiss":
+            return vectors  # (a reader never rewrites a shared store; it ignores ids its snapshot lacks)
+        log.warning("The %s vectors of %s hold %d vectors for %d chunks; rebuilding them",
+                    backend.name, root, len(vectors), chunks)
     dimension = store.get_meta("dimension")
     if dimension is None:
         return None
-    vectors = FaissVectorStore(int(dimension))
-    ids, matrix = store.all_chunk_vectors(int(dimension))
-    vectors.add(ids, matrix)
+    vectors = rebuild(backend, root, store, int(dimension))  # FAISS: exact search until the next commit
     if chunks:
         log.warning("Rebuilt the vector index of %s from the docstore", root)
     return vectors
@@ -248,7 +288,7 @@ class IndexReader:
     """A consistent, read-only view of one committed generation."""
 
     def __init__(self, root: Path, conn: sqlite3.Connection, generation: int,
-                 vectors: FaissVectorStore | None, bm25: BM25Index, backend: str) -> None:
+                 vectors: VectorCollection | None, bm25: BM25Index, backend: str) -> None:
         self.root = root
         self.generation = generation
         self.store = DocStore(conn)
@@ -257,9 +297,10 @@ class IndexReader:
         self.backend = backend
 
     @classmethod
-    def open(cls, root: Path, *, backend: str = "faiss", attempts: int = 5) -> IndexReader:
+    def open(cls, root: Path, *, backend: VectorBackend | None = None, attempts: int = 5) -> IndexReader:
         if not (root / DOCSTORE).is_file():
             raise MissingIndexError(root)
+        backend = backend or FaissBackend()
         conn = connect(root / DOCSTORE, read_only=True)
         store = DocStore(conn)
         for _ in range(attempts):
@@ -268,15 +309,19 @@ class IndexReader:
             conn.execute("BEGIN")
             generation = store.generation
             try:
+                recorded = _recorded_backend(store)
+                if recorded != backend.name and store.count_chunks():
+                    conn.close()
+                    raise BackendMismatchError(root, recorded, backend.name)
                 bm25_dir = _bm25_path(root, generation)
                 bm25 = BM25Index.load(bm25_dir) if bm25_dir.is_dir() else _rebuild_bm25(store)
-                vectors = _load_vectors(root, store)
+                vectors = _load_vectors(root, store, backend, writable=False)
             except FileNotFoundError:
                 # A writer committed and cleaned up between our reads: look again.
                 conn.execute("ROLLBACK")
                 time.sleep(0.05)
                 continue
-            return cls(root, conn, generation, vectors, bm25, backend)
+            return cls(root, conn, generation, vectors, bm25, backend.name)
         conn.close()
         raise RuntimeError(f"The index at {root} kept changing while it was being opened; try again")
 
@@ -298,8 +343,25 @@ class IndexReader:
     ) -> list[tuple[int, float]]:
         if self.vectors is None or len(self.vectors) == 0:
             return []
-        ids, scores = self.vectors.search(query_vector, k, allowed_ids=allowed_ids)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        kind = self.vectors.kind
+        refine = self.vectors.config.refine if kind == "ivfpq" else 1
+        # A shared store (Milvus) may already hold a later commit's vectors: fetch a few more, keep ours.
+        fetch = k * max(refine, 1) + (16 if kind == "milvus" else 0)
+        ids, scores = self.vectors.search(query_vector, fetch, allowed_ids=allowed_ids)
+        hits = [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        if kind == "milvus" and hits:
+            present = self.store.present_chunk_ids([i for i, _ in hits])
+            hits = [hit for hit in hits if hit[0] in present]
+        if refine > 1 and hits:
+            hits = self._rescored(np.asarray(query_vector, dtype=np.float32).ravel(), [i for i, _ in hits])
+        return hits[:k]
+
+    def _rescored(self, query: np.ndarray, candidates: list[int]) -> list[tuple[int, float]]:
+        """Approximate candidates ranked by their exact cosine, from the vectors the docstore keeps."""
+        ids, vectors = self.store.chunk_vectors(candidates, self.vectors.dimension)
+        scores = vectors @ query
+        order = np.argsort(-scores, kind="stable")
+        return [(int(ids[i]), float(scores[i])) for i in order]
 
     def search_bm25(self, query: str, k: int, *, allowed_ids: np.ndarray | None = None) -> list[tuple[int, float]]:
         ids, scores = self.bm25.search(query, k, allowed_ids=allowed_ids)
@@ -343,17 +405,15 @@ def _rebuild_bm25(store: DocStore) -> BM25Index:
 class IndexStore:
     """An index directory: hands out the one writer and any number of readers."""
 
-    def __init__(self, root: Path | str, *, backend: str = "faiss") -> None:
-        if backend != "faiss":
-            raise ValueError(f"Unknown index backend {backend!r}; this build supports: faiss")
+    def __init__(self, root: Path | str, *, backend: VectorBackend | None = None) -> None:
         self.root = Path(root).expanduser().resolve()
-        self.backend = backend
+        self.backend = backend or FaissBackend()
 
     def exists(self) -> bool:
         return (self.root / DOCSTORE).is_file()
 
     def writer(self, *, lock_timeout: float = 600.0) -> IndexWriter:
-        return IndexWriter(self.root, lock_timeout=lock_timeout)
+        return IndexWriter(self.root, lock_timeout=lock_timeout, backend=self.backend)
 
     def reader(self) -> IndexReader:
         return IndexReader.open(self.root, backend=self.backend)

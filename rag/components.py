@@ -20,7 +20,9 @@ from generators.sentence_reader import SentenceReader
 from generators.summarizer import ExtractiveSummarizer, GeneratorSummarizer
 from generators.text_generators import LocalGenerator, OpenAIGenerator, TextGenerator
 from generators.video import TextToVideo
+from index.backends import FaissBackend, MilvusBackend, VectorBackend
 from index.bm25 import analyze
+from index.faiss_store import FaissIndexConfig
 from index.store import IndexReader, IndexStore
 from ingest.chunking import Chunker
 from ingest.pipeline import IngestPipeline, ProgressCallback
@@ -208,16 +210,41 @@ def build_chunker(settings: Settings, embedder: SentenceEmbedder) -> Chunker:
     )
 
 
+def build_vector_backend(settings: Settings) -> VectorBackend:
+    if settings.backend == "milvus":
+        return MilvusBackend(uri=settings.milvus_uri, token=settings.milvus_token,
+                             collection=settings.milvus_collection, index_type=settings.milvus_index_type)
+    config = FaissIndexConfig(
+        kind=settings.faiss_index, hnsw_from=settings.faiss_hnsw_from, ivfpq_from=settings.faiss_ivfpq_from,
+        hnsw_m=settings.faiss_hnsw_m, hnsw_ef_construction=settings.faiss_hnsw_ef_construction,
+        hnsw_ef_search=settings.faiss_hnsw_ef_search, ivf_lists=settings.faiss_ivf_lists,
+        ivf_nprobe=settings.faiss_ivf_nprobe, pq_bytes=settings.faiss_pq_bytes, refine=settings.faiss_refine,
+    )
+    return FaissBackend(config=config, mmap=settings.faiss_mmap)
+
+
 def build_store(settings: Settings, index_dir: Path | None = None) -> IndexStore:
-    return IndexStore(index_dir or settings.index_dir, backend=settings.backend)
+    return IndexStore(index_dir or settings.index_dir, backend=build_vector_backend(settings))
+
+
+def _ingest_engine(settings: Settings) -> tuple[type[IngestPipeline], dict]:
+    """The ingestion engine RAG_INGEST_ENGINE names, and the options only that engine takes."""
+    if settings.ingest_engine == "ray":
+        from ingest.ray_engine import INSTALL_HINT, RayIngestPipeline, ray_installed
+
+        if not ray_installed():  # before any model loads: a one-line error, not a traceback mid-run
+            raise ValueError(f"RAG_INGEST_ENGINE=ray needs Ray Data, which is not installed here: {INSTALL_HINT}")
+        return RayIngestPipeline, {"address": settings.ray_address, "embed_actors": settings.ray_embed_actors}
+    return IngestPipeline, {}
 
 
 def build_ingest_pipeline(
     settings: Settings, store: IndexStore, *, on_progress: ProgressCallback | None = None,
     embedder: SentenceEmbedder | None = None,
 ) -> IngestPipeline:
+    engine, engine_options = _ingest_engine(settings)
     embedder = embedder or build_embedder(settings)
-    return IngestPipeline(
+    return engine(
         store,
         embedder,
         build_chunker(settings, embedder),
@@ -228,4 +255,5 @@ def build_ingest_pipeline(
         commit_every_chunks=settings.commit_every_chunks,
         lock_timeout=settings.lock_timeout,
         on_progress=on_progress,
+        **engine_options,
     )

@@ -13,7 +13,30 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
 
     index_dir: Path = Field(Path(".rag"), description="Where the index lives (RAG_INDEX_DIR).")
-    backend: Literal["faiss"] = Field("faiss", description="Vector store backend (RAG_BACKEND).")
+    backend: Literal["faiss", "milvus"] = Field(
+        "faiss", description="Where vectors live (RAG_BACKEND): faiss (files in the index dir) or milvus "
+        "(milvus-lite under the index dir, or a cluster at RAG_MILVUS_URI). Switch an existing index with "
+        "`rag index migrate --to ...`.")
+    faiss_index: Literal["auto", "flat", "hnsw", "ivfpq"] = Field(
+        "auto", description="FAISS index type (RAG_FAISS_INDEX); auto: flat (exact), then HNSW from "
+        "RAG_FAISS_HNSW_FROM vectors, then IVF-PQ from RAG_FAISS_IVFPQ_FROM.")
+    faiss_hnsw_from: int = Field(200_000, ge=0, description="auto: vectors from which FAISS uses HNSW.")
+    faiss_ivfpq_from: int = Field(5_000_000, ge=0, description="auto: vectors from which FAISS uses IVF-PQ.")
+    faiss_hnsw_m: int = Field(32, ge=4, description="HNSW neighbours per node (build time, memory, recall).")
+    faiss_hnsw_ef_construction: int = Field(80, ge=8, description="HNSW candidates while building.")
+    faiss_hnsw_ef_search: int = Field(96, ge=1, description="HNSW candidates per query (speed vs recall).")
+    faiss_ivf_lists: int = Field(0, ge=0, description="IVF cells; 0: about 4·sqrt(vectors).")
+    faiss_ivf_nprobe: int = Field(48, ge=1, description="IVF cells searched per query (speed vs recall).")
+    faiss_pq_bytes: int = Field(64, ge=1, description="IVF-PQ code bytes per vector; must divide the dimension.")
+    faiss_refine: int = Field(
+        4, ge=1, description="IVF-PQ: candidates per result re-scored with the exact vectors (1: PQ scores only).")
+    faiss_mmap: bool = Field(True, description="Memory-map the FAISS index when serving (RAG_FAISS_MMAP).")
+    milvus_uri: str | None = Field(
+        None, description="Milvus server, e.g. http://host:19530, or a milvus-lite path ending in .db "
+        "(RAG_MILVUS_URI); default: milvus.db inside the index dir.")
+    milvus_token: str | None = Field(None, description='Milvus credentials: "user:password" or an API key.')
+    milvus_collection: str | None = Field(None, description="Milvus collection; default: one per index dir.")
+    milvus_index_type: str = Field("AUTOINDEX", description="Milvus index type (AUTOINDEX, HNSW, IVF_FLAT, ...).")
 
     embedder_model: str = Field(
         "sentence-transformers/all-MiniLM-L6-v2",
@@ -57,6 +80,15 @@ class Settings(BaseSettings):
     embed_batch_chunks: int = Field(256, gt=0, description="Chunks gathered across files before each embedding call.")
     commit_every_chunks: int = Field(2000, gt=0, description="Commit a generation after this many new chunks.")
     lock_timeout: float = Field(600.0, ge=0, description="Seconds to wait for another writer of the same index.")
+    ingest_engine: Literal["local", "ray"] = Field(
+        "local", description="Who reads, chunks and embeds files (RAG_INGEST_ENGINE): local (this process) or ray "
+        "(a Ray cluster; needs `pip install 'rag-service[ray]'`). Index writes stay in this process either way.",
+    )
+    ray_address: str | None = Field(
+        None, description='Ray cluster for the ray engine (RAG_RAY_ADDRESS): "auto", "ray://host:10001", ...; '
+        "unset: start a local Ray instance for the run and stop it after.",
+    )
+    ray_embed_actors: int = Field(2, ge=1, description="Ray actors that each read files and embed with their own model.")
 
     # -- answering ---------------------------------------------------------------------
     top_k: int = Field(5, ge=1, le=50, description="Passages handed to the reader (RAG_TOP_K).")

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from index.backends import VectorBackend
 from index.docstore import DocumentRecord, DocumentSummary
 from index.store import IndexReader, IndexStore, MissingIndexError
 from ingest.pipeline import IngestPipeline, IngestReport
@@ -168,7 +169,7 @@ class Collection:
 class Collections:
     """The collections of one process: `default` is RAG_INDEX_DIR, others live under RAG_COLLECTIONS_DIR."""
 
-    def __init__(self, default_index: Path, collections_dir: Path, *, backend: str, make_pipeline, make_chain) -> None:
+    def __init__(self, default_index: Path, collections_dir: Path, *, backend: VectorBackend, make_pipeline, make_chain) -> None:
         self.default_index = default_index
         self.collections_dir = collections_dir
         self.backend = backend

@@ -13,7 +13,7 @@ from rag.api.collections import Collections
 from rag.api.jobs import JobQueue
 from rag.components import (
     ChainModels, build_chain, build_chain_models, build_classifier, build_embedder, build_ingest_pipeline,
-    build_media_models, build_summarizer,
+    build_media_models, build_summarizer, build_vector_backend,
 )
 from rag.router import TaskRouter
 from rag.settings import Settings
@@ -57,7 +57,7 @@ class Services:
         self.models: ChainModels = build_chain_models(settings, self.embedder)
         self.metrics = Metrics()
         self.collections = Collections(
-            settings.index_dir, settings.collections_dir, backend=settings.backend,
+            settings.index_dir, settings.collections_dir, backend=build_vector_backend(settings),
             make_pipeline=lambda store: build_ingest_pipeline(settings, store, embedder=self.embedder),
             make_chain=lambda reader: build_chain(settings, reader, self.embedder, self.models),
         )

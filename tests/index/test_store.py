@@ -7,7 +7,8 @@ import pytest
 
 from index.bm25 import analyze
 from index.docstore import ChunkRecord, DocumentRecord
-from index.store import IndexLockedError, IndexStore, MissingIndexError
+from index.backends import MilvusBackend
+from index.store import BackendMismatchError, IndexLockedError, IndexStore, MissingIndexError
 
 DIM = 8
 
@@ -41,7 +42,8 @@ def test_reader_sees_only_committed_generations(tmp_path):
             assert len(reader.vectors) == 2
     # Leaving without commit rolls back.
     assert store.stats().chunks == 2
-    assert sorted(p.name for p in tmp_path.glob("vectors.*")) == ["vectors.1.faiss"]
+    # A small collection lives in its delta file alone (no base index yet).
+    assert sorted(p.name for p in tmp_path.glob("vectors.*")) == ["vectors.1.delta.npz"]
 
 
 def test_commit_replaces_old_generation_files(tmp_path):
@@ -51,7 +53,7 @@ def test_commit_replaces_old_generation_files(tmp_path):
         writer.commit()
         writer.replace_document(*document("a", ["one", "two"]), vectors(2, 1))
         writer.commit()
-    assert sorted(p.name for p in tmp_path.glob("vectors.*")) == ["vectors.2.faiss"]
+    assert sorted(p.name for p in tmp_path.glob("vectors.*")) == ["vectors.2.delta.npz"]
     assert sorted(p.name for p in tmp_path.glob("bm25.*")) == ["bm25.2"]
     with store.reader() as reader:
         hits = reader.search_dense(vectors(2, 1)[1], 1)
@@ -74,7 +76,7 @@ def test_missing_vector_file_is_rebuilt_from_the_docstore(tmp_path):
     with store.writer() as writer:
         writer.replace_document(*document("a", ["x", "y", "z"]), vectors(3, 2))
         writer.commit()
-    (tmp_path / "vectors.1.faiss").unlink()
+    (tmp_path / "vectors.1.delta.npz").unlink()
     with store.reader() as reader:
         hits = reader.search_dense(vectors(3, 2)[2], 1)
         assert reader.chunks([hits[0][0]])[hits[0][0]].text == "z"
@@ -87,11 +89,13 @@ def test_stale_files_of_a_crashed_commit_are_ignored_and_cleaned(tmp_path):
         writer.commit()
     # What a crash between writing generation 2's files and committing leaves behind.
     (tmp_path / "vectors.2.faiss").write_bytes(b"partial")
+    (tmp_path / "vectors.2.delta.npz").write_bytes(b"partial")
     (tmp_path / "bm25.2.tmp").mkdir()
     assert store.stats().generation == 1
     with store.writer():
         pass
-    assert not (tmp_path / "vectors.2.faiss").exists() and not (tmp_path / "bm25.2.tmp").exists()
+    assert sorted(p.name for p in tmp_path.glob("vectors.*")) == ["vectors.1.delta.npz"]
+    assert not (tmp_path / "bm25.2.tmp").exists()
 
 
 def test_missing_index_is_a_clear_error(tmp_path):
@@ -113,6 +117,15 @@ def test_delete_document_removes_its_vectors_and_terms(tmp_path):
         assert reader.store.cached_vectors(["a-0-apples"]) == {}
 
 
-def test_unknown_backend_is_rejected(tmp_path):
-    with pytest.raises(ValueError, match="backend"):
-        IndexStore(tmp_path, backend="elastic")
+def test_an_index_opened_with_another_backend_says_how_to_migrate(tmp_path):
+    with IndexStore(tmp_path).writer() as writer:
+        writer.replace_document(*document("a", ["apples"]), vectors(1, 4))
+        writer.commit()
+    other = IndexStore(tmp_path, backend=MilvusBackend(uri=str(tmp_path / "never-opened.db")))
+    with pytest.raises(BackendMismatchError, match="rag index migrate --to milvus"):
+        other.reader()
+    with other.writer() as writer:  # the lock and docstore open; writing vectors does not
+        with pytest.raises(BackendMismatchError, match="keeps its vectors in faiss"):
+            writer.replace_document(*document("b", ["bananas"]), vectors(1, 5))
+    assert not (tmp_path / "never-opened.db").exists(), "nothing touched Milvus"
+    assert IndexStore(tmp_path).stats().chunks == 1

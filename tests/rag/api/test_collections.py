@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from index.backends import FaissBackend
 from rag.api.collections import Collections, UnknownCollectionError, safe_file_name
 from rag.api.routers.chat import retrieval_query
 from rag.api.schemas import ChatMessage
@@ -15,7 +16,7 @@ from tests.rag.api.conftest import BEES, TIDES, make_settings
 @pytest.fixture
 def collections(tmp_path, embedder):
     settings: Settings = make_settings(tmp_path)
-    return Collections(settings.index_dir, settings.collections_dir, backend="faiss",
+    return Collections(settings.index_dir, settings.collections_dir, backend=FaissBackend(),
                        make_pipeline=lambda store: build_ingest_pipeline(settings, store, embedder=embedder),
                        make_chain=lambda reader: build_chain(settings, reader, embedder))
 
