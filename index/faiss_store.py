@@ -96,8 +96,9 @@ class FaissVectorStore:
             quantizer = faiss.IndexFlatIP(dimension)
             index = faiss.IndexIVFPQ(quantizer, dimension, lists, config.pq_bytes, 8, faiss.METRIC_INNER_PRODUCT)
             sample = vectors
-            if len(vectors) > config.train_size:
-                rows = np.random.default_rng(0).choice(len(vectors), config.train_size, replace=False)
+            train_size = max(config.train_size, 40 * lists)  # k-means wants ~40 points per cell
+            if len(vectors) > train_size:
+                rows = np.random.default_rng(0).choice(len(vectors), train_size, replace=False)
                 sample = vectors[np.sort(rows)]
             index.train(sample)
         store = cls(dimension, index, config=config)

@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 
 INSTALL_HINT = "pip install 'rag-service[milvus]'"
 
+
+class MilvusUnavailableError(ConnectionError):
+    """Milvus cannot be reached (or the milvus-lite path is held by another process)."""
+
 ID_FIELD = "id"
 VECTOR_FIELD = "vector"
 
@@ -124,7 +128,7 @@ class MilvusVectorStore:
                 return MilvusClient(uri=self.uri, token=self.token or "", timeout=self.timeout)
             except Exception as exc:  # pymilvus and grpc raise many kinds; all mean "not connected"
                 cause = swallowed[0] if swallowed else exc
-                raise RuntimeError(self._connect_error(cause)) from None
+                raise MilvusUnavailableError(self._connect_error(cause)) from None
 
     def _prepare_lite_path(self) -> None:
         import importlib.util
@@ -133,7 +137,7 @@ class MilvusVectorStore:
             raise ImportError(f"A local Milvus file ({self.uri}) needs milvus-lite: {INSTALL_HINT}")
         path = Path(self.uri)
         if path.is_file():
-            raise RuntimeError(
+            raise MilvusUnavailableError(
                 f"{path} is a file, probably written by milvus-lite < 3; milvus-lite {_lite_version()} keeps a "
                 "directory there. Export it with the old version, or choose another path."
             )

@@ -9,7 +9,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from generators.resolve import ModelUnavailableError
 from generators.text_generators import GeneratorError
-from index.store import IndexLockedError, MissingIndexError
+from index.store import BackendMismatchError, IndexLockedError, MissingIndexError
 from rag.settings import Settings
 
 app = typer.Typer(help="Question answering over your own documents, with cited answers.", no_args_is_help=True)
@@ -32,6 +32,10 @@ IndexOption = Annotated[
     Path | None, typer.Option("--index", help="Index directory (default: $RAG_INDEX_DIR or ./.rag).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+BackendOption = Annotated[
+    Literal["faiss", "milvus"] | None,
+    typer.Option("--backend", help="Where the vectors live: faiss or milvus (default: $RAG_BACKEND, faiss)."),
+]
 SourceOption = Annotated[
     list[str] | None,
     typer.Option("--source", help='Only documents whose path matches this glob, e.g. "docs/*.md" (repeatable).'),
@@ -70,7 +74,8 @@ def _user_errors():
         problems = "; ".join(f"RAG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
         err.print(f"[red]error:[/red] invalid setting: {problems}")
         raise typer.Exit(2) from None
-    except (MissingIndexError, IndexLockedError, ModelUnavailableError, GeneratorError, ValueError) as exc:
+    except (MissingIndexError, IndexLockedError, BackendMismatchError, ModelUnavailableError, GeneratorError,
+            ValueError, ConnectionError, ImportError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 
@@ -106,6 +111,19 @@ def ingest(
     include: Annotated[list[str] | None, typer.Option("--include", help="Only files matching this glob.")] = None,
     exclude: Annotated[list[str] | None, typer.Option("--exclude", help="Skip files matching this glob.")] = None,
     lock_timeout: Annotated[float | None, typer.Option(help="Seconds to wait for another ingest.")] = None,
+    engine: Annotated[
+        Literal["local", "ray"] | None,
+        typer.Option("--engine", help="local, or ray: read and embed on a Ray cluster (default: RAG_INGEST_ENGINE)."),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help='With --engine ray: "auto", "ray://host:10001"...; default: '
+                     "$RAG_RAY_ADDRESS, else a local Ray instance for this run."),
+    ] = None,
+    embed_actors: Annotated[
+        int | None, typer.Option("--embed-actors", min=1, help="With --engine ray: model actors (RAG_RAY_EMBED_ACTORS).")
+    ] = None,
+    backend: BackendOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Read, chunk and embed files into the index; unchanged files are skipped."""
@@ -120,6 +138,14 @@ def ingest(
         overrides["exclude"] = [*settings.exclude, *exclude]
     if lock_timeout is not None:
         overrides["lock_timeout"] = lock_timeout
+    if engine is not None:
+        overrides["ingest_engine"] = engine
+    if ray_address is not None:
+        overrides["ray_address"] = ray_address
+    if embed_actors is not None:
+        overrides["ray_embed_actors"] = embed_actors
+    if backend is not None:
+        overrides["backend"] = backend
     settings = settings.model_copy(update=overrides)
 
     started = time.perf_counter()
@@ -152,12 +178,12 @@ def ingest(
 
 
 @app.command()
-def stats(index: IndexOption = None, as_json: JsonOption = False) -> None:
+def stats(index: IndexOption = None, backend: BackendOption = None, as_json: JsonOption = False) -> None:
     """Documents, chunks, fingerprint and backend of an index."""
     from rag.components import build_store
 
     with _user_errors():
-        result = build_store(Settings(), index).stats().to_dict()
+        result = build_store(_settings(backend=backend), index).stats().to_dict()
     if as_json:
         print(json.dumps(result))
         return
@@ -212,6 +238,7 @@ def ask(
     top_k: Annotated[int | None, typer.Option("--top-k", min=1, max=50, help="Passages handed to the reader.")] = None,
     source: SourceOption = None,
     doc_id: DocIdOption = None,
+    backend: BackendOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Answer QUESTION from the index, citing the exact spans it comes from (or say it is not there)."""
@@ -219,7 +246,7 @@ def ask(
     from rag.retriever import MetadataFilter
 
     with _user_errors():
-        settings = Settings()
+        settings = _settings(backend=backend)
         reader = build_store(settings, index).reader()
     with reader, _user_errors():
         chain = build_chain(settings, reader, build_embedder(settings))
@@ -240,6 +267,7 @@ def serve(
     index: IndexOption = None,
     host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default: RAG_HOST, 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="Port (default: RAG_PORT, 8000).")] = None,
+    backend: BackendOption = None,
 ) -> None:
     """Serve the HTTP API (POST /ask, OpenAI-compatible /v1/chat/completions, /documents) and the chat page."""
     import uvicorn
@@ -247,7 +275,7 @@ def serve(
     from rag.api.app import create_app
 
     with _user_errors():
-        settings = Settings(**({"index_dir": index} if index else {}))
+        settings = _settings(backend=backend, index_dir=index)
     # One JSON line per request (with its request id) on stderr, whatever the CLI's log level.
     access = logging.getLogger("rag.api")
     handler = logging.StreamHandler(sys.stderr)
@@ -259,6 +287,45 @@ def serve(
               "(chat page at /, API docs at /docs)")
     uvicorn.run(create_app(settings), host=host or settings.host, port=port if port is not None else settings.port,
                 log_level="info", access_log=False)
+
+
+def _settings(**overrides) -> Settings:
+    """Settings from the environment, with the options given on the command line on top."""
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})
+
+
+index_app = typer.Typer(help="Manage an index: move its vectors between backends.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+
+@index_app.command("migrate")
+def index_migrate(
+    to: Annotated[Literal["faiss", "milvus"], typer.Option("--to", help="The backend to move the vectors to.")],
+    index: IndexOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Copy every vector into another backend (from the docstore: nothing is re-embedded) and switch to it.
+
+    Afterwards set RAG_BACKEND (or pass --backend) to the new backend for ingest, ask and serve.
+    """
+    from rag.components import build_store
+
+    with _user_errors():
+        settings = _settings(backend=to, index_dir=index)
+        store = build_store(settings)
+        if not store.exists():
+            raise MissingIndexError(store.root)
+        started = time.perf_counter()
+        with store.writer(lock_timeout=settings.lock_timeout) as writer:
+            previous = writer.store.get_meta("backend") or "faiss"
+            copied = writer.migrate()
+    result = {"index": str(store.root), "from": previous, "to": to, "vectors": copied,
+              "seconds": round(time.perf_counter() - started, 3)}
+    if as_json:
+        print(json.dumps(result))
+    else:
+        out.print(f"{copied} vectors copied from {previous} to {to} in {result['seconds']:.1f} s; "
+                  f"now use RAG_BACKEND={to} (or --backend {to})")
 
 
 eval_app = typer.Typer(help="Measure retrieval and answers on public benchmarks or your own data.",

@@ -58,7 +58,10 @@ class Services:
         self.metrics = Metrics()
         self.collections = Collections(
             settings.index_dir, settings.collections_dir, backend=build_vector_backend(settings),
-            make_pipeline=lambda store: build_ingest_pipeline(settings, store, embedder=self.embedder),
+            # Uploads are small: they go in with the local engine, on the server's own embedder, even
+            # where RAG_INGEST_ENGINE=ray sends `rag ingest` to a cluster.
+            make_pipeline=lambda store: build_ingest_pipeline(
+                settings.model_copy(update={"ingest_engine": "local"}), store, embedder=self.embedder),
             make_chain=lambda reader: build_chain(settings, reader, self.embedder, self.models),
         )
         self.classifier = build_classifier(settings, self.embedder)

@@ -310,7 +310,7 @@ def _run_child(path: Path) -> subprocess.CompletedProcess:
         store = MilvusVectorStore({str(path)!r}, "chunks", {DIM})
         try:
             print("count", len(store))
-        except RuntimeError as exc:
+        except ConnectionError as exc:
             print("error", exc)
         """
     )
@@ -336,7 +336,7 @@ def test_second_process_gets_a_clear_error_while_the_file_is_open(tmp_path):
 
 def test_unreachable_cluster_raises_runtime_error():
     store = MilvusVectorStore("http://127.0.0.1:9", "chunks", DIM, timeout=5)
-    with pytest.raises(RuntimeError, match="Cannot connect to Milvus at http://127.0.0.1:9"):
+    with pytest.raises(ConnectionError, match="Cannot connect to Milvus at http://127.0.0.1:9"):
         len(store)
 
 

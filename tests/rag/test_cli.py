@@ -202,3 +202,35 @@ def test_eval_qa_regression_gate_fails_on_a_drop_and_passes_otherwise(tmp_path):
     assert gated.exit_code == 1 and "f1" in gated.stderr
     # A tolerance larger than the drop lets it pass.
     assert runner.invoke(app, [*args, "--baseline", str(better), "--max-drop", "0.25"]).exit_code == 0
+
+
+@pytest.mark.integration
+def test_index_migrate_moves_the_vectors_to_milvus_and_the_backend_option_follows(tmp_path, corpus, small_settings):
+    pytest.importorskip("milvus_lite")
+    index = str(tmp_path / "idx")
+    runner.invoke(app, ["ingest", str(corpus), "--index", index])
+    before = json.loads(runner.invoke(app, ["search", "what causes ocean tides", "--index", index, "--json"]).stdout)
+
+    moved = runner.invoke(app, ["index", "migrate", "--to", "milvus", "--index", index, "--json"])
+    assert moved.exit_code == 0, moved.output
+    result = json.loads(moved.stdout)
+    assert result["from"] == "faiss" and result["to"] == "milvus" and result["vectors"] > 0
+
+    # The FAISS backend now refuses, saying how to go on; --backend milvus answers as before.
+    refused = runner.invoke(app, ["ask", "What causes ocean tides?", "--index", index])
+    message = " ".join(refused.stderr.split())
+    assert refused.exit_code == 2 and "keeps its vectors in milvus" in message and "--backend milvus" in message
+    assert "Traceback" not in refused.output
+    stats = json.loads(runner.invoke(app, ["stats", "--index", index, "--backend", "milvus", "--json"]).stdout)
+    assert stats["backend"] == "milvus" and stats["chunks"] == result["vectors"]
+    answer = runner.invoke(app, ["ask", "What causes ocean tides?", "--index", index, "--backend", "milvus", "--json"])
+    assert answer.exit_code == 0, answer.output
+    assert "Moon" in json.loads(answer.stdout)["answer"]
+    after = runner.invoke(app, ["search", "what causes ocean tides", "--index", index, "--json"],
+                          env={"RAG_BACKEND": "milvus"})
+    assert [p["text"] for p in json.loads(after.stdout)["passages"]] == [p["text"] for p in before["passages"]]
+    # A new ingest with --backend milvus updates Milvus in place.
+    (corpus / "tides.md").write_text("Tides are caused by the gravity of the Moon and the Sun, twice a day.")
+    again = json.loads(runner.invoke(app, ["ingest", str(corpus), "--index", index, "--backend", "milvus",
+                                           "--json"]).stdout)
+    assert again["ingested"] == 1 and again["chunks_deleted"] > 0
