@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -80,6 +80,7 @@ class SentenceEmbedder(ResolvesModel):
         batch_tokens: int = 8192,
         max_batch: int = 64,
         threads: int | None = None,
+        processes: int = 1,
         cache_dir: Path | None = None,
         setting: str = "RAG_EMBEDDER_MODEL",
     ) -> None:
@@ -89,6 +90,10 @@ class SentenceEmbedder(ResolvesModel):
         self.batch_tokens = batch_tokens
         self.max_batch = max_batch
         self.threads = threads  # parallel batches of the onnx backend; None: the cores this process may use
+        # Worker processes for large inputs (ingestion), each with its own copy of the model on one core;
+        # short inputs (queries) never leave this process.
+        self.processes = processes
+        self._pool: ProcessPoolExecutor | None = None
         self.cache_dir = cache_dir  # where converted graphs live; None: generators.onnx_export.default_cache_dir()
         self.setting = setting
         self._resolved: ResolvedModel | None = None
@@ -213,6 +218,8 @@ class SentenceEmbedder(ResolvesModel):
         return [len(ids) for ids in encoded]
 
     def embed(self, texts: Sequence[str]) -> EmbeddingResult:
+        if self.processes > 1 and len(texts) >= 2 * self.max_batch:
+            return self._embed_in_processes(texts)
         if self.backend == "onnx-int8":
             return self._embed_onnx(texts)
         model = self.model
@@ -234,6 +241,39 @@ class SentenceEmbedder(ResolvesModel):
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed([text]).vectors[0]
+
+    # -- worker processes -------------------------------------------------------------
+    def _embed_in_processes(self, texts: Sequence[str]) -> EmbeddingResult:
+        """Batches planned here, embedded by the worker processes: the same batches give the same vectors."""
+        lengths = [min(n, self.max_tokens) for n in self.count_tokens(texts)]
+        batches = plan_batches(lengths, self.batch_tokens, self.max_batch)
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        results = self._process_pool().map(_embed_in_worker, [[texts[i] for i in batch] for batch in batches])
+        for batch, vectors in zip(batches, results, strict=True):
+            out[batch] = vectors
+        return EmbeddingResult(out, int(sum(lengths)))
+
+    def _process_pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                import multiprocessing
+
+                # spawn: a forked copy of a process with torch/onnxruntime threads running can deadlock.
+                worker = dict(model=str(self.resolved.path), backend=self.backend, device="cpu",
+                              batch_tokens=self.batch_tokens, max_batch=self.max_batch, threads=1,
+                              cache_dir=self.cache_dir, setting=self.setting)
+                self._pool = ProcessPoolExecutor(
+                    self.processes, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_start_worker, initargs=(worker,),
+                )
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+                self._pool = None
 
     # -- the onnxruntime backend --------------------------------------------------------
     def _embed_onnx(self, texts: Sequence[str]) -> EmbeddingResult:
@@ -276,6 +316,24 @@ class SentenceEmbedder(ResolvesModel):
         vectors = _pool(states, mask, self._pooling["mode"])
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)
+
+
+_worker: SentenceEmbedder | None = None
+
+
+def _start_worker(options: dict) -> None:
+    """Runs once in each worker process: one core, one model."""
+    global _worker
+    import torch
+
+    torch.set_num_threads(1)
+    _worker = SentenceEmbedder(**options)
+    _worker.warm_up()
+
+
+def _embed_in_worker(texts: list[str]) -> np.ndarray:
+    assert _worker is not None
+    return _worker.embed(texts).vectors
 
 
 def _available_cores() -> int:

@@ -69,7 +69,8 @@ class FaissCollection:
         self.base_generation = base_generation
         self.delta = delta or FaissVectorStore(dimension, config=self.config)
         self.deleted = set(() if deleted is None else np.asarray(deleted, dtype=np.int64).tolist())
-        self._base_id_set: set[int] | None = None  # built on the first remove (writers only)
+        self._base_id_set: set[int] | None = None  # built on the first add or remove (writers only)
+        self._delta_ids: set[int] = set(self.delta.ids().tolist())
         if self.base is not None:
             self.base.exclude(np.fromiter(self.deleted, dtype=np.int64, count=len(self.deleted)))
 
@@ -84,14 +85,19 @@ class FaissCollection:
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         ids = np.asarray(ids, dtype=np.int64)
         # An id already stored is replaced: chunk ids are never reused, but the protocol promises upsert.
-        self.remove(ids)
+        base_ids = self._base_ids()
+        if any(i in self._delta_ids or i in base_ids for i in ids.tolist()):
+            self.remove(ids)
         self.delta.add(ids, vectors)
+        self._delta_ids.update(ids.tolist())
 
     def remove(self, ids: np.ndarray) -> int:
         ids = np.asarray(ids, dtype=np.int64)
-        if len(ids) == 0:
-            return 0
-        removed = self.delta.remove(ids) if len(self.delta) else 0
+        in_delta = [i for i in ids.tolist() if i in self._delta_ids]
+        removed = 0
+        if in_delta:  # (a flat index removes by scanning all it holds: only when there is something to remove)
+            removed = self.delta.remove(np.asarray(in_delta, dtype=np.int64))
+            self._delta_ids.difference_update(in_delta)
         if self.base is not None:
             base_ids = self._base_ids()
             fresh = {i for i in ids.tolist() if i in base_ids and i not in self.deleted}
@@ -169,6 +175,7 @@ class FaissCollection:
         base.write(base_path(root, generation))
         self.base, self.base_generation = base, generation
         self.delta = FaissVectorStore(self.dimension, config=self.config)
+        self._delta_ids = set()
         self.deleted = set()
         base.exclude(np.zeros(0, dtype=np.int64))
         self._base_id_set = None

@@ -40,6 +40,7 @@ def build_embedder(settings: Settings) -> SentenceEmbedder:
         device=resolve_device(settings.device),
         batch_tokens=settings.embed_batch_tokens,
         threads=settings.embedder_threads,
+        processes=settings.embedder_processes,
         cache_dir=settings.embedder_cache_dir,
         setting="RAG_EMBEDDER_MODEL",
     )

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     embedder_threads: int | None = Field(
         None, gt=0, description="Batches the onnx-int8 embedder runs at once, one core each; default: all cores."
     )
+    embedder_processes: int = Field(
+        1, ge=1, description="Worker processes the local ingest engine embeds with (RAG_EMBEDDER_PROCESSES), "
+        "each with its own model on one core; queries are always embedded in the serving process.")
     torch_threads: int | None = Field(
         None, gt=0,
         description="Threads each torch model call may use (RAG_TORCH_THREADS); default: torch's own (all cores). "

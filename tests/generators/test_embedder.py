@@ -55,3 +55,20 @@ def test_int8_backend_stays_close_to_fp32(embedder):
 def test_fingerprint_is_stable_and_tracks_the_model(embedder, tmp_path):
     assert SentenceEmbedder().fingerprint == embedder.fingerprint
     assert embedder.fingerprint.startswith("all-MiniLM-L6-v2:torch:")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "onnx-int8"])
+def test_worker_processes_give_the_vectors_of_one_process(backend, tmp_path):
+    texts = [f"passage {i}: " + "tides and moons " * (i % 7 + 1) for i in range(40)]
+    alone = SentenceEmbedder(backend=backend, max_batch=4, cache_dir=tmp_path)
+    pooled = SentenceEmbedder(backend=backend, max_batch=4, processes=2, cache_dir=tmp_path)
+    try:
+        result = pooled.embed(texts)
+        assert pooled._pool is not None, "40 texts in batches of 4 go to the workers"
+        np.testing.assert_allclose(result.vectors, alone.embed(texts).vectors, atol=1e-5)
+        assert result.tokens == alone.embed(texts).tokens
+        pooled.embed(["one query"])  # short inputs stay here
+    finally:
+        pooled.close()
+    assert pooled._pool is None
