@@ -60,20 +60,37 @@ def embed(texts: list[str]) -> np.ndarray:
 
 
 class Synthetic:
-    """Real vectors plus covariance-shaped noise, normalised."""
+    """Vectors near the real ones, normalised.
 
-    def __init__(self, real: np.ndarray, spread: float, seed: int) -> None:
+    "blend" (default): a point on the segment between a real vector and one of its 20 nearest
+    real neighbours, plus a little covariance-shaped noise: new content between existing
+    topics, so the data keeps the low intrinsic dimension of real embeddings. "noise": a real
+    vector plus covariance-shaped noise alone: each real chunk becomes a blob of points that
+    differ by isotropic-like noise, a much harder case than real data (neighbours within a
+    blob are all nearly equally near).
+    """
+
+    def __init__(self, real: np.ndarray, spread: float, seed: int, kind: str = "blend") -> None:
         self.real = real
         centred = real - real.mean(axis=0)
         covariance = centred.T @ centred / len(real)
         self.factor = np.linalg.cholesky(covariance + 1e-6 * np.eye(real.shape[1])).astype(np.float32)
         self.spread = spread
+        self.kind = kind
         self.rng = np.random.default_rng(seed)
+        similarity = real @ real.T
+        np.fill_diagonal(similarity, -np.inf)
+        self.neighbours = np.argsort(-similarity, axis=1)[:, :20]
 
     def draw(self, n: int) -> np.ndarray:
-        centres = self.real[self.rng.integers(0, len(self.real), n)]
+        first = self.rng.integers(0, len(self.real), n)
         noise = self.rng.standard_normal((n, self.real.shape[1]), dtype=np.float32) @ self.factor.T
-        out = centres + self.spread * noise
+        if self.kind == "noise":
+            out = self.real[first] + self.spread * noise
+        else:
+            second = self.neighbours[first, self.rng.integers(0, self.neighbours.shape[1], n)]
+            share = self.rng.random((n, 1), dtype=np.float32)
+            out = (1 - share) * self.real[first] + share * self.real[second] + self.spread * noise
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
@@ -108,9 +125,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000, help="Vectors in all (real + synthetic).")
     parser.add_argument("--queries", type=int, default=500, help="Queries per set (real, synthetic).")
-    parser.add_argument("--spread", type=float, default=0.6, help="Synthetic noise, in real-covariance units.")
+    parser.add_argument("--generator", choices=["blend", "noise"], default="blend", help="See Synthetic.")
+    parser.add_argument("--spread", type=float, default=None,
+                        help="Synthetic noise in real-covariance units (default: 0.15 blend, 0.6 noise).")
     parser.add_argument("--kinds", nargs="+", default=["flat", "hnsw", "ivfpq", "milvus-lite"])
     parser.add_argument("--ef-search", type=int, nargs="+", default=[64, 96, 160, 256])
+    parser.add_argument("--hnsw-m", type=int, default=None, help="HNSW graph degree (default: the service's).")
+    parser.add_argument("--ef-construction", type=int, default=None, help="HNSW build effort (default: the service's).")
     parser.add_argument("--nprobe", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--milvus-n", type=int, default=0, help="Cap milvus-lite at this many vectors (0: --n).")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "ann")
@@ -124,7 +145,9 @@ def main() -> None:
     from index.faiss_store import FaissIndexConfig, FaissVectorStore
 
     real, headings = real_vectors(args.work)
-    generator = Synthetic(real, args.spread, seed=0)
+    if args.spread is None:
+        args.spread = 0.15 if args.generator == "blend" else 0.6
+    generator = Synthetic(real, args.spread, seed=0, kind=args.generator)
     started = time.perf_counter()
     vectors = np.empty((args.n, real.shape[1]), dtype=np.float32)
     vectors[: len(real)] = real
@@ -162,7 +185,8 @@ def main() -> None:
         print(json.dumps(row), flush=True)
         if args.out:  # after every row: a long run that is stopped still leaves its table
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps({"n": args.n, "real": len(real), "spread": args.spread, "rows": rows}, indent=1))
+            args.out.write_text(json.dumps({"n": args.n, "real": len(real), "generator": args.generator, "spread": args.spread,
+                                              "rows": rows}, indent=1))
 
     on_disk = None
     for kind in args.kinds:
@@ -170,7 +194,12 @@ def main() -> None:
             for row in milvus_rows(vectors[: args.milvus_n or args.n], all_queries, query_sets, args.work):
                 report(row)
             continue
-        config = FaissIndexConfig(kind=kind)
+        build_options = {}
+        if kind == "hnsw" and args.hnsw_m:
+            build_options["hnsw_m"] = args.hnsw_m
+        if kind == "hnsw" and args.ef_construction:
+            build_options["hnsw_ef_construction"] = args.ef_construction
+        config = FaissIndexConfig(kind=kind, **build_options)
         started = time.perf_counter()
         store = FaissVectorStore.build(ids, vectors, config=config, kind=kind)
         build = time.perf_counter() - started
@@ -181,7 +210,7 @@ def main() -> None:
         elif kind == "ivfpq":
             settings = [{"ivf_nprobe": p, "refine": r} for p in args.nprobe for r in (1, 4)]
         for overrides in settings:
-            store.config = FaissIndexConfig(kind=kind, **(overrides or {}))
+            store.config = FaissIndexConfig(kind=kind, **build_options, **(overrides or {}))
             refine = store.config.refine if kind == "ivfpq" else 1
             search = store.search
             if refine > 1:
@@ -192,7 +221,7 @@ def main() -> None:
                     on_disk.flush()
                 search = rescoring(store, on_disk, refine)
             found, single, batched = timed_queries(search, all_queries, 10)
-            report({"index": kind, **(overrides or {}), "vectors": args.n, "build_s": round(build, 1),
+            report({"index": kind, **build_options, **(overrides or {}), "vectors": args.n, "build_s": round(build, 1),
                     "bytes_per_vector": round(size / args.n, 1), "single_qps": round(single),
                     "batched_qps": round(batched), **recalls(found)})
         del store

@@ -6,7 +6,7 @@ For each size an index is written (once; reused by later runs) holding the real 
 the FastAPI docs (English pages, text and vectors from the default ingest, as bench/ann.py
 makes them) plus synthetic chunks up to the size: each copies a real chunk's words in a
 shuffled order (its BM25 terms likewise) with a vector drawn around that chunk's vector
-(bench/ann.py's generator). Nothing is embedded for the synthetic chunks, so building
+(bench/ann.py's "noise" generator, the harder one). Nothing is embedded for the synthetic chunks, so building
 1M takes minutes, not days; the index itself (SQLite, BM25, FAISS with the default
 settings: HNSW from 200k vectors) is the one the service builds, through `IndexWriter`.
 
@@ -57,7 +57,7 @@ def build_index(folder: Path, size: int, work: Path, per_doc: int = 100) -> None
     if (folder / "index" / "docstore.sqlite").is_file():
         return
     chunks, terms, vectors = real_chunks(work)
-    generator = Synthetic(vectors, spread=0.6, seed=size)
+    generator = Synthetic(vectors, spread=0.6, seed=size, kind="noise")
     rng = np.random.default_rng(size)
     store = IndexStore(folder / "index", backend=build_vector_backend(Settings()))
     started = time.perf_counter()
