@@ -27,6 +27,10 @@ class VectorCollection(VectorStore, Protocol):
 
     def files(self, generation: int, root: Path) -> set[str]: ...
 
+    def meta(self) -> dict[str, str]:
+        """What the docstore records about where these vectors live."""
+        ...
+
 
 class VectorBackend(Protocol):
     name: str
@@ -72,11 +76,12 @@ class MilvusBackend:
     timeout: float | None = None
     name: str = field(default="milvus", init=False)
 
-    def vector_store(self, root: Path, dimension: int):
+    def vector_store(self, root: Path, dimension: int, *, recorded: str | None = None):
         from index.milvus_store import MilvusVectorStore
 
-        # Index directories sharing one cluster must not share a collection.
-        collection = self.collection or "rag_" + hashlib.sha1(str(root).encode()).hexdigest()[:12]
+        # Index directories sharing one cluster must not share a collection; the name an index was
+        # first given is recorded in its docstore, so a moved index directory finds its collection again.
+        collection = self.collection or recorded or "rag_" + hashlib.sha1(str(root).encode()).hexdigest()[:12]
         return MilvusVectorStore(
             self.uri or str(root / "milvus.db"), collection, dimension, token=self.token,
             index_type=self.index_type, index_params=self.index_params, search_params=self.search_params,
@@ -96,7 +101,7 @@ class MilvusBackend:
         dimension = store.get_meta("dimension")
         if dimension is None:
             return None
-        vectors = self.vector_store(root, int(dimension))
+        vectors = self.vector_store(root, int(dimension), recorded=store.get_meta("milvus_collection"))
         if writable:
             MilvusCollection.recover(
                 vectors, root, store.generation, lambda ids: store.chunk_vectors(ids, int(dimension))

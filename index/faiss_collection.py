@@ -202,6 +202,9 @@ class FaissCollection:
         return cls(dimension, config=config, policy=policy, base=base,
                    base_generation=None if base is None else base_generation, delta=delta, deleted=deleted)
 
+    def meta(self) -> dict[str, str]:
+        return {}
+
     def files(self, generation: int, root: Path) -> set[str]:
         """Names of the files generation `generation` of this collection needs."""
         names = {delta_path(root, generation).name}

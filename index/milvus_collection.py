@@ -85,6 +85,9 @@ class MilvusCollection:
         self._committed = len(self)
         self._added, self._removed = {}, set()
 
+    def meta(self) -> dict[str, str]:
+        return {"milvus_collection": self.store.collection}
+
     def files(self, generation: int, root: Path) -> set[str]:
         return set()  # nothing on disk outlives a commit: the journal is dropped once the docstore holds it
 

@@ -117,7 +117,8 @@ class IndexWriter:
             if recorded != self.backend.name and self.store.count_chunks():
                 self._foreign = recorded  # only `migrate` may write until the backends agree
             else:
-                self.vectors = _load_vectors(self.root, self.store, self.backend, writable=True)
+                self.vectors, rebuilt = _load_vectors(self.root, self.store, self.backend, writable=True)
+                self._dirty = rebuilt  # a rebuilt vector store is written by the next commit, even an empty one
                 self._remove_stale_files()
         except BaseException:
             self._close()
@@ -236,6 +237,8 @@ class IndexWriter:
             dimension = self.vectors.dimension
             self.vectors.write(self.root, generation, lambda: self.store.all_chunk_vectors(dimension))
             self.store.set_meta("dimension", str(dimension))
+            for key, value in self.vectors.meta().items():
+                self.store.set_meta(key, value)
         self.store.set_meta("backend", self.backend.name)
         self.store.set_meta("generation", str(generation))
         self.store.set_meta("committed_at", str(time.time()))
@@ -266,22 +269,28 @@ def _recorded_backend(store: DocStore) -> str:
     return store.get_meta("backend") or "faiss"  # indexes from before backends were recorded are FAISS
 
 
-def _load_vectors(root: Path, store: DocStore, backend: VectorBackend, *, writable: bool) -> VectorCollection | None:
-    """The committed generation's vectors; rebuilt from SQLite if they are missing or out of step."""
+def _load_vectors(
+    root: Path, store: DocStore, backend: VectorBackend, *, writable: bool
+) -> tuple[VectorCollection | None, bool]:
+    """The committed generation's vectors, and whether they had to be rebuilt from the docstore's.
+
+    Rebuilt when missing or out of step with the chunks; a reader never rewrites a shared store
+    (Milvus): it ignores ids its snapshot lacks, and logs what is missing.
+    """
     chunks = store.count_chunks()
     vectors = backend.open(root, store, writable=writable)
     if vectors is not None:
-        if len(vectors) == chunks or not writable and backend.name != "faiss":
-            return vectors  # (a reader never rewrites a shared store; it ignores ids its snapshot lacks)
-        log.warning("The %s vectors of %s hold %d vectors for %d chunks; rebuilding them",
-                    backend.name, root, len(vectors), chunks)
+        if len(vectors) == chunks:
+            return vectors, False
+        log.warning("The %s vectors of %s hold %d vectors for %d chunks; %s", backend.name, root, len(vectors),
+                    chunks, "rebuilding them" if writable or backend.name == "faiss" else "run rag ingest to repair")
+        if not writable and backend.name != "faiss":
+            return vectors, False
     dimension = store.get_meta("dimension")
     if dimension is None:
-        return None
+        return None, False
     vectors = rebuild(backend, root, store, int(dimension))  # FAISS: exact search until the next commit
-    if chunks:
-        log.warning("Rebuilt the vector index of %s from the docstore", root)
-    return vectors
+    return vectors, True
 
 
 class IndexReader:
@@ -315,7 +324,7 @@ class IndexReader:
                     raise BackendMismatchError(root, recorded, backend.name)
                 bm25_dir = _bm25_path(root, generation)
                 bm25 = BM25Index.load(bm25_dir) if bm25_dir.is_dir() else _rebuild_bm25(store)
-                vectors = _load_vectors(root, store, backend, writable=False)
+                vectors, _ = _load_vectors(root, store, backend, writable=False)
             except FileNotFoundError:
                 # A writer committed and cleaned up between our reads: look again.
                 conn.execute("ROLLBACK")

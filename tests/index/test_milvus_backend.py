@@ -89,3 +89,21 @@ def test_migrate_to_milvus_and_back_without_re_embedding(tmp_path):
     with IndexStore(tmp_path, backend=FaissBackend()).writer() as writer:
         assert writer.migrate() == 30
     assert top_texts(IndexStore(tmp_path), matrix[:6]) == before
+
+
+def test_a_moved_index_finds_its_collection_and_a_lost_one_is_refilled(tmp_path):
+    import shutil
+
+    # One Milvus (here a lite file outside the index dirs, as a cluster would be) serving several indexes.
+    backend = MilvusBackend(uri=str(tmp_path / "shared.db"))
+    matrix = fill(IndexStore(tmp_path / "a", backend=backend), docs=2)
+    shutil.move(tmp_path / "a", tmp_path / "b")  # the collection name was derived from the old path, and recorded
+    moved = IndexStore(tmp_path / "b", backend=backend)
+    assert top_texts(moved, matrix[:1], k=1) == [["doc 0 part 0"]]
+
+    with moved.reader() as reader:
+        reader.vectors.store.drop()  # the collection is lost (dropped by hand, a new cluster...)
+    with moved.writer() as writer:
+        writer.commit()  # nothing else to change: the refill from the docstore is still committed
+    with moved.reader() as reader:
+        assert len(reader.vectors) == reader.stats().chunks == 10
