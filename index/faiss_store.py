@@ -30,8 +30,8 @@ class FaissIndexConfig:
     hnsw_from: int = 200_000  # auto: HNSW from this many vectors...
     ivfpq_from: int = 5_000_000  # ...and IVF-PQ from this many (memory, not speed, is then the limit)
     hnsw_m: int = 32  # graph neighbours per node
-    hnsw_ef_construction: int = 80
-    hnsw_ef_search: int = 96  # candidates visited per query; raised to k where k is larger
+    hnsw_ef_construction: int = 200  # measured with bench/ann.py at 1M vectors (bench/RESULTS.md)
+    hnsw_ef_search: int = 128  # candidates visited per query; raised to k where k is larger
     ivf_lists: int = 0  # IVF cells; 0: about 4·√n
     ivf_nprobe: int = 48  # cells searched per query
     pq_bytes: int = 64  # bytes per PQ code; must divide the dimension
