@@ -43,13 +43,12 @@ import numpy as np
 from generators.embedder import SentenceEmbedder
 from index.store import IndexStore, IndexWriter
 from ingest.chunking import Chunker
-from ingest.discovery import DEFAULT_EXCLUDE, discover
+from ingest.discovery import discover
 from ingest.loaders import LoadedDocument
 from ingest.pipeline import (
     FailedFile,
     IngestPipeline,
     IngestReport,
-    ProgressCallback,
     _Group,
     _Pending,
     document_id,
@@ -263,25 +262,15 @@ class RayIngestPipeline(IngestPipeline):
         embedder: SentenceEmbedder,
         chunker: Chunker,
         *,
-        include: Sequence[str] = (),
-        exclude: Sequence[str] = DEFAULT_EXCLUDE,
-        max_file_bytes: int = 50 * 1024 * 1024,
-        embed_batch_chunks: int = 256,
-        commit_every_chunks: int = 2000,
-        lock_timeout: float = 600.0,
-        on_progress: ProgressCallback | None = None,
         address: str | None = None,
         embed_actors: int = 2,
         actor_cpus: float = 1.0,
         batch_files: int = 16,
         rechunk_window_chars: int = 32_000_000,
         embedder_factory: EmbedderFactory | None = None,
+        **options: Any,  # the local engine's: include, exclude, max_file_bytes, commit_every_chunks...
     ) -> None:
-        super().__init__(
-            store, embedder, chunker, include=include, exclude=exclude, max_file_bytes=max_file_bytes,
-            embed_batch_chunks=embed_batch_chunks, commit_every_chunks=commit_every_chunks,
-            lock_timeout=lock_timeout, on_progress=on_progress,
-        )
+        super().__init__(store, embedder, chunker, **options)
         if embed_actors < 1 or batch_files < 1:
             raise ValueError("embed_actors and batch_files must be at least 1")
         self.address = address
