@@ -33,7 +33,7 @@ from index.bm25 import ANALYZER_VERSION, analyze
 from index.docstore import ChunkRecord, DocumentRecord
 from index.store import IndexStore, IndexWriter
 from ingest.chunking import Chunk, Chunker
-from ingest.discovery import DEFAULT_EXCLUDE, discover
+from ingest.discovery import DEFAULT_EXCLUDE, Discovery, discover
 from ingest.loaders import LoadedDocument, LoadError, load_bytes
 
 log = logging.getLogger(__name__)
@@ -159,16 +159,7 @@ class IngestPipeline:
         report = IngestReport()
         roots = [Path(os.path.abspath(p)) for p in paths]
         with self.store.writer(lock_timeout=self.lock_timeout) as writer:
-            if writer.fingerprint not in (None, self.fingerprint):
-                self._rechunk_stored(writer, report)
-            writer.set_fingerprint(self.fingerprint)
-            writer.set_meta("embedder", self.embedder.model_name)
-            writer.set_meta("embedder_fingerprint", self.embedder.fingerprint)
-            writer.set_meta("chunker_fingerprint", self.chunker.fingerprint)
-
-            found = discover(roots, include=self.include, exclude=self.exclude, skip=[self.store.root])
-            report.failed.extend(FailedFile(str(p), reason) for p, reason in found.problems)
-            report.files_seen = len(found.files)
+            found = self._begin(writer, roots, report)
             pending: list[_Pending] = []
             uncommitted = 0
             with ThreadPoolExecutor(1, thread_name_prefix="ingest-embed") as background:
@@ -198,6 +189,19 @@ class IngestPipeline:
         return report
 
     # -- steps ----------------------------------------------------------------------
+    def _begin(self, writer: IndexWriter, roots: list[Path], report: IngestReport) -> Discovery:
+        """What every engine does first: re-chunk if the pipeline changed, record it, find the files."""
+        if writer.fingerprint not in (None, self.fingerprint):
+            self._rechunk_stored(writer, report)
+        writer.set_fingerprint(self.fingerprint)
+        writer.set_meta("embedder", self.embedder.model_name)
+        writer.set_meta("embedder_fingerprint", self.embedder.fingerprint)
+        writer.set_meta("chunker_fingerprint", self.chunker.fingerprint)
+        found = discover(roots, include=self.include, exclude=self.exclude, skip=[self.store.root])
+        report.failed.extend(FailedFile(str(p), reason) for p, reason in found.problems)
+        report.files_seen = len(found.files)
+        return found
+
     def _progress(self, files_done: int, files_total: int, chunks_done: int) -> None:
         if self.on_progress is not None:
             self.on_progress(IngestProgress(files_done, files_total, chunks_done))

@@ -43,7 +43,6 @@ import numpy as np
 from generators.embedder import SentenceEmbedder
 from index.store import IndexStore, IndexWriter
 from ingest.chunking import Chunker
-from ingest.discovery import discover
 from ingest.loaders import LoadedDocument
 from ingest.pipeline import (
     FailedFile,
@@ -287,16 +286,7 @@ class RayIngestPipeline(IngestPipeline):
         roots = [Path(os.path.abspath(p)) for p in paths]
         with ray_session(self.address) as ray, self.store.writer(lock_timeout=self.lock_timeout) as writer:
             self._ray = ray
-            if writer.fingerprint not in (None, self.fingerprint):
-                self._rechunk_stored(writer, report)
-            writer.set_fingerprint(self.fingerprint)
-            writer.set_meta("embedder", self.embedder.model_name)
-            writer.set_meta("embedder_fingerprint", self.embedder.fingerprint)
-            writer.set_meta("chunker_fingerprint", self.chunker.fingerprint)
-
-            found = discover(roots, include=self.include, exclude=self.exclude, skip=[self.store.root])
-            report.failed.extend(FailedFile(str(p), reason) for p, reason in found.problems)
-            report.files_seen = len(found.files)
+            found = self._begin(writer, roots, report)  # (re-chunking, if due, runs on the cluster)
             rows = []
             for path in found.files:
                 known = writer.store.content_hash(document_id(path))
