@@ -43,7 +43,8 @@ def real_chunks(work: Path):
     with IndexStore(work / "fastapi-index").reader() as reader:
         ids, vectors = reader.store.all_chunk_vectors(reader.vectors.dimension)
         chunks = reader.chunks(ids.tolist())
-        terms = dict(zip(*reader.store.all_chunk_terms(), strict=True))
+        stored = reader.store.all_chunk_terms()
+        terms = dict(zip(stored.ids, stored.terms, strict=True))
     ordered = [chunks[i] for i in ids.tolist()]
     return ordered, [terms[i] for i in ids.tolist()], vectors.copy()
 

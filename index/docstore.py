@@ -98,6 +98,13 @@ class StoredChunk:
     page: int | None
 
 
+@dataclass(frozen=True)
+class ChunkTerms:
+    ids: list[int]
+    terms: list[list[str]]
+    doc_ids: list[str]  # each chunk's document
+
+
 def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     if read_only:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
@@ -233,12 +240,14 @@ class DocStore:
                 found[row[0]] = StoredChunk(*row)
         return found
 
-    def all_chunk_terms(self) -> tuple[list[int], list[list[str]]]:
-        ids, terms = [], []
-        for chunk_id, joined in self.conn.execute("SELECT chunk_id, terms FROM chunks ORDER BY chunk_id"):
+    def all_chunk_terms(self) -> ChunkTerms:
+        """Every chunk's BM25 terms, a document's chunks together and in order."""
+        ids, terms, doc_ids = [], [], []
+        for chunk_id, doc_id, joined in self.conn.execute("SELECT chunk_id, doc_id, terms FROM chunks ORDER BY doc_id, seq"):
             ids.append(chunk_id)
             terms.append(joined.split(" ") if joined else [])
-        return ids, terms
+            doc_ids.append(doc_id)
+        return ChunkTerms(ids, terms, doc_ids)
 
     def all_chunk_vectors(self, dimension: int) -> tuple[np.ndarray, np.ndarray]:
         rows = self.conn.execute(

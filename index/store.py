@@ -225,11 +225,11 @@ class IndexWriter:
         self.store.drop_unused_vectors()
         generation = self.store.generation + 1
 
-        ids, terms = self.store.all_chunk_terms()
+        chunk_terms = self.store.all_chunk_terms()
         bm25_dir = _bm25_path(self.root, generation)
         tmp_dir = bm25_dir.with_name(bm25_dir.name + ".tmp")
         shutil.rmtree(tmp_dir, ignore_errors=True)
-        BM25Index.build(ids, terms).save(tmp_dir)
+        BM25Index.build(chunk_terms.ids, chunk_terms.terms, chunk_terms.doc_ids).save(tmp_dir)
         _fsync_tree(tmp_dir)
         shutil.rmtree(bm25_dir, ignore_errors=True)
         os.replace(tmp_dir, bm25_dir)
@@ -260,9 +260,10 @@ class IndexWriter:
 
 
 def _fsync_tree(folder: Path) -> None:
-    for path in folder.iterdir():
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
 
 
 def _recorded_backend(store: DocStore) -> str:
@@ -407,8 +408,8 @@ class IndexReader:
 
 
 def _rebuild_bm25(store: DocStore) -> BM25Index:
-    ids, terms = store.all_chunk_terms()
-    return BM25Index.build(ids, terms)
+    chunk_terms = store.all_chunk_terms()
+    return BM25Index.build(chunk_terms.ids, chunk_terms.terms, chunk_terms.doc_ids)
 
 
 class IndexStore:

@@ -105,6 +105,7 @@ class AskChain:
         default_mode: str = "extractive",
         evidence_rank_prior: float | None = 0.1,
         extractive_languages: Collection[str] | None = None,
+        rerank_languages: Collection[str] | None = None,
         notes: list[str] | None = None,
     ) -> None:
         if default_mode not in readers:
@@ -122,6 +123,8 @@ class AskChain:
         self.evidence_rank_prior = evidence_rank_prior
         # Query languages the extractive reader was trained for (None: all); others get the best sentence.
         self.extractive_languages = None if extractive_languages is None else frozenset(extractive_languages)
+        # Query languages the reranker was trained for (None: all); others keep the retriever's order.
+        self.rerank_languages = None if rerank_languages is None else frozenset(rerank_languages)
         self.notes = list(notes or [])  # facts about this chain every response carries (e.g. no reranker)
 
     @property
@@ -231,11 +234,16 @@ class AskChain:
             clock = now
 
         started = clock
-        depth = max(top_k, self.rerank_depth) if self.reranker is not None else top_k
+        language = query_language(question)
+        reranks = self.reranker is not None and (self.rerank_languages is None or language in self.rerank_languages)
+        if self.reranker is not None and not reranks:
+            notes.append(f"the reranker serves {', '.join(sorted(self.rerank_languages or ()))}, not {language}: "
+                         "passages are in retrieval order")
+        depth = max(top_k, self.rerank_depth) if reranks else top_k
         passages = self.retriever.run(query, top_k=depth, filters=filters).passages
         lap("retrieve")
         rerank_score = None
-        if self.reranker is not None and passages:
+        if reranks and passages:
             reranked = self.reranker.run(query, [p.text for p in passages])
             passages = [passages[i] for i in reranked.order]
             rerank_score = reranked.scores[reranked.order[0]]
@@ -245,11 +253,10 @@ class AskChain:
 
         # Evidence gate: is any sentence of the passages close enough to the question to answer it?
         sentences = self.evidence.rank_sentences(query, reader_passages, top_k=self.evidence.max_sentences)
-        language = query_language(question)
         # The evidence score leans on the embedder's cosine: it only re-orders languages the embedder serves
         # (re-ordering Chinese by the English MiniLM dropped XQuAD-zh recall@1 from 0.924 to 0.838).
         served = self.retriever.dense_languages
-        if (self.reranker is None and self.evidence_rank_prior is not None and len(passages) > 1
+        if (not reranks and self.evidence_rank_prior is not None and len(passages) > 1
                 and (served is None or language in served)):
             passages = self._order_by_evidence(passages, sentences)
             reader_passages = [ReaderPassage(p.chunk_id, p.text, p.start) for p in passages]

@@ -175,6 +175,7 @@ def build_chain(settings: Settings, index: IndexReader, embedder: SentenceEmbedd
         ),
         default_mode=settings.default_mode if settings.default_mode in models.readers else "extractive",
         extractive_languages=settings.reader_languages,
+        rerank_languages=settings.reranker_languages,
         notes=list(models.notes),
     )
 

@@ -105,6 +105,11 @@ class Settings(BaseSettings):
         "cross-encoder/ms-marco-MiniLM-L-6-v2",
         description='Cross-encoder reranker: Hub name or folder; "none" turns reranking off (RAG_RERANKER_MODEL).',
     )
+    reranker_languages: list[str] | None = Field(
+        default_factory=lambda: ["en"],
+        description='Query languages the reranker serves ("en", "zh"); others keep the retriever\'s order. '
+        "Set to null (RAG_RERANKER_LANGUAGES=null) for a multilingual cross-encoder.",
+    )
     rerank_depth: int = Field(20, ge=1, description="Fused candidates the reranker rescores (RAG_RERANK_DEPTH).")
     reader_model: str = Field(
         "distilbert-base-cased-distilled-squad",

@@ -117,6 +117,29 @@ def test_reranker_reorders_candidates_and_the_reader_sees_its_order(index, embed
     assert response.timings_ms["rerank"] > 0 and not response.notes
 
 
+def test_a_question_in_a_language_the_reranker_does_not_serve_keeps_retrieval_order(index, embedder,
+                                                                                   tiny_cross_encoder_dir):
+    class CountingReranker(CrossEncoderReranker):
+        calls = 0
+
+        def run(self, query, passages):
+            CountingReranker.calls += 1
+            return super().run(query, passages)
+
+    recorder = _RecordingReader()
+    chain = AskChain(HybridRetriever(index, embedder), {"extractive": recorder}, SentenceReader(embedder, analyze),
+                     reranker=CountingReranker(str(tiny_cross_encoder_dir)), top_k=3, rerank_depth=10,
+                     rerank_languages=["en"], thresholds=AbstentionThresholds(evidence={"*": 0.0}))
+    chinese = chain.run("蜜蜂 如何 交流 bees")
+    assert CountingReranker.calls == 0
+    assert any("reranker serves en, not zh" in note for note in chinese.notes)
+    # Only the top 3 retrieved were fetched (no reranking depth), in the order the chain gives without a reranker.
+    retrieved = HybridRetriever(index, embedder).run("蜜蜂 如何 交流 bees", top_k=3).passages
+    assert sorted(recorder.seen) == sorted(p.chunk_id for p in retrieved)
+    english = chain.run("How do bees communicate?")
+    assert CountingReranker.calls == 1 and not any("reranker serves" in note for note in english.notes)
+
+
 def test_extractive_reader_spans_are_cited_in_document_offsets(index, embedder, corpus, tiny_qa_model_dir):
     sentences = SentenceReader(embedder, analyze)
     chain = AskChain(HybridRetriever(index, embedder), {"extractive": ExtractiveReader(str(tiny_qa_model_dir))},
