@@ -12,6 +12,9 @@ top 5 (recall@5).
     .venv/bin/python bench/tune_retrieval.py multilingual ../shared/data/qa/cmrc2018/cmrc2018_trial.json
     # Keyword-overlap weight of the sentence reader (gold paragraph)
     .venv/bin/python bench/tune_retrieval.py sentence-weight ../shared/data/qa/train/squad_v1.1_train.json --articles 25 --questions 1000
+    # Chunk-level: BM25 of each chunk beside BM25 of its neighbour window (chunk ± 1), RRF weight and k
+    .venv/bin/python bench/tune_retrieval.py windows ../shared/data/qa/cmrc2018/cmrc2018_trial.json
+    .venv/bin/python bench/tune_retrieval.py windows ../shared/data/qa/train/squad_v1.1_train.json --articles 25
     # Re-ordering the fused top 5 by the best supporting sentence
     .venv/bin/python bench/tune_retrieval.py evidence ../shared/data/qa/train/squad_v1.1_train.json --articles 25 --questions 500
 """
@@ -221,15 +224,73 @@ def sentence_weight(args) -> None:
         print(f"| {weight} | {hits[weight] / len(items):.3f} |")
 
 
+def windows(args) -> None:
+    """Chunk-level (the service's own ingestion and chunks): rank chunks by their own BM25, by their
+    neighbour window's BM25, and by RRF fusions of the two; a hit is a chunk of the gold paragraph."""
+    import tempfile
+
+    import bm25s
+
+    from index.bm25 import BM25_B, BM25_K1, analyze, neighbour_windows
+    from index.store import IndexStore
+    from rag.components import build_ingest_pipeline
+    from rag.settings import Settings
+
+    paragraphs, questions = load(args.squad, args.articles)
+    questions = random.Random(1).sample(questions, min(args.questions, len(questions)))
+    work = Path(tempfile.mkdtemp(prefix="windows-"))
+    docs = work / "docs"
+    docs.mkdir()
+    for i, text in enumerate(paragraphs):
+        (docs / f"{i:05d}.txt").write_text(text, encoding="utf-8")
+    settings = Settings(index_dir=work / "index")
+    build_ingest_pipeline(settings, IndexStore(settings.index_dir)).run([docs])
+    with IndexStore(settings.index_dir).reader() as reader:
+        stored = reader.store.all_chunk_terms()
+        paragraph_of = {c.chunk_id: int(Path(c.source).stem) for c in reader.chunks(stored.ids).values()}
+
+    def index(corpus: list[list[str]]):
+        model = bm25s.BM25(k1=BM25_K1, b=BM25_B)
+        model.index(corpus, show_progress=False)
+        return model
+
+    own, window = index(stored.terms), index(neighbour_windows(stored.terms, stored.doc_ids))
+
+    def ranking(model, terms: list[str]) -> list[int]:
+        scores = model.get_scores(terms) if terms else np.zeros(len(stored.ids))
+        top = np.argsort(-scores, kind="stable")[:50]
+        return [stored.ids[i] for i in top if scores[i] > 0]
+
+    grid = {"chunk alone": None, "window alone": None,
+            **{f"RRF k {k}, window weight {w}": (k, w) for k, w in itertools.product((10, 60), (1.0, 2.0, 3.0))}}
+    hits = {name: [0, 0] for name in grid}
+    for question, gold in questions:
+        terms = [t for t in analyze(question) if t in own.vocab_dict]
+        chunk_rank, window_rank = ranking(own, terms), ranking(window, terms)
+        for name, setting in grid.items():
+            if setting is None:
+                ranked = chunk_rank if name == "chunk alone" else window_rank
+            else:
+                ranked = fuse([chunk_rank, window_rank], [1.0, setting[1]], setting[0])
+            found = [paragraph_of[c] for c in ranked[:5]]
+            hits[name][0] += found[:1] == [gold]
+            hits[name][1] += gold in found
+    print(f"{args.squad.name}: {len(paragraphs)} paragraphs, {len(stored.ids)} chunks, {len(questions)} questions\n")
+    print("| BM25 ranking | recall@1 | recall@5 |\n|---|---|---|")
+    for name, (at1, at5) in hits.items():
+        print(f"| {name} | {at1 / len(questions):.3f} | {at5 / len(questions):.3f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("probe", choices=["fusion", "chinese-bm25", "multilingual", "evidence", "sentence-weight"])
+    parser.add_argument("probe", choices=["fusion", "chinese-bm25", "multilingual", "evidence", "sentence-weight", "windows"])
     parser.add_argument("squad", type=Path)
     parser.add_argument("--articles", type=int, default=None, help="Sample this many articles (seed 7).")
     parser.add_argument("--questions", type=int, default=1500, help="Sample at most this many questions (seed 1).")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    probes = {"fusion": fusion, "chinese-bm25": chinese_bm25, "multilingual": multilingual, "evidence": evidence, "sentence-weight": sentence_weight}
+    probes = {"fusion": fusion, "chinese-bm25": chinese_bm25, "multilingual": multilingual, "evidence": evidence, "sentence-weight": sentence_weight,
+              "windows": windows}
     probes[args.probe](args)
 
 
