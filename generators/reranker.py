@@ -2,6 +2,10 @@
 
 A sentence-transformers `CrossEncoder` by Hub name or local folder. Cheap
 constructor; weights load on `warm_up()` or the first call.
+
+Passages come in retrieval order. With a `retrieval_weight` above 0 the final
+order fuses the reranker's ranking with that order by reciprocal rank, so a
+reranker trained on another domain corrects the retriever without overruling it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,21 @@ class RerankResult:
     scores: list[float]  # score of each passage given, in the input order (0..1 after the model's activation)
 
 
+RANK_FUSION_K = 60  # the usual RRF constant; only the weight was tuned (bench/RESULTS.md)
+
+
+def fused_order(scores: Sequence[float], retrieval_weight: float, k: int = RANK_FUSION_K) -> list[int]:
+    """Indices by Σ weight / (k + rank) over the reranker's ranking (weight 1) and the given order
+    (`retrieval_weight`); 0 leaves the reranker's order as it is. Ties keep the given order."""
+    by_score = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    if retrieval_weight <= 0:
+        return by_score
+    fused = [retrieval_weight / (k + i + 1) for i in range(len(scores))]
+    for rank, i in enumerate(by_score, start=1):
+        fused[i] += 1.0 / (k + rank)
+    return sorted(range(len(scores)), key=lambda i: (-fused[i], i))
+
+
 class CrossEncoderReranker(ResolvesModel):
 
     role = "reranker"
@@ -37,12 +56,14 @@ class CrossEncoderReranker(ResolvesModel):
         device: str = "cpu",
         batch_size: int = 32,
         max_length: int = 512,
+        retrieval_weight: float = 0.0,
         setting: str = "RAG_RERANKER_MODEL",
     ) -> None:
         self.model_name = model
         self.device = device
         self.batch_size = batch_size
         self.max_length = max_length
+        self.retrieval_weight = retrieval_weight
         self.setting = setting
         self._resolved: ResolvedModel | None = None
         self._model: CrossEncoder | None = None
@@ -68,7 +89,8 @@ class CrossEncoderReranker(ResolvesModel):
         assert self._model is not None
         return self._model
 
-    def run(self, query: str, passages: Sequence[str]) -> RerankResult:
+    def run(self, query: str, passages: Sequence[str], *, retrieval_weight: float | None = None) -> RerankResult:
+        """Score `passages` (in retrieval order) against `query`; `retrieval_weight` overrides the default."""
         if not passages:
             return RerankResult([], [])
         raw = self.model.predict(
@@ -79,6 +101,6 @@ class CrossEncoderReranker(ResolvesModel):
         )
         scores = np.asarray(raw, dtype=np.float32).reshape(len(passages), -1)
         # A one-logit model scores relevance directly; a two-class model's second column is "relevant".
-        relevance = scores[:, -1]
-        order = np.argsort(-relevance, kind="stable")
-        return RerankResult([int(i) for i in order], [float(s) for s in relevance])
+        relevance = [float(s) for s in scores[:, -1]]
+        weight = self.retrieval_weight if retrieval_weight is None else retrieval_weight
+        return RerankResult(fused_order(relevance, weight), relevance)

@@ -64,7 +64,8 @@ def build_reranker(settings: Settings) -> tuple[CrossEncoderReranker | None, str
     """The reranker, or None and the reason it is skipped (logged once here, carried in every response)."""
     if settings.reranker_model.strip().lower() in {"", "none"}:
         return None, "reranking is off (RAG_RERANKER_MODEL=none): passages are in retrieval order"
-    reranker = CrossEncoderReranker(settings.reranker_model, device=resolve_device(settings.device))
+    reranker = CrossEncoderReranker(settings.reranker_model, device=resolve_device(settings.device),
+                                    retrieval_weight=settings.rerank_retrieval_weight)
     try:
         reranker.resolved
     except ModelUnavailableError as exc:

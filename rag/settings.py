@@ -110,6 +110,11 @@ class Settings(BaseSettings):
         description='Query languages the reranker serves ("en", "zh"); others keep the retriever\'s order. '
         "Set to null (RAG_RERANKER_LANGUAGES=null) for a multilingual cross-encoder.",
     )
+    rerank_retrieval_weight: float = Field(
+        0.0, ge=0,
+        description="Weight of the retrieval order beside the reranker's in the final order (reciprocal-rank "
+        "fusion, k 60); 0 keeps the reranker's order alone (RAG_RERANK_RETRIEVAL_WEIGHT).",
+    )
     rerank_depth: int = Field(20, ge=1, description="Fused candidates the reranker rescores (RAG_RERANK_DEPTH).")
     reader_model: str = Field(
         "distilbert-base-cased-distilled-squad",

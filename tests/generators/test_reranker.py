@@ -26,3 +26,24 @@ def test_unresolvable_reranker_names_the_setting():
     with pytest.raises(ModelUnavailableError) as info:
         CrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L-6-v2").warm_up()
     assert info.value.setting == "RAG_RERANKER_MODEL"
+
+
+def test_fused_order_weighs_the_retrieval_order_beside_the_scores():
+    from generators.reranker import fused_order
+
+    scores = [0.1, 0.9, 0.5, 0.8]  # passages in retrieval order
+    assert fused_order(scores, 0.0) == [1, 3, 2, 0]  # the reranker alone
+    # Equal weights: passage 1 (retrieved 2nd, reranked 1st) leads; weighted heavily, retrieval order wins.
+    assert fused_order(scores, 1.0)[0] == 1
+    assert fused_order(scores, 100.0) == [0, 1, 2, 3]
+    assert fused_order([0.5, 0.5, 0.5], 0.0) == [0, 1, 2]  # ties keep retrieval order
+
+
+def test_retrieval_weight_is_a_default_each_call_may_override(tiny_cross_encoder_dir):
+    passages = ["Bees dance to point at flowers.", "Tides follow the Moon.", "Compilers emit machine code."]
+    reranker = CrossEncoderReranker(str(tiny_cross_encoder_dir), retrieval_weight=1000.0)
+    kept = reranker.run("How do bees find flowers?", passages)
+    assert kept.order == [0, 1, 2]
+    alone = reranker.run("How do bees find flowers?", passages, retrieval_weight=0.0)
+    assert alone.scores == kept.scores
+    assert [alone.scores[i] for i in alone.order] == sorted(alone.scores, reverse=True)
