@@ -22,9 +22,10 @@ def test_no_passages():
     assert CrossEncoderReranker("unused").run("q", []).order == []
 
 
-def test_unresolvable_reranker_names_the_setting():
+def test_unresolvable_reranker_names_the_setting(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelUnavailableError) as info:
-        CrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L-6-v2").warm_up()
+        CrossEncoderReranker("no-such-org/no-such-cross-encoder").warm_up()
     assert info.value.setting == "RAG_RERANKER_MODEL"
 
 
