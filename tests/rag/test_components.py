@@ -16,6 +16,26 @@ def test_components_say_when_a_stand_in_answers(shipped_models, monkeypatch):
     assert note and "distilbert-base-cased-distilled-squad" in note and "reader-minilm-squad" in note
 
 
+def test_the_shipped_reranker_answers_for_the_hub_default_offline(shipped_models, tiny_cross_encoder_dir,
+                                                                   monkeypatch):
+    import shutil
+
+    from generators.reranker import CrossEncoderReranker
+    from rag.components import build_reranker
+    from rag.settings import Settings
+
+    monkeypatch.delenv("RAG_RERANKER_MODEL", raising=False)
+    reranker, note = build_reranker(Settings())
+    assert reranker is None and "RAG_RERANKER_MODEL" in note  # nothing shipped in this folder yet
+    shutil.copytree(tiny_cross_encoder_dir, shipped_models / "reranker-minilm-squad")
+    reranker, note = build_reranker(Settings(rerank_retrieval_weight=0.5))
+    assert isinstance(reranker, CrossEncoderReranker) and reranker.resolved.stand_in
+    assert reranker.resolved.path == shipped_models / "reranker-minilm-squad"
+    assert "cross-encoder/ms-marco-MiniLM-L-6-v2" in note and "reranker-minilm-squad" in note
+    assert "RAG_RERANKER_MODEL" in note and reranker.retrieval_weight == 0.5
+    assert len(reranker.run("How do bees talk?", ["Bees dance.", "Tides rise."]).scores) == 2
+
+
 def test_auto_device_is_the_gpu_when_there_is_one_else_the_cpu(monkeypatch):
     import torch
 
