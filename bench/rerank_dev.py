@@ -42,11 +42,23 @@ def scored_candidates(retriever, reranker, query: str, depth: int, extra: int = 
 
 
 def squad(args, settings, embedder, reranker) -> None:
+    from generators.reading import ReaderPassage
+    from generators.reranker import fused_order
+    from generators.sentence_reader import SentenceReader
+    from index.bm25 import analyze
     from index.store import IndexStore
+    from rag.chain import order_by_evidence
     from rag.components import build_ingest_pipeline, build_retriever
     from rag.evaluation.qa import read_squad, squad_items
 
-    from generators.reranker import fused_order
+    evidence = SentenceReader(embedder, analyze)
+
+    def by_evidence(question: str, passages: list) -> list:
+        """The top 5 re-ordered by their best supporting sentence, as the chain does without a reranker."""
+        top = passages[:5]
+        sentences = evidence.rank_sentences(question, [ReaderPassage(p.chunk_id, p.text, p.start) for p in top],
+                                            top_k=evidence.max_sentences)
+        return order_by_evidence(top, sentences, 0.1)
 
     articles = read_squad(args.data)
     chosen = list(range(len(articles) - args.articles, len(articles)))
@@ -56,7 +68,9 @@ def squad(args, settings, embedder, reranker) -> None:
         items = items[: args.limit]
     store = IndexStore(work / "index")
     build_ingest_pipeline(settings, store, embedder=embedder).run([work / "docs"])
-    hits = {name: [0, 0] for name in ["retrieval order", *(f"weight {w}" for w in WEIGHTS)]}
+    names = ["retrieval order", "retrieval top 5 by evidence (the chain without a reranker)",
+             *(f"weight {w}" for w in WEIGHTS), *(f"weight {w}, top 5 by evidence" for w in WEIGHTS)]
+    hits = {name: [0, 0] for name in names}
     latencies = []
     with store.reader() as index:
         retriever = build_retriever(settings, index, embedder)
@@ -64,10 +78,14 @@ def squad(args, settings, embedder, reranker) -> None:
             started = time.perf_counter()
             passages, scores = scored_candidates(retriever, reranker, item.question, args.depth)
             latencies.append((time.perf_counter() - started) * 1000)
-            orders = {"retrieval order": list(range(len(passages)))}
-            orders.update({f"weight {w}": fused_order(scores, w) for w in WEIGHTS})
-            for name, order in orders.items():
-                sources = [passages[i].source for i in order[:5]]
+            finals = {"retrieval order": passages,
+                      "retrieval top 5 by evidence (the chain without a reranker)": by_evidence(item.question, passages)}
+            for w in WEIGHTS:
+                reranked = [passages[i] for i in fused_order(scores, w)]
+                finals[f"weight {w}"] = reranked
+                finals[f"weight {w}, top 5 by evidence"] = by_evidence(item.question, reranked)
+            for name, final in finals.items():
+                sources = [p.source for p in final[:5]]
                 hits[name][0] += sources[:1] == [item.path]
                 hits[name][1] += item.path in sources
     print(f"{args.data.name}, last {args.articles} articles: {len(items)} questions, depth {args.depth}, "

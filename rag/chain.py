@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, Field
 
 from generators.generative_reader import GenerativeReader
-from generators.reading import Reader, ReaderPassage, ReaderResult
+from generators.reading import Reader, ReaderPassage, ReaderResult, ReaderSpan
 from generators.reranker import CrossEncoderReranker
 from generators.sentence_reader import SentenceReader
 from generators.text_generators import Message
@@ -87,6 +87,19 @@ class ChainTrace:
 
     response: AskResponse
     passages: list[RetrievedPassage]
+
+
+def order_by_evidence(passages: Sequence[RetrievedPassage], sentences: Sequence[ReaderSpan],
+                      rank_prior: float) -> list[RetrievedPassage]:
+    """Passages by their best supporting sentence's score plus `rank_prior` / (1 + their rank as given)."""
+    best: dict[int, float] = {}
+    for span in sentences:  # best first, so the first score seen per passage is its best
+        best.setdefault(span.key, span.score)
+    ranked = sorted(
+        enumerate(passages),
+        key=lambda item: (-(best.get(item[1].chunk_id, -1.0) + rank_prior / (1 + item[0])), item[0]),
+    )
+    return [p for _, p in ranked]
 
 
 class AskChain:
@@ -258,7 +271,7 @@ class AskChain:
         served = self.retriever.dense_languages
         if (not reranks and self.evidence_rank_prior is not None and len(passages) > 1
                 and (served is None or language in served)):
-            passages = self._order_by_evidence(passages, sentences)
+            passages = order_by_evidence(passages, sentences, self.evidence_rank_prior)
             reader_passages = [ReaderPassage(p.chunk_id, p.text, p.start) for p in passages]
         evidence = self.evidence.answer(sentences)
         lap("evidence")
@@ -298,17 +311,6 @@ class AskChain:
             response = self._abstain(passages, result.confidence, prepared.reader, mode, timings, [*notes, reason])
             return ChainTrace(response, passages)
         return ChainTrace(self._answer(result, passages, mode, timings, notes), passages)
-
-    def _order_by_evidence(self, passages: list[RetrievedPassage], sentences) -> list[RetrievedPassage]:
-        best: dict[int, float] = {}
-        for span in sentences:  # best first, so the first score seen per passage is its best
-            best.setdefault(span.key, span.score)
-        prior = self.evidence_rank_prior or 0.0
-        ranked = sorted(
-            enumerate(passages),
-            key=lambda item: (-(best.get(item[1].chunk_id, -1.0) + prior / (1 + item[0])), item[0]),
-        )
-        return [p for _, p in ranked]
 
     def _answer(self, result: ReaderResult, passages: list[RetrievedPassage], mode: str,
                 timings: dict[str, float], notes: list[str]) -> AskResponse:
