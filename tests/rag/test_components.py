@@ -16,23 +16,16 @@ def test_components_say_when_a_stand_in_answers(shipped_models, monkeypatch):
     assert note and "distilbert-base-cased-distilled-squad" in note and "reader-minilm-squad" in note
 
 
-def test_the_shipped_reranker_answers_for_the_hub_default_offline(shipped_models, tiny_cross_encoder_dir,
-                                                                   monkeypatch):
-    import shutil
-
+def test_the_reranker_takes_its_fusion_weight_from_settings(tiny_cross_encoder_dir, monkeypatch):
     from generators.reranker import CrossEncoderReranker
     from rag.components import build_reranker
     from rag.settings import Settings
 
-    monkeypatch.delenv("RAG_RERANKER_MODEL", raising=False)
-    reranker, note = build_reranker(Settings())
-    assert reranker is None and "RAG_RERANKER_MODEL" in note  # nothing shipped in this folder yet
-    shutil.copytree(tiny_cross_encoder_dir, shipped_models / "reranker-minilm-squad")
-    reranker, note = build_reranker(Settings(rerank_retrieval_weight=0.5))
-    assert isinstance(reranker, CrossEncoderReranker) and reranker.resolved.stand_in
-    assert reranker.resolved.path == shipped_models / "reranker-minilm-squad"
-    assert "cross-encoder/ms-marco-MiniLM-L-6-v2" in note and "reranker-minilm-squad" in note
-    assert "RAG_RERANKER_MODEL" in note and reranker.retrieval_weight == 0.5
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    reranker, note = build_reranker(Settings(reranker_model="cross-encoder/ms-marco-MiniLM-L-6-v2"))
+    assert reranker is None and "RAG_RERANKER_MODEL" in note  # offline, no fallback for the Hub default
+    reranker, note = build_reranker(Settings(reranker_model=str(tiny_cross_encoder_dir), rerank_retrieval_weight=0.5))
+    assert isinstance(reranker, CrossEncoderReranker) and note is None and reranker.retrieval_weight == 0.5
     assert len(reranker.run("How do bees talk?", ["Bees dance.", "Tides rise."]).scores) == 2
 
 
