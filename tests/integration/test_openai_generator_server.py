@@ -83,8 +83,9 @@ def _check(result: ReaderResult, passages: list[ReaderPassage]) -> None:
 
 def test_chat_completion_through_the_official_sdk(generator):
     reply = generator.generate([{"role": "user", "content": "What is the capital of France?"}], max_new_tokens=16)
-    assert isinstance(reply, str) and reply
-    assert "Paris" in reply
+    # Plumbing only: what a 135M model answers varies with the server's sampling (it once wrote
+    # "L'Étoile, la Cité..." in CI), so the words are not asserted.
+    assert isinstance(reply, str) and reply.strip()
 
 
 def test_streamed_completion_matches_the_whole_one(generator):
