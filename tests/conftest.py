@@ -129,14 +129,15 @@ def tiny_embedder_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def shipped_models(tmp_path, monkeypatch, tiny_qa_model_dir):
-    """A stand-in for the project's shipped models folder, holding a (tiny) reader only."""
+def shipped_models(tmp_path, monkeypatch, tiny_qa_model_dir, tiny_cross_encoder_dir):
+    """A stand-in for the project's shipped models folder, holding a tiny reader and a tiny reranker."""
     import shutil
 
     from generators import resolve
 
     folder = tmp_path / "models"
     shutil.copytree(tiny_qa_model_dir, folder / "reader-minilm-squad")
+    shutil.copytree(tiny_cross_encoder_dir, folder / "reranker-minilm-squad")
     monkeypatch.setattr(resolve, "SHIPPED_MODELS_DIR", folder)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return folder

@@ -36,7 +36,9 @@ def test_shipped_stand_in_comes_after_local_paths_and_the_hub(shipped_models, ti
     assert resolved.path == shipped_models / "reader-minilm-squad"
     local = resolve_model(str(tiny_qa_model_dir), role="extractive reader", setting="RAG_READER_MODEL")
     assert local.source == "local" and not local.stand_in
-    # No shipped reranker in this folder: the name resolves nowhere.
+    reranker = resolve_model("cross-encoder/ms-marco-MiniLM-L-6-v2", role="reranker", setting="RAG_RERANKER_MODEL")
+    assert reranker.stand_in and reranker.path == shipped_models / "reranker-minilm-squad"
+    (shipped_models / "reranker-minilm-squad" / "config.json").unlink()  # an incomplete folder is not a model
     with pytest.raises(ModelUnavailableError):
         resolve_model("cross-encoder/ms-marco-MiniLM-L-6-v2", role="reranker", setting="RAG_RERANKER_MODEL")
     embedder = resolve_model("sentence-transformers/all-MiniLM-L6-v2", role="embedder", setting="RAG_EMBEDDER_MODEL")

@@ -16,14 +16,23 @@ def test_components_say_when_a_stand_in_answers(shipped_models, monkeypatch):
     assert note and "distilbert-base-cased-distilled-squad" in note and "reader-minilm-squad" in note
 
 
-def test_the_reranker_takes_its_fusion_weight_from_settings(tiny_cross_encoder_dir, monkeypatch):
+def test_the_reranker_takes_its_fusion_weight_from_settings(shipped_models, tiny_cross_encoder_dir):
     from generators.reranker import CrossEncoderReranker
     from rag.components import build_reranker
-    from rag.settings import Settings
+    from rag.settings import STAND_IN_RERANK_RETRIEVAL_WEIGHT, Settings
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # Offline, the Hub default falls back to the reranker this project ships, and the note says so.
     reranker, note = build_reranker(Settings(reranker_model="cross-encoder/ms-marco-MiniLM-L-6-v2"))
-    assert reranker is None and "RAG_RERANKER_MODEL" in note  # offline, no fallback for the Hub default
+    assert isinstance(reranker, CrossEncoderReranker) and reranker.resolved.stand_in
+    assert "RAG_RERANKER_MODEL" in note and "reranker-minilm-squad" in note
+    # Unset, the fusion weight is the one chosen for the stand-in; a named model keeps its own order.
+    assert reranker.retrieval_weight == STAND_IN_RERANK_RETRIEVAL_WEIGHT > 0
+    assert build_reranker(Settings(reranker_model=str(tiny_cross_encoder_dir)))[0].retrieval_weight == 0.0
+    stand_in_alone, _ = build_reranker(Settings(reranker_model="cross-encoder/ms-marco-MiniLM-L-6-v2",
+                                                rerank_retrieval_weight=0))
+    assert stand_in_alone.retrieval_weight == 0.0
+    reranker, note = build_reranker(Settings(reranker_model="no-such-org/no-such-reranker"))
+    assert reranker is None and "RAG_RERANKER_MODEL" in note
     reranker, note = build_reranker(Settings(reranker_model=str(tiny_cross_encoder_dir), rerank_retrieval_weight=0.5))
     assert isinstance(reranker, CrossEncoderReranker) and note is None and reranker.retrieval_weight == 0.5
     assert len(reranker.run("How do bees talk?", ["Bees dance.", "Tides rise."]).scores) == 2
