@@ -144,6 +144,8 @@ def main() -> None:
     parser.add_argument("--ef-search", type=int, nargs="+", default=[64, 96, 160, 256])
     parser.add_argument("--hnsw-m", type=int, default=None, help="HNSW graph degree (default: the service's).")
     parser.add_argument("--ef-construction", type=int, default=None, help="HNSW build effort (default: the service's).")
+    parser.add_argument("--hnsw-storage", nargs="+", default=["flat"], choices=["flat", "sq8", "fp16"],
+                        help="HNSW vector storage, one graph each; quantised ones are also measured re-scored.")
     parser.add_argument("--nprobe", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--milvus-n", type=int, default=0, help="Cap milvus-lite at this many vectors (0: --n).")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "ann")
@@ -153,8 +155,6 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
 
     import faiss
-
-    from index.faiss_store import FaissIndexConfig, FaissVectorStore
 
     real, headings = real_vectors(args.work)
     if args.spread is None:
@@ -208,41 +208,53 @@ def main() -> None:
             for row in milvus_rows(vectors[: args.milvus_n or args.n], all_queries, query_sets, args.work):
                 report(row)
             continue
-        build_options = {}
-        if kind == "hnsw" and args.hnsw_m:
-            build_options["hnsw_m"] = args.hnsw_m
-        if kind == "hnsw" and args.ef_construction:
-            build_options["hnsw_ef_construction"] = args.ef_construction
-        config = FaissIndexConfig(kind=kind, **build_options)
-        started = time.perf_counter()
-        store = FaissVectorStore.build(ids, vectors, config=config, kind=kind)
-        build = time.perf_counter() - started
-        size = file_bytes(store, args.work / f"{kind}.faiss")
-        settings = [None]
-        if kind == "hnsw":
-            settings = [{"hnsw_ef_search": ef} for ef in args.ef_search]
-        elif kind == "ivfpq":
-            settings = [{"ivf_nprobe": p, "refine": r} for p in args.nprobe for r in (1, 4)]
-        for overrides in settings:
-            store.config = FaissIndexConfig(kind=kind, **build_options, **(overrides or {}))
-            refine = store.config.refine if kind == "ivfpq" else 1
-            search = store.search
-            if refine > 1:
-                if on_disk is None:
-                    on_disk = np.lib.format.open_memmap(args.work / "vectors.npy", mode="w+", dtype=np.float32,
-                                                        shape=vectors.shape)
-                    on_disk[:] = vectors
-                    on_disk.flush()
-                search = rescoring(store, on_disk, refine)
-            found, single, batched = timed_queries(search, all_queries, 10)
-            report({"index": kind, **build_options, **(overrides or {}), "vectors": args.n, "build_s": round(build, 1),
-                    "bytes_per_vector": round(size / args.n, 1), "single_qps": round(single),
-                    "batched_qps": round(batched), **recalls(found)})
-        del store
+        for storage in args.hnsw_storage if kind == "hnsw" else ["flat"]:
+            on_disk = measure(kind, storage, args, ids, vectors, all_queries, recalls, report, on_disk)
+
+
+def measure(kind, storage, args, ids, vectors, all_queries, recalls, report, on_disk):
+    """Build one FAISS index and time its searches at each search setting; returns the on-disk vectors."""
+    from index.faiss_store import FaissIndexConfig, FaissVectorStore
+
+    build_options = {}
+    if kind == "hnsw" and storage != "flat":
+        build_options["hnsw_storage"] = storage
+    if kind == "hnsw" and args.hnsw_m:
+        build_options["hnsw_m"] = args.hnsw_m
+    if kind == "hnsw" and args.ef_construction:
+        build_options["hnsw_ef_construction"] = args.ef_construction
+    config = FaissIndexConfig(kind=kind, **build_options)
+    started = time.perf_counter()
+    store = FaissVectorStore.build(ids, vectors, config=config, kind=kind)
+    build = time.perf_counter() - started
+    size = file_bytes(store, args.work / f"{kind}.faiss")
+    refines = (1, 4) if not store.exact_scores else (1,)
+    settings = [None]
+    if kind == "hnsw":
+        settings = [{"hnsw_ef_search": ef, "refine": r} for ef in args.ef_search for r in refines]
+    elif kind == "ivfpq":
+        settings = [{"ivf_nprobe": p, "refine": r} for p in args.nprobe for r in refines]
+    for overrides in settings:
+        store.config = FaissIndexConfig(kind=kind, **build_options, **(overrides or {}))
+        refine = store.config.refine if not store.exact_scores else 1
+        search = store.search
+        if refine > 1:
+            if on_disk is None:
+                on_disk = np.lib.format.open_memmap(args.work / "vectors.npy", mode="w+", dtype=np.float32,
+                                                    shape=vectors.shape)
+                on_disk[:] = vectors
+                on_disk.flush()
+            search = rescoring(store, on_disk, refine)
+        found, single, batched = timed_queries(search, all_queries, 10)
+        report({"index": kind, **build_options, **(overrides or {}), "vectors": args.n, "build_s": round(build, 1),
+                "bytes_per_vector": round(size / args.n, 1), "single_qps": round(single),
+                "batched_qps": round(batched), **recalls(found)})
+    del store
+    return on_disk
 
 
 def rescoring(store, exact_vectors: np.ndarray, refine: int):
-    """The reader's IVF-PQ path: `refine`·k candidates by PQ, re-scored with their exact vectors from disk."""
+    """The reader's path for compressed indexes: `refine`·k candidates, re-scored with their exact vectors from disk."""
 
     def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         candidates, _ = store.search(queries, k * refine)

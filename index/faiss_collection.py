@@ -78,6 +78,11 @@ class FaissCollection:
     def kind(self) -> str:
         return self.base.kind if self.base is not None else "flat"
 
+    @property
+    def rescore_factor(self) -> int:
+        """Candidates per wanted result to re-score exactly: `refine` when the base scores from codes."""
+        return self.config.refine if self.base is not None and not self.base.exact_scores else 1
+
     def __len__(self) -> int:
         base = len(self.base) if self.base is not None else 0
         return base - len(self.deleted) + len(self.delta)

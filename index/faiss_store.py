@@ -20,6 +20,7 @@ import numpy as np
 
 FaissKind = Literal["flat", "hnsw", "ivfpq"]
 FaissChoice = Literal["auto", "flat", "hnsw", "ivfpq"]
+HnswStorage = Literal["flat", "sq8", "fp16"]
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,15 @@ class FaissIndexConfig:
     hnsw_m: int = 32  # graph neighbours per node
     hnsw_ef_construction: int = 200  # measured with bench/ann.py at 1M vectors (bench/RESULTS.md)
     hnsw_ef_search: int = 128  # candidates visited per query; raised to k where k is larger
+    # How the graph stores its vectors: float32 ("flat"), or scalar-quantised to 1 ("sq8") or 2 ("fp16")
+    # bytes per dimension, which makes each visit cheaper; candidates are then re-scored (`refine`).
+    hnsw_storage: HnswStorage = "flat"
     ivf_lists: int = 0  # IVF cells; 0: about 4·√n
     ivf_nprobe: int = 48  # cells searched per query
     pq_bytes: int = 64  # bytes per PQ code; must divide the dimension
-    train_size: int = 100_000  # vectors the IVF-PQ quantisers are trained on (a uniform sample)
-    # IVF-PQ: candidates per wanted result re-scored with the exact vectors the docstore keeps on disk
-    # (PQ distances alone blur close neighbours); 1 = PQ scores only.
+    train_size: int = 100_000  # vectors the quantisers are trained on (a uniform sample)
+    # IVF-PQ and quantised HNSW: candidates per wanted result re-scored with the exact vectors the
+    # docstore keeps on disk (compressed distances blur close neighbours); 1 = compressed scores only.
     refine: int = 4
 
     def kind_for(self, count: int) -> FaissKind:
@@ -86,7 +90,13 @@ class FaissVectorStore:
         if kind == "flat":
             index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
         elif kind == "hnsw":
-            graph = faiss.IndexHNSWFlat(dimension, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            if config.hnsw_storage == "flat":
+                graph = faiss.IndexHNSWFlat(dimension, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            else:
+                code = {"sq8": faiss.ScalarQuantizer.QT_8bit, "fp16": faiss.ScalarQuantizer.QT_fp16}
+                graph = faiss.IndexHNSWSQ(dimension, code[config.hnsw_storage], config.hnsw_m,
+                                          faiss.METRIC_INNER_PRODUCT)
+                graph.train(_sample(vectors, config.train_size))
             graph.hnsw.efConstruction = config.hnsw_ef_construction
             index = faiss.IndexIDMap2(graph)
         else:
@@ -95,12 +105,7 @@ class FaissVectorStore:
             lists = config.ivf_lists or max(1, min(int(4 * math.sqrt(len(ids))), len(ids) // 39))
             quantizer = faiss.IndexFlatIP(dimension)
             index = faiss.IndexIVFPQ(quantizer, dimension, lists, config.pq_bytes, 8, faiss.METRIC_INNER_PRODUCT)
-            sample = vectors
-            train_size = max(config.train_size, 40 * lists)  # k-means wants ~40 points per cell
-            if len(vectors) > train_size:
-                rows = np.random.default_rng(0).choice(len(vectors), train_size, replace=False)
-                sample = vectors[np.sort(rows)]
-            index.train(sample)
+            index.train(_sample(vectors, max(config.train_size, 40 * lists)))  # k-means: ~40 points a cell
         store = cls(dimension, index, config=config)
         store.add(ids, vectors)
         return store
@@ -115,6 +120,14 @@ class FaissVectorStore:
         if isinstance(inner, faiss.IndexIVF):
             return "ivfpq"
         return "flat"
+
+    @property
+    def exact_scores(self) -> bool:
+        """Whether searches score with the float vectors (flat, HNSW flat) rather than compressed codes."""
+        import faiss
+
+        inner = faiss.downcast_index(self._index.index) if hasattr(self._index, "id_map") else self._index
+        return isinstance(inner, faiss.IndexFlat | faiss.IndexHNSWFlat)
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -230,3 +243,11 @@ class FaissVectorStore:
                 raise FileNotFoundError(path) from None
             raise
         return cls(index.d, index, config=config)
+
+
+def _sample(vectors: np.ndarray, size: int) -> np.ndarray:
+    """At most `size` rows, drawn uniformly (seeded: the same data trains the same quantiser)."""
+    if len(vectors) <= size:
+        return vectors
+    rows = np.random.default_rng(0).choice(len(vectors), size, replace=False)
+    return vectors[np.sort(rows)]

@@ -35,6 +35,7 @@ class MilvusCollection:
     """A `VectorStore` over a Milvus collection whose writes wait for `write()` (the commit)."""
 
     kind = "milvus"
+    rescore_factor = 1  # Milvus returns float scores
 
     def __init__(self, store: MilvusVectorStore) -> None:
         self.store = store

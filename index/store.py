@@ -354,7 +354,7 @@ class IndexReader:
         if self.vectors is None or len(self.vectors) == 0:
             return []
         kind = self.vectors.kind
-        refine = self.vectors.config.refine if kind == "ivfpq" else 1
+        refine = self.vectors.rescore_factor
         # A shared store (Milvus) may already hold a later commit's vectors: fetch a few more, keep ours.
         fetch = k * max(refine, 1) + (16 if kind == "milvus" else 0)
         ids, scores = self.vectors.search(query_vector, fetch, allowed_ids=allowed_ids)

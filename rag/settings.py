@@ -30,11 +30,15 @@ class Settings(BaseSettings):
     faiss_hnsw_m: int = Field(32, ge=4, description="HNSW neighbours per node (build time, memory, recall).")
     faiss_hnsw_ef_construction: int = Field(200, ge=8, description="HNSW candidates while building.")
     faiss_hnsw_ef_search: int = Field(128, ge=1, description="HNSW candidates per query (speed vs recall).")
+    faiss_hnsw_storage: Literal["flat", "sq8", "fp16"] = Field(
+        "flat", description="How HNSW stores vectors (RAG_FAISS_HNSW_STORAGE): float32, or 1 (sq8) or 2 (fp16) "
+        "bytes per dimension with exact re-scoring (RAG_FAISS_REFINE); applies when the graph is next built.")
     faiss_ivf_lists: int = Field(0, ge=0, description="IVF cells; 0: about 4·sqrt(vectors).")
     faiss_ivf_nprobe: int = Field(48, ge=1, description="IVF cells searched per query (speed vs recall).")
     faiss_pq_bytes: int = Field(64, ge=1, description="IVF-PQ code bytes per vector; must divide the dimension.")
     faiss_refine: int = Field(
-        4, ge=1, description="IVF-PQ: candidates per result re-scored with the exact vectors (1: PQ scores only).")
+        4, ge=1, description="IVF-PQ and quantised HNSW: candidates per result re-scored with the exact "
+        "vectors (1: compressed scores only).")
     faiss_mmap: bool = Field(True, description="Memory-map the FAISS index when serving (RAG_FAISS_MMAP).")
     milvus_uri: str | None = Field(
         None, description="Milvus server, e.g. http://host:19530, or a milvus-lite path ending in .db "
