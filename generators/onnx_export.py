@@ -1,12 +1,14 @@
-"""A sentence-transformers encoder as an int8 ONNX graph for onnxruntime (CPU ingestion).
+"""A sentence-transformers encoder or cross-encoder as an int8 ONNX graph for onnxruntime (CPU).
 
 Recipe, measured in bench/quantize.py and bench/ingest.py: export the
 transformer with `torch.onnx` (the TorchScript exporter; `optimum-onnx` pins an
 old transformers), fuse it with onnxruntime's BERT optimizer (one Attention,
 SkipLayerNorm and BiasGelu op per layer), then quantise the weights of every
 MatMul and Attention op to int8 per output channel, with dynamic (per batch)
-uint8 activations. The graph outputs token states; pooling and normalisation
-stay in numpy (`generators.embedder`), so the same graph serves any pooling.
+uint8 activations. An encoder's graph outputs token states; pooling and
+normalisation stay in numpy (`generators.embedder`), so the same graph serves any
+pooling. A cross-encoder's graph (`head="classifier"`) outputs the logits of its
+sequence-classification head (`generators.reranker`).
 
 The conversion takes a few seconds on first use and is cached on disk under a
 key of the model files and this recipe, written atomically.
@@ -20,6 +22,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Literal
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +51,18 @@ def cache_key(model_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def int8_onnx_path(model_dir: Path, cache_dir: Path | None = None) -> Path:
-    """The cached int8 graph of `model_dir`, converting it first when absent."""
+GraphHead = Literal["encoder", "classifier"]
+
+
+def int8_onnx_path(model_dir: Path, cache_dir: Path | None = None, *, head: GraphHead = "encoder") -> Path:
+    """The cached int8 graph of `model_dir` (token states, or a classifier's logits), converted first when absent."""
     folder = cache_dir or default_cache_dir()
-    target = folder / f"{model_dir.name}-{cache_key(model_dir)}.int8.onnx"
+    suffix = "" if head == "encoder" else f".{head}"
+    target = folder / f"{model_dir.name}-{cache_key(model_dir)}{suffix}.int8.onnx"
     if not target.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         log.info("Converting %s to int8 ONNX (once, cached at %s)", model_dir, target)
-        export_int8(model_dir, target)
+        export_int8(model_dir, target, head=head)
     return target
 
 
@@ -65,11 +72,11 @@ def graph_inputs(tokenizer) -> list[str]:
     return [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in names] or ["input_ids", "attention_mask"]
 
 
-def export_int8(model_dir: Path, target: Path) -> Path:
+def export_int8(model_dir: Path, target: Path, *, head: GraphHead = "encoder") -> Path:
     """Export, fuse and quantise the transformer in `model_dir` to `target` (atomic replace)."""
     with tempfile.TemporaryDirectory(prefix="rag-onnx-", dir=target.parent) as tmp:
         fp32 = Path(tmp) / "model.onnx"
-        config = _export_fp32(model_dir, fp32)
+        config = _export_fp32(model_dir, fp32, head)
         fused = _fuse(fp32, Path(tmp) / "fused.onnx", config)
         staged = Path(tmp) / target.name
         _quantize(fused, staged)
@@ -77,11 +84,17 @@ def export_int8(model_dir: Path, target: Path) -> Path:
     return target
 
 
-def _export_fp32(model_dir: Path, out: Path):
+def _export_fp32(model_dir: Path, out: Path, head: GraphHead = "encoder"):
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
-    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+    if head == "encoder":
+        model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+        output, output_axes = "last_hidden_state", {0: "batch", 1: "sequence"}
+    else:  # float32 whatever the checkpoint holds (the shipped reranker is float16): quantised from it
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(model_dir), attn_implementation="eager", dtype=torch.float32).eval()
+        output, output_axes = "logits", {0: "batch"}
     names = graph_inputs(AutoTokenizer.from_pretrained(str(model_dir)))
 
     class Encoder(torch.nn.Module):
@@ -90,14 +103,14 @@ def _export_fp32(model_dir: Path, out: Path):
             self.inner = inner
 
         def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-            return self.inner(**dict(zip(names, inputs, strict=True))).last_hidden_state
+            return getattr(self.inner(**dict(zip(names, inputs, strict=True))), output)
 
     example = torch.ones(2, 16, dtype=torch.long)
     args = tuple(example if n != "token_type_ids" else torch.zeros_like(example) for n in names)
-    axes = {n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]}
+    axes = {n: {0: "batch", 1: "sequence"} for n in names} | {output: output_axes}
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about the mask helpers: shapes stay dynamic
-        torch.onnx.export(Encoder(model), args, str(out), input_names=names, output_names=["last_hidden_state"],
+        torch.onnx.export(Encoder(model), args, str(out), input_names=names, output_names=[output],
                           dynamic_axes=axes, opset_version=17, dynamo=False)
     return model.config
 

@@ -1,7 +1,9 @@
 """Cross-encoder reranker: scores (query, passage) pairs jointly, more precisely than the bi-encoder.
 
-A sentence-transformers `CrossEncoder` by Hub name or local folder. Cheap
-constructor; weights load on `warm_up()` or the first call.
+A sentence-transformers `CrossEncoder` by Hub name or local folder, run by
+torch ("torch") or as an int8 onnxruntime graph of the same model ("onnx-int8",
+converted once and cached: `generators.onnx_export`). Cheap constructor;
+weights load on `warm_up()` or the first call.
 
 Passages come in retrieval order. With a `retrieval_weight` above 0 the final
 order fuses the reranker's ranking with that order by reciprocal rank, so a
@@ -13,16 +15,20 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from generators.resolve import ResolvedModel, ResolvesModel
 
 if TYPE_CHECKING:
+    import onnxruntime
     from sentence_transformers import CrossEncoder
+    from transformers import PreTrainedTokenizerBase
 
 DEFAULT_RERANKER = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+RerankerBackend = Literal["torch", "onnx-int8"]
 
 
 @dataclass(frozen=True)
@@ -57,9 +63,13 @@ class CrossEncoderReranker(ResolvesModel):
         batch_size: int = 32,
         max_length: int = 512,
         retrieval_weight: float = 0.0,
+        backend: RerankerBackend = "torch",
+        cache_dir: Path | None = None,
         setting: str = "RAG_RERANKER_MODEL",
     ) -> None:
         self.model_name = model
+        self.backend = backend
+        self.cache_dir = cache_dir  # where converted graphs live; None: generators.onnx_export.default_cache_dir()
         self.device = device
         self.batch_size = batch_size
         self.max_length = max_length
@@ -67,9 +77,14 @@ class CrossEncoderReranker(ResolvesModel):
         self.setting = setting
         self._resolved: ResolvedModel | None = None
         self._model: CrossEncoder | None = None
+        self._session: onnxruntime.InferenceSession | None = None
+        self._tokenizer: PreTrainedTokenizerBase | None = None
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
+        if self.backend == "onnx-int8":
+            self._load_onnx()
+            return
         with self._lock:
             if self._model is not None:
                 return
@@ -83,6 +98,22 @@ class CrossEncoderReranker(ResolvesModel):
                 model_kwargs={"dtype": dtype},
             )
 
+    def _load_onnx(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                return
+            import onnxruntime
+            from transformers import AutoTokenizer
+
+            from generators.onnx_export import int8_onnx_path
+
+            folder = self.resolved.path
+            path = int8_onnx_path(folder, self.cache_dir, head="classifier")
+            self._tokenizer = AutoTokenizer.from_pretrained(str(folder))
+            options = onnxruntime.SessionOptions()
+            options.log_severity_level = 3
+            self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
     @property
     def model(self) -> CrossEncoder:
         self.warm_up()
@@ -93,14 +124,33 @@ class CrossEncoderReranker(ResolvesModel):
         """Score `passages` (in retrieval order) against `query`; `retrieval_weight` overrides the default."""
         if not passages:
             return RerankResult([], [])
-        raw = self.model.predict(
-            [(query, text) for text in passages],
-            batch_size=self.batch_size,
-            show_progress_bar=False,
-            convert_to_numpy=True,
-        )
-        scores = np.asarray(raw, dtype=np.float32).reshape(len(passages), -1)
+        if self.backend == "onnx-int8":
+            scores = self._predict_onnx(query, passages)
+        else:
+            raw = self.model.predict(
+                [(query, text) for text in passages],
+                batch_size=self.batch_size,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+            )
+            scores = np.asarray(raw, dtype=np.float32).reshape(len(passages), -1)
         # A one-logit model scores relevance directly; a two-class model's second column is "relevant".
         relevance = [float(s) for s in scores[:, -1]]
         weight = self.retrieval_weight if retrieval_weight is None else retrieval_weight
         return RerankResult(fused_order(relevance, weight), relevance)
+
+    def _predict_onnx(self, query: str, passages: Sequence[str]) -> np.ndarray:
+        """Scores as `CrossEncoder.predict` gives them: a one-logit head through a sigmoid, others as logits."""
+        self._load_onnx()
+        assert self._session is not None and self._tokenizer is not None
+        names = [i.name for i in self._session.get_inputs()]
+        rows = []
+        for start in range(0, len(passages), self.batch_size):
+            batch = list(passages[start:start + self.batch_size])
+            # Query and passage as the two segments, truncated together, exactly as CrossEncoder tokenises them.
+            encoded = self._tokenizer([query] * len(batch), batch, padding=True, truncation=True,
+                                      max_length=self.max_length, return_tensors="np")
+            feeds = {name: np.asarray(encoded[name], dtype=np.int64) for name in names}
+            rows.append(self._session.run(None, feeds)[0])
+        logits = np.concatenate(rows).astype(np.float32).reshape(len(passages), -1)
+        return 1.0 / (1.0 + np.exp(-logits)) if logits.shape[1] == 1 else logits

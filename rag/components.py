@@ -65,7 +65,8 @@ def build_reranker(settings: Settings) -> tuple[CrossEncoderReranker | None, str
     if settings.reranker_model.strip().lower() in {"", "none"}:
         return None, "reranking is off (RAG_RERANKER_MODEL=none): passages are in retrieval order"
     reranker = CrossEncoderReranker(settings.reranker_model, device=resolve_device(settings.device),
-                                    retrieval_weight=settings.rerank_retrieval_weight or 0.0)
+                                    retrieval_weight=settings.rerank_retrieval_weight or 0.0,
+                                    backend=settings.reranker_backend)
     try:
         reranker.resolved
     except ModelUnavailableError as exc:

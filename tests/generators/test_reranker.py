@@ -48,3 +48,37 @@ def test_retrieval_weight_is_a_default_each_call_may_override(tiny_cross_encoder
     alone = reranker.run("How do bees find flowers?", passages, retrieval_weight=0.0)
     assert alone.scores == kept.scores
     assert [alone.scores[i] for i in alone.order] == sorted(alone.scores, reverse=True)
+
+
+def test_onnx_int8_backend_scores_like_torch_and_converts_once(tiny_cross_encoder_dir, tmp_path):
+    import numpy as np
+
+    query = "How do bees find flowers?"
+    passages = ["Bees dance to point at flowers.", "Tides follow the Moon.", "Compilers emit machine code.",
+                "A dance tells the hive where nectar is, and how far."]
+    torch_scores = CrossEncoderReranker(str(tiny_cross_encoder_dir)).run(query, passages).scores
+    onnx = CrossEncoderReranker(str(tiny_cross_encoder_dir), backend="onnx-int8", cache_dir=tmp_path, batch_size=3)
+    result = onnx.run(query, passages)
+    # Same pairs, same segments, same sigmoid: int8 weights move a score by little.
+    assert np.allclose(result.scores, torch_scores, atol=0.02)
+    assert [result.scores[i] for i in result.order] == sorted(result.scores, reverse=True)
+    graphs = sorted(tmp_path.glob("*.classifier.int8.onnx"))
+    assert len(graphs) == 1
+    stamp = graphs[0].stat().st_mtime_ns
+    again = CrossEncoderReranker(str(tiny_cross_encoder_dir), backend="onnx-int8", cache_dir=tmp_path)
+    # (Activations are quantised per batch, so another batch size moves scores in the 5th decimal.)
+    assert again.run(query, passages).scores == pytest.approx(result.scores, abs=1e-3)
+    assert graphs[0].stat().st_mtime_ns == stamp, "the cached graph is reused, not converted again"
+
+
+@pytest.mark.slow
+def test_shipped_reranker_orders_the_same_on_onnx_int8(tmp_path):
+    passages = ["The Broncos beat the Panthers 24-10 to win Super Bowl 50.",
+                "Levi's Stadium is in Santa Clara, California.",
+                "Beyoncé performed at the halftime show."]
+    query = "Who won Super Bowl 50?"
+    shipped = "cross-encoder/ms-marco-MiniLM-L-6-v2"  # offline, resolves to the shipped stand-in
+    by_torch = CrossEncoderReranker(shipped).run(query, passages)
+    by_onnx = CrossEncoderReranker(shipped, backend="onnx-int8", cache_dir=tmp_path).run(query, passages)
+    assert by_onnx.order[0] == by_torch.order[0] == 0
+    assert by_onnx.scores == pytest.approx(by_torch.scores, abs=0.05)
