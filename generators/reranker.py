@@ -79,6 +79,7 @@ class CrossEncoderReranker(ResolvesModel):
         self._model: CrossEncoder | None = None
         self._session: onnxruntime.InferenceSession | None = None
         self._tokenizer: PreTrainedTokenizerBase | None = None
+        self._input_names: list[str] = []
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
@@ -105,11 +106,12 @@ class CrossEncoderReranker(ResolvesModel):
             import onnxruntime
             from transformers import AutoTokenizer
 
-            from generators.onnx_export import int8_onnx_path
+            from generators.onnx_export import graph_inputs, int8_onnx_path
 
             folder = self.resolved.path
             path = int8_onnx_path(folder, self.cache_dir, head="classifier")
             self._tokenizer = AutoTokenizer.from_pretrained(str(folder))
+            self._input_names = graph_inputs(self._tokenizer)
             options = onnxruntime.SessionOptions()
             options.log_severity_level = 3
             self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -143,14 +145,13 @@ class CrossEncoderReranker(ResolvesModel):
         """Scores as `CrossEncoder.predict` gives them: a one-logit head through a sigmoid, others as logits."""
         self._load_onnx()
         assert self._session is not None and self._tokenizer is not None
-        names = [i.name for i in self._session.get_inputs()]
         rows = []
         for start in range(0, len(passages), self.batch_size):
             batch = list(passages[start:start + self.batch_size])
             # Query and passage as the two segments, truncated together, exactly as CrossEncoder tokenises them.
             encoded = self._tokenizer([query] * len(batch), batch, padding=True, truncation=True,
                                       max_length=self.max_length, return_tensors="np")
-            feeds = {name: np.asarray(encoded[name], dtype=np.int64) for name in names}
+            feeds = {name: np.asarray(encoded[name], dtype=np.int64) for name in self._input_names}
             rows.append(self._session.run(None, feeds)[0])
         logits = np.concatenate(rows).astype(np.float32).reshape(len(passages), -1)
         return 1.0 / (1.0 + np.exp(-logits)) if logits.shape[1] == 1 else logits

@@ -111,10 +111,17 @@ class FaissVectorStore:
         return store
 
     @property
+    def _inner(self):
+        """The FAISS index under the id map (IVF indexes keep their own ids and have none)."""
+        import faiss
+
+        return faiss.downcast_index(self._index.index) if hasattr(self._index, "id_map") else self._index
+
+    @property
     def kind(self) -> FaissKind:
         import faiss
 
-        inner = faiss.downcast_index(self._index.index) if hasattr(self._index, "id_map") else self._index
+        inner = self._inner
         if isinstance(inner, faiss.IndexHNSW):
             return "hnsw"
         if isinstance(inner, faiss.IndexIVF):
@@ -126,8 +133,7 @@ class FaissVectorStore:
         """Whether searches score with the float vectors (flat, HNSW flat) rather than compressed codes."""
         import faiss
 
-        inner = faiss.downcast_index(self._index.index) if hasattr(self._index, "id_map") else self._index
-        return isinstance(inner, faiss.IndexFlat | faiss.IndexHNSWFlat)
+        return isinstance(self._inner, faiss.IndexFlat | faiss.IndexHNSWFlat)
 
     def __len__(self) -> int:
         return int(self._index.ntotal)

@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     )
     reranker_backend: Literal["torch", "onnx-int8"] = Field(
         "torch", description="How the reranker runs (RAG_RERANKER_BACKEND): torch, or onnx-int8 (an int8 "
-        "onnxruntime graph of the same model, converted once and cached; about 2.4x faster on CPU).",
+        "onnxruntime graph of the same model, converted once and cached; about 2.3x faster on CPU).",
     )
     reranker_languages: list[str] | None = Field(
         default_factory=lambda: ["en"],
