@@ -224,6 +224,7 @@ def build_vector_backend(settings: Settings) -> VectorBackend:
         kind=settings.faiss_index, hnsw_from=settings.faiss_hnsw_from, ivfpq_from=settings.faiss_ivfpq_from,
         hnsw_m=settings.faiss_hnsw_m, hnsw_ef_construction=settings.faiss_hnsw_ef_construction,
         hnsw_ef_search=settings.faiss_hnsw_ef_search, hnsw_storage=settings.faiss_hnsw_storage,
+        hnsw_pca_dim=settings.faiss_hnsw_pca_dim, hnsw_reorder=settings.faiss_hnsw_reorder,
         ivf_lists=settings.faiss_ivf_lists, ivf_nprobe=settings.faiss_ivf_nprobe, pq_bytes=settings.faiss_pq_bytes,
         refine=settings.faiss_refine,
     )

@@ -33,11 +33,17 @@ class Settings(BaseSettings):
     faiss_hnsw_storage: Literal["flat", "sq8", "fp16"] = Field(
         "flat", description="How HNSW stores vectors (RAG_FAISS_HNSW_STORAGE): float32, or 1 (sq8) or 2 (fp16) "
         "bytes per dimension with exact re-scoring (RAG_FAISS_REFINE); applies when the graph is next built.")
+    faiss_hnsw_pca_dim: int = Field(
+        0, ge=0, description="HNSW over this many principal components (RAG_FAISS_HNSW_PCA_DIM; 0: all): cheaper "
+        "visits, approximate distances re-scored exactly (set RAG_FAISS_REFINE to about 10); from the next build.")
+    faiss_hnsw_reorder: bool = Field(
+        True, description="Store HNSW nodes cluster by cluster (RAG_FAISS_HNSW_REORDER): same results, faster "
+        "searches (fewer memory misses), a k-means pass more per build.")
     faiss_ivf_lists: int = Field(0, ge=0, description="IVF cells; 0: about 4·sqrt(vectors).")
     faiss_ivf_nprobe: int = Field(48, ge=1, description="IVF cells searched per query (speed vs recall).")
     faiss_pq_bytes: int = Field(64, ge=1, description="IVF-PQ code bytes per vector; must divide the dimension.")
     faiss_refine: int = Field(
-        4, ge=1, description="IVF-PQ and quantised HNSW: candidates per result re-scored with the exact "
+        4, ge=1, description="IVF-PQ and quantised or reduced HNSW: candidates per result re-scored with the exact "
         "vectors (1: compressed scores only).")
     faiss_mmap: bool = Field(True, description="Memory-map the FAISS index when serving (RAG_FAISS_MMAP).")
     milvus_uri: str | None = Field(

@@ -159,7 +159,8 @@ def test_an_index_written_before_deltas_still_opens(tmp_path):
 @pytest.mark.parametrize("config", [
     FaissIndexConfig(kind="ivfpq", pq_bytes=4, ivf_lists=8, ivf_nprobe=8),
     FaissIndexConfig(kind="hnsw", hnsw_m=16, hnsw_storage="sq8"),
-], ids=["ivfpq", "hnsw-sq8"])
+    FaissIndexConfig(kind="hnsw", hnsw_m=16, hnsw_storage="sq8", hnsw_pca_dim=12),
+], ids=["ivfpq", "hnsw-sq8", "hnsw-pca-sq8"])
 def test_compressed_candidates_are_rescored_with_the_docstore_vectors(tmp_path, config):
     vectors = unit_vectors(2000, 8)
     layouts = {
@@ -203,3 +204,65 @@ def test_quantised_hnsw_is_smaller_finds_neighbours_and_memory_maps(tmp_path, st
     store.write(tmp_path / "base.faiss")
     mapped = FaissVectorStore.read(tmp_path / "base.faiss", mmap=True)
     assert not mapped.exact_scores and np.array_equal(mapped.search(queries, 10)[0], found)
+
+
+def low_rank_unit_vectors(n: int, seed: int, rank: int = 8) -> np.ndarray:
+    """Vectors that vary mostly within `rank` directions, as embeddings do (most variance in few components)."""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.normal(size=(DIM, rank)))[0].T
+    matrix = unit_vectors(n, seed, rank) @ basis + 0.02 * rng.normal(size=(n, DIM))
+    return (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_pca_hnsw_walks_fewer_dimensions_and_its_candidates_rescore_to_the_exact_neighbours(tmp_path):
+    ids = np.arange(3000, dtype=np.int64) * 7
+    vectors = low_rank_unit_vectors(3000, 12)
+    config = FaissIndexConfig(kind="hnsw", hnsw_m=16, hnsw_pca_dim=12)
+    store = FaissVectorStore.build(ids, vectors, config=config)
+    plain = FaissVectorStore.build(ids, vectors, config=FaissIndexConfig(kind="hnsw", hnsw_m=16))
+    assert store.kind == "hnsw" and not store.exact_scores
+    assert store.bytes_per_vector() < plain.bytes_per_vector() - 4 * (DIM - 12) + 8  # 12 floats kept of 32
+    queries = vectors[:50] + 0.05 * unit_vectors(50, 13)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    truth = exact_top(vectors, ids, queries, 10)
+    found, scores = store.search(queries, 40)
+    exact_scores = np.array([[vectors[ids == i][0] @ q for i in row] for row, q in zip(found, queries)])
+    assert np.all(np.diff(scores, axis=1) <= 1e-6), "best first, as cosine similarities"
+    assert np.abs(scores - exact_scores).max() < 0.05, "distances in the reduced space approximate cosine"
+    rescored = [row[np.argsort(-exact)][:10] for row, exact in zip(found, exact_scores)]
+    assert recall(np.array(rescored), truth) >= 0.95
+
+    store.exclude(truth[:, 0])
+    assert not set(store.search(queries, 10)[0].ravel()) & set(truth[:, 0]), "exclusions reach through the projection"
+    store.write(tmp_path / "base.faiss")
+    mapped = FaissVectorStore.read(tmp_path / "base.faiss", mmap=True)
+    assert mapped.kind == "hnsw" and not mapped.exact_scores
+    assert np.array_equal(mapped.search(queries, 40)[0], found)
+
+
+def test_pca_hnsw_needs_fewer_components_than_dimensions_and_enough_vectors_to_learn_them():
+    vectors = low_rank_unit_vectors(200, 14)
+    with pytest.raises(ValueError, match="hnsw_pca_dim"):
+        FaissVectorStore.build(np.arange(200), vectors, config=FaissIndexConfig(kind="hnsw", hnsw_pca_dim=DIM))
+    # Too few to learn the projection: a plain graph now, the projection at the rebuild of a grown collection.
+    small = FaissVectorStore.build(np.arange(20), vectors[:20], config=FaissIndexConfig(kind="hnsw", hnsw_pca_dim=12))
+    assert small.kind == "hnsw" and small.exact_scores
+    assert small.search(vectors[:3], 1)[0].ravel().tolist() == [0, 1, 2]
+
+
+def test_a_graph_stored_in_cluster_order_finds_the_same_neighbours_under_the_same_ids(tmp_path):
+    ids = np.arange(4000, dtype=np.int64) * 3 + 1
+    vectors = unit_vectors(4000, 15)
+    queries = vectors[::80] + 0.05 * unit_vectors(50, 16)
+    plain = FaissVectorStore.build(ids, vectors, config=FaissIndexConfig(kind="hnsw", hnsw_m=16, hnsw_reorder=False))
+    ordered = FaissVectorStore.build(ids, vectors, config=FaissIndexConfig(kind="hnsw", hnsw_m=16))
+    assert np.array_equal(plain.ids(), ids)
+    assert not np.array_equal(ordered.ids(), ids) and np.array_equal(np.sort(ordered.ids()), ids), "renumbered"
+    found = plain.search(queries, 10)[0]
+    assert np.array_equal(ordered.search(queries, 10)[0], found)
+    ordered.write(tmp_path / "base.faiss")
+    assert np.array_equal(FaissVectorStore.read(tmp_path / "base.faiss", mmap=True).search(queries, 10)[0], found)
+    for store in (plain, ordered):
+        store.exclude(ids[::80])
+    assert np.array_equal(ordered.search(queries, 10)[0], plain.search(queries, 10)[0])
+    assert not set(ordered.search(queries, 10)[0].ravel()) & set(ids[::80])

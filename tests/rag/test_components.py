@@ -81,3 +81,15 @@ def test_media_models_share_a_memory_budget(tiny_image_model_dir, tiny_caption_m
     with manager.use("image") as drawer:  # loads again on demand
         assert drawer.run("a kite", width=64, height=64, steps=1, seed=1).images
     assert list(manager.loaded()) == ["image"]
+
+
+def test_faiss_settings_reach_the_index_config(monkeypatch):
+    from rag.components import build_vector_backend
+    from rag.settings import Settings
+
+    monkeypatch.setenv("RAG_FAISS_HNSW_STORAGE", "sq8")
+    monkeypatch.setenv("RAG_FAISS_HNSW_PCA_DIM", "192")
+    monkeypatch.setenv("RAG_FAISS_REFINE", "10")
+    monkeypatch.setenv("RAG_FAISS_HNSW_REORDER", "false")
+    config = build_vector_backend(Settings()).config
+    assert (config.hnsw_storage, config.hnsw_pca_dim, config.refine, config.hnsw_reorder) == ("sq8", 192, 10, False)
