@@ -248,6 +248,9 @@ def test_pca_hnsw_needs_fewer_components_than_dimensions_and_enough_vectors_to_l
     small = FaissVectorStore.build(np.arange(20), vectors[:20], config=FaissIndexConfig(kind="hnsw", hnsw_pca_dim=12))
     assert small.kind == "hnsw" and small.exact_scores
     assert small.search(vectors[:3], 1)[0].ravel().tolist() == [0, 1, 2]
+    empty = FaissVectorStore.build(np.zeros(0, dtype=np.int64), vectors[:0],
+                                   config=FaissIndexConfig(kind="hnsw", hnsw_storage="sq8", hnsw_pca_dim=12))
+    assert len(empty) == 0 and empty.search(vectors[:2], 5)[0].shape == (2, 0)
 
 
 def test_a_graph_stored_in_cluster_order_finds_the_same_neighbours_under_the_same_ids(tmp_path):
