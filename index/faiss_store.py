@@ -121,9 +121,7 @@ class FaissVectorStore:
         kmeans.train(_sample(vectors, max(self.config.train_size, 40 * clusters)))
         _, assigned = kmeans.index.search(vectors, 1)
         order = np.argsort(assigned.ravel(), kind="stable").astype(np.int64)  # new position → old position
-        graph = self._inner
-        graph = faiss.downcast_index(graph.index) if isinstance(graph, faiss.IndexPreTransform) else graph
-        graph.permute_entries(order)
+        self._searcher.permute_entries(order)
         id_map = faiss.vector_to_array(self._index.id_map)[order]
         faiss.copy_array_to_vector(id_map, self._index.id_map)
         self._index.construct_rev_map()
@@ -136,12 +134,18 @@ class FaissVectorStore:
         return faiss.downcast_index(self._index.index) if hasattr(self._index, "id_map") else self._index
 
     @property
-    def kind(self) -> FaissKind:
+    def _searcher(self):
+        """The index that searches: under the id map and under a projection (PCA) if there is one."""
         import faiss
 
         inner = self._inner
-        if isinstance(inner, faiss.IndexPreTransform):
-            inner = faiss.downcast_index(inner.index)
+        return faiss.downcast_index(inner.index) if isinstance(inner, faiss.IndexPreTransform) else inner
+
+    @property
+    def kind(self) -> FaissKind:
+        import faiss
+
+        inner = self._searcher
         if isinstance(inner, faiss.IndexHNSW):
             return "hnsw"
         if isinstance(inner, faiss.IndexIVF):
