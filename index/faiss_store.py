@@ -100,10 +100,10 @@ class FaissVectorStore:
         else:
             if dimension % config.pq_bytes:
                 raise ValueError(f"pq_bytes ({config.pq_bytes}) must divide the dimension ({dimension})")
-            lists = config.ivf_lists or max(1, min(int(4 * math.sqrt(len(ids))), len(ids) // 39))
+            lists = config.ivf_lists or _cluster_count(len(ids))
             quantizer = faiss.IndexFlatIP(dimension)
             index = faiss.IndexIVFPQ(quantizer, dimension, lists, config.pq_bytes, 8, faiss.METRIC_INNER_PRODUCT)
-            index.train(_sample(vectors, max(config.train_size, 40 * lists)))  # k-means: ~40 points a cell
+            index.train(_kmeans_sample(vectors, lists, config.train_size))
         store = cls(dimension, index, config=config)
         store.add(ids, vectors)
         if kind == "hnsw" and config.hnsw_reorder:
@@ -114,11 +114,11 @@ class FaissVectorStore:
         """Renumber the graph's nodes cluster by cluster (k-means, 4·√n clusters); chunk ids are kept."""
         import faiss
 
-        clusters = min(int(4 * math.sqrt(len(vectors))), len(vectors) // 39)  # k-means wants ~40 points a cluster
+        clusters = _cluster_count(len(vectors))
         if clusters < 2:
             return
         kmeans = faiss.Kmeans(vectors.shape[1], clusters, niter=10, seed=0)
-        kmeans.train(_sample(vectors, max(self.config.train_size, 40 * clusters)))
+        kmeans.train(_kmeans_sample(vectors, clusters, self.config.train_size))
         _, assigned = kmeans.index.search(vectors, 1)
         order = np.argsort(assigned.ravel(), kind="stable").astype(np.int64)  # new position → old position
         self._searcher.permute_entries(order)
@@ -302,6 +302,16 @@ def _hnsw_graph(dimension: int, config: FaissIndexConfig, vectors: np.ndarray):
     if not index.is_trained and len(vectors):  # an empty base stays untrained: it is rebuilt before it holds any
         index.train(_sample(vectors, config.train_size))
     return index
+
+
+def _cluster_count(n: int) -> int:
+    """k-means clusters (IVF cells, graph reordering) for n vectors: about 4·√n, at most n / 39, at least 1."""
+    return max(1, min(int(4 * math.sqrt(n)), n // 39))
+
+
+def _kmeans_sample(vectors: np.ndarray, clusters: int, size: int) -> np.ndarray:
+    """What k-means trains on: `size` vectors, or more where the clusters want their ~40 points each."""
+    return _sample(vectors, max(size, 40 * clusters))
 
 
 def _sample(vectors: np.ndarray, size: int) -> np.ndarray:
