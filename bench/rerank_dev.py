@@ -9,10 +9,16 @@ the code the service runs; `RAG_RERANK_RETRIEVAL_WEIGHT`).
 - `squad`: the last `--articles` articles of a SQuAD-format file (for SQuAD v1.1
   train: the 10 articles the shipped reranker and reader were not trained on),
   every paragraph a document; recall@1 / @5 of the question's paragraph.
+- `squad --spread N`: shaped like XQuAD instead (N articles × 5 paragraphs, the corpus only those
+  paragraphs): articles other than the held-out ones, paragraphs none of whose questions the shipped
+  reranker was trained on (its draw is rebuilt from `bench/finetune/reranker.sh`'s seed and budget).
+  Every candidate's reranker score and best supporting sentence are kept (`--signals FILE`, JSON) so
+  orderings can be compared without scoring again (`--from-signals FILE`).
 - `beir`: a BEIR split (SciFact *train* for development); documents ranked by
   their best chunk, as `rag eval retrieval` does; nDCG@10 and recall@10.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/rerank_dev.py squad ../shared/data/qa/train/squad_v1.1_train.json
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/rerank_dev.py squad ../shared/data/qa/train/squad_v1.1_train.json --spread 48 --signals bench/out/rerank-spread.json
     HF_HUB_OFFLINE=1 .venv/bin/python bench/rerank_dev.py beir ../shared/data/retrieval/scifact --split train
 """
 
@@ -25,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,58 +48,130 @@ def scored_candidates(retriever, reranker, query: str, depth: int, extra: int = 
     return passages, scores
 
 
-def squad(args, settings, embedder, reranker) -> None:
+def untrained_spread(articles: list[dict], count: int, *, holdout: int = 10, budget: int = 6000,
+                     train_seed: int = 42, seed: int = 0, per_article: int = 5) -> list[dict]:
+    """`count` articles × `per_article` paragraphs shaped like XQuAD, from articles before the held-out
+    ones and paragraphs none of whose questions the reranker trained on (`ranking_data`'s draw, rebuilt:
+    one question per paragraph in a seeded order, `budget` questions)."""
+    import random
+
+    from generators.training.reader import select_examples
+    from rag.evaluation.qa import squad_items
+
+    trainable = [item for a in range(len(articles) - holdout) for item in squad_items(articles, only=[a])]
+    trained = {item.path for item in select_examples(trainable, budget, seed=train_seed, group=lambda q: q.path)}
+    rng = random.Random(seed)
+    spread = []
+    for a in rng.sample(range(len(articles) - holdout), len(articles) - holdout):
+        article = articles[a]
+        fresh = [paragraph for p, paragraph in enumerate(article["paragraphs"])
+                 if str(Path(f"{a:04d}-{p:03d}.txt").resolve()) not in trained]
+        if len(fresh) >= per_article:
+            spread.append({"title": article.get("title", ""), "paragraphs": rng.sample(fresh, per_article)})
+        if len(spread) == count:
+            break
+    return spread
+
+
+def squad_signals(args, settings, embedder, reranker) -> list[dict]:
+    """Per question: where its paragraph is, and each candidate's reranker score and best sentence score."""
     from generators.reading import ReaderPassage
-    from generators.reranker import fused_order
     from generators.sentence_reader import SentenceReader
     from index.bm25 import analyze
     from index.store import IndexStore
-    from rag.chain import order_by_evidence
     from rag.components import build_ingest_pipeline, build_retriever
     from rag.evaluation.qa import read_squad, squad_items
 
     evidence = SentenceReader(embedder, analyze)
-
-    def by_evidence(question: str, passages: list) -> list:
-        """The top 5 re-ordered by their best supporting sentence, as the chain does without a reranker."""
-        top = passages[:5]
-        sentences = evidence.rank_sentences(question, [ReaderPassage(p.chunk_id, p.text, p.start) for p in top],
-                                            top_k=evidence.max_sentences)
-        return order_by_evidence(top, sentences, 0.1)
-
     articles = read_squad(args.data)
-    chosen = list(range(len(articles) - args.articles, len(articles)))
+    if args.spread:
+        articles = untrained_spread(articles, args.spread, holdout=args.articles)
+        chosen = list(range(len(articles)))
+    else:
+        chosen = list(range(len(articles) - args.articles, len(articles)))
     work = Path(tempfile.mkdtemp(prefix="rerank-dev-"))
     items = squad_items(articles, work / "docs", only=chosen)
     if args.limit:
         items = items[: args.limit]
     store = IndexStore(work / "index")
     build_ingest_pipeline(settings, store, embedder=embedder).run([work / "docs"])
-    names = ["retrieval order", "retrieval top 5 by evidence (the chain without a reranker)",
-             *(f"weight {w}" for w in WEIGHTS), *(f"weight {w}, top 5 by evidence" for w in WEIGHTS)]
-    hits = {name: [0, 0] for name in names}
-    latencies = []
+    signals = []
     with store.reader() as index:
         retriever = build_retriever(settings, index, embedder)
         for item in items:
             started = time.perf_counter()
             passages, scores = scored_candidates(retriever, reranker, item.question, args.depth)
-            latencies.append((time.perf_counter() - started) * 1000)
-            finals = {"retrieval order": passages,
-                      "retrieval top 5 by evidence (the chain without a reranker)": by_evidence(item.question, passages)}
-            for w in WEIGHTS:
-                reranked = [passages[i] for i in fused_order(scores, w)]
-                finals[f"weight {w}"] = reranked
-                finals[f"weight {w}, top 5 by evidence"] = by_evidence(item.question, reranked)
-            for name, final in finals.items():
-                sources = [p.source for p in final[:5]]
-                hits[name][0] += sources[:1] == [item.path]
-                hits[name][1] += item.path in sources
-    print(f"{args.data.name}, last {args.articles} articles: {len(items)} questions, depth {args.depth}, "
-          f"retrieve + rerank p50 {statistics.median(latencies):.0f} ms\n")
+            elapsed = (time.perf_counter() - started) * 1000
+            spans = evidence.rank_sentences(item.question, [ReaderPassage(i, p.text, p.start) for i, p in enumerate(passages)],
+                                            top_k=evidence.max_sentences)
+            best: dict[int, float] = {}
+            for span in spans:
+                best.setdefault(span.key, span.score)
+            signals.append({"question": item.question, "gold": [p.source == item.path for p in passages],
+                            "rerank": scores, "evidence": [best.get(i, -1.0) for i in range(len(passages))],
+                            "ms": elapsed})
+    return signals
+
+
+def squad_orders(record: dict) -> dict[str, list[int]]:
+    """Every final order compared, as indices into the candidates (retrieval order)."""
+    from generators.reranker import fused_order
+    from rag.chain import order_by_evidence, order_by_rerank_and_evidence
+
+    n = len(record["gold"])
+    evidence = record["evidence"]
+    passages = [_Candidate(i) for i in range(n)]
+    sentences = sorted((_Span(i, evidence[i]) for i in range(n) if evidence[i] > -1.0), key=lambda s: -s.score)
+
+    def by_evidence(order: list[int], prior: float = 0.1, head: int = 5) -> list[int]:
+        top = [passages[i] for i in order[:head]]
+        return [p.chunk_id for p in order_by_evidence(top, sentences, prior)] + order[head:]
+
+    orders = {"retrieval order": list(range(n)),
+              "retrieval top 5 by evidence (the chain without a reranker)": by_evidence(list(range(n)))}
+    for w in WEIGHTS:
+        orders[f"weight {w}"] = fused_order(record["rerank"], w)
+    for w in (1.0, 2.0):
+        orders[f"weight {w}, top 5 by evidence"] = by_evidence(fused_order(record["rerank"], w))
+    for w in (1.0, 2.0):
+        for w_e in (0.5, 1.0, 2.0):  # the chain's order with RAG_RERANK_EVIDENCE_WEIGHT
+            orders[f"RRF retrieval {w} + reranker 1 + evidence {w_e}"] = order_by_rerank_and_evidence(
+                passages, record["rerank"], sentences, retrieval_weight=w, evidence_weight=w_e)
+    return orders
+
+
+@dataclass(frozen=True)
+class _Candidate:  # what order_by_evidence reads of a passage
+    chunk_id: int
+
+
+@dataclass(frozen=True)
+class _Span:  # what order_by_evidence reads of a sentence
+    key: int
+    score: float
+
+
+def squad(args, settings, embedder, reranker) -> None:
+    if args.from_signals:
+        signals = json.loads(args.from_signals.read_text())
+    else:
+        signals = squad_signals(args, settings, embedder, reranker)
+        if args.signals:
+            args.signals.parent.mkdir(parents=True, exist_ok=True)
+            args.signals.write_text(json.dumps(signals))
+    hits: dict[str, list[int]] = {}
+    for record in signals:
+        for name, order in squad_orders(record).items():
+            found = [record["gold"][i] for i in order[:5]]
+            counts = hits.setdefault(name, [0, 0])
+            counts[0] += found[0] if found else 0
+            counts[1] += any(found)
+    shape = f"{args.spread} articles x 5 untrained paragraphs" if args.spread else f"last {args.articles} articles"
+    print(f"{args.data.name}, {shape}: {len(signals)} questions, depth {args.depth}, "
+          f"retrieve + rerank p50 {statistics.median(r['ms'] for r in signals):.0f} ms\n")
     print("| final order | recall@1 | recall@5 |\n|---|---|---|")
     for name, (at1, at5) in hits.items():
-        print(f"| {name} | {at1 / len(items):.3f} | {at5 / len(items):.3f} |")
+        print(f"| {name} | {at1 / len(signals):.3f} | {at5 / len(signals):.3f} |")
 
 
 def beir(args, settings, embedder, reranker) -> None:
@@ -141,6 +220,10 @@ def main() -> None:
     parser.add_argument("kind", choices=["squad", "beir"])
     parser.add_argument("data", type=Path, help="A SQuAD-format file or a BEIR folder.")
     parser.add_argument("--articles", type=int, default=10, help="squad: the last N articles.")
+    parser.add_argument("--spread", type=int, default=0,
+                        help="squad: N articles x 5 untrained paragraphs (shaped like XQuAD) instead of the last articles.")
+    parser.add_argument("--signals", type=Path, help="squad: keep every candidate's scores in this JSON file.")
+    parser.add_argument("--from-signals", type=Path, help="squad: compare orders from a --signals file, scoring nothing.")
     parser.add_argument("--split", default="train", help="beir: which qrels split.")
     parser.add_argument("--limit", type=int, default=0, help="Only the first N questions or queries.")
     parser.add_argument("--depth", type=int, default=None, help="Candidates reranked (default: RAG_RERANK_DEPTH).")

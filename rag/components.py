@@ -28,7 +28,7 @@ from ingest.chunking import Chunker
 from ingest.pipeline import IngestPipeline, ProgressCallback
 from rag.chain import AbstentionThresholds, AskChain
 from rag.retriever import HybridRetriever
-from rag.settings import STAND_IN_RERANK_RETRIEVAL_WEIGHT, Settings
+from rag.settings import STAND_IN_RERANK_EVIDENCE_WEIGHT, STAND_IN_RERANK_RETRIEVAL_WEIGHT, Settings
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,13 @@ def build_chain_models(settings: Settings, embedder: SentenceEmbedder) -> ChainM
     return ChainModels(sentence_reader, readers, reranker, [n for n in (reranker_note, reader_note) if n], generator)
 
 
+def rerank_evidence_weight(settings: Settings, reranker: CrossEncoderReranker | None) -> float:
+    """The setting, else the weight chosen for the reranker this project ships (0 for any other)."""
+    if settings.rerank_evidence_weight is not None:
+        return settings.rerank_evidence_weight
+    return STAND_IN_RERANK_EVIDENCE_WEIGHT if reranker is not None and reranker.resolved.stand_in else 0.0
+
+
 def build_chain(settings: Settings, index: IndexReader, embedder: SentenceEmbedder,
                 models: ChainModels | None = None) -> AskChain:
     models = models or build_chain_models(settings, embedder)
@@ -180,6 +187,7 @@ def build_chain(settings: Settings, index: IndexReader, embedder: SentenceEmbedd
         default_mode=settings.default_mode if settings.default_mode in models.readers else "extractive",
         extractive_languages=settings.reader_languages,
         rerank_languages=settings.reranker_languages,
+        rerank_evidence_weight=rerank_evidence_weight(settings, models.reranker),
         notes=list(models.notes),
     )
 

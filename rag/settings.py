@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Chosen on development data for the shipped stand-in reranker (bench/rerank_dev.py; bench/RESULTS.md): alone it
 # only ties the hybrid retriever, fused with the retrieval order at weight 2 it beats it on SQuAD and SciFact.
 STAND_IN_RERANK_RETRIEVAL_WEIGHT = 2.0
+# And the weight of each candidate's best supporting sentence beside those two rankings, chosen on XQuAD-shaped
+# SQuAD-train data and the held-out articles together (bench/rerank_dev.py --spread; bench/RESULTS.md).
+STAND_IN_RERANK_EVIDENCE_WEIGHT = 2.0
 
 
 class Settings(BaseSettings):
@@ -134,6 +137,13 @@ class Settings(BaseSettings):
         description="Weight of the retrieval order beside the reranker's in the final order (reciprocal-rank "
         "fusion, k 60); 0 keeps the reranker's order alone; unset: 0 for a reranker you name or the Hub "
         f"gives, {STAND_IN_RERANK_RETRIEVAL_WEIGHT:g} for the one this project ships (RAG_RERANK_RETRIEVAL_WEIGHT).",
+    )
+    rerank_evidence_weight: float | None = Field(
+        None, ge=0,
+        description="Weight of the evidence ranking (each candidate's best supporting sentence) in the final "
+        "order's reciprocal-rank fusion with the retrieval order and the reranker's (English and other "
+        "languages the embedder serves); 0 leaves it out; unset: 0 for a reranker you name or the Hub gives, "
+        f"{STAND_IN_RERANK_EVIDENCE_WEIGHT:g} for the one this project ships (RAG_RERANK_EVIDENCE_WEIGHT).",
     )
     rerank_depth: int = Field(20, ge=1, description="Fused candidates the reranker rescores (RAG_RERANK_DEPTH).")
     reader_model: str = Field(

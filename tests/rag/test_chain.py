@@ -4,12 +4,12 @@ import pytest
 
 from generators.qa_reader import ExtractiveReader
 from generators.reading import ReaderPassage, ReaderResult, ReaderSpan
-from generators.reranker import CrossEncoderReranker
+from generators.reranker import CrossEncoderReranker, fused_order
 from generators.sentence_reader import SentenceReader
 from index.bm25 import analyze
 from index.store import IndexStore
 from ingest.pipeline import IngestPipeline
-from rag.chain import NOT_FOUND, AbstentionThresholds, AskChain
+from rag.chain import NOT_FOUND, AbstentionThresholds, AskChain, order_by_rerank_and_evidence
 from rag.retriever import HybridRetriever, MetadataFilter, reciprocal_rank_fusion
 
 # A gate that lets on-topic questions through and stops off-topic ones on the tiny corpus.
@@ -115,6 +115,50 @@ def test_reranker_reorders_candidates_and_the_reader_sees_its_order(index, embed
     response = chain.run(question)
     assert recorder.seen == expected
     assert response.timings_ms["rerank"] > 0 and not response.notes
+
+
+class _Passage:
+    def __init__(self, chunk_id: int) -> None:
+        self.chunk_id = chunk_id
+
+
+def test_evidence_settles_a_disagreement_between_retrieval_and_reranker():
+    passages = [_Passage(10), _Passage(11), _Passage(12)]
+    scores = [0.1, 0.9, 0.5]  # the reranker prefers the second; retrieval (weight 2) narrowly keeps the first
+    assert order_by_rerank_and_evidence(passages, scores, [], retrieval_weight=2.0, evidence_weight=0.0) \
+        == fused_order(scores, 2.0) == [0, 1, 2]
+    second_best = [ReaderSpan(11, 0, 5, "bees.", 0.8), ReaderSpan(10, 0, 5, "tides", 0.2)]
+    assert order_by_rerank_and_evidence(passages, scores, second_best, retrieval_weight=2.0,
+                                        evidence_weight=2.0)[0] == 1
+    first_best = [ReaderSpan(10, 0, 5, "bees.", 0.8), ReaderSpan(11, 0, 5, "tides", 0.2)]
+    assert order_by_rerank_and_evidence(passages, scores, first_best, retrieval_weight=2.0,
+                                        evidence_weight=2.0) == [0, 1, 2]
+    # Passages with no scored sentence rank last by evidence; full ties keep the retrieval order.
+    assert order_by_rerank_and_evidence(passages, [0.5, 0.5, 0.5], [ReaderSpan(12, 0, 5, "x", 0.9)],
+                                        retrieval_weight=0.0, evidence_weight=3.0) == [2, 0, 1]
+    assert order_by_rerank_and_evidence(passages, [0.5, 0.5, 0.5], [], retrieval_weight=0.0,
+                                        evidence_weight=3.0) == [0, 1, 2]
+
+
+def test_with_an_evidence_weight_the_reader_sees_the_three_way_order(index, embedder, tiny_cross_encoder_dir):
+    sentences = SentenceReader(embedder, analyze)
+    reranker = CrossEncoderReranker(str(tiny_cross_encoder_dir), retrieval_weight=1.0)
+    question = "How do honey bees communicate the direction of flowers?"
+    candidates = HybridRetriever(index, embedder).run(question, top_k=10).passages
+    scores = reranker.run(question, [p.text for p in candidates]).scores
+    ranked = sentences.rank_sentences(question, [ReaderPassage(p.chunk_id, p.text, p.start) for p in candidates],
+                                      top_k=400)
+    expected = [candidates[i].chunk_id for i in order_by_rerank_and_evidence(
+        candidates, scores, ranked, retrieval_weight=1.0, evidence_weight=40.0)][:3]
+    recorder = _RecordingReader()
+    AskChain(HybridRetriever(index, embedder), {"extractive": recorder}, sentences, reranker=reranker, top_k=3,
+             rerank_depth=10, rerank_evidence_weight=40.0).run(question)
+    assert recorder.seen == expected
+    assert recorder.seen[0] == ranked[0].key  # at weight 40 the evidence ranking decides
+    without = _RecordingReader()
+    AskChain(HybridRetriever(index, embedder), {"extractive": without}, sentences, reranker=reranker, top_k=3,
+             rerank_depth=10).run(question)
+    assert without.seen == [candidates[i].chunk_id for i in fused_order(scores, 1.0)][:3]
 
 
 def test_a_question_in_a_language_the_reranker_does_not_serve_keeps_retrieval_order(index, embedder,

@@ -41,6 +41,20 @@ def test_the_reranker_takes_its_fusion_weight_from_settings(shipped_models, tiny
                                    reranker_backend="onnx-int8"))[0].backend == "onnx-int8"
 
 
+def test_the_evidence_weight_is_the_stand_ins_unless_set_and_off_for_a_named_reranker(shipped_models,
+                                                                                  tiny_cross_encoder_dir):
+    from rag.components import build_reranker, rerank_evidence_weight
+    from rag.settings import STAND_IN_RERANK_EVIDENCE_WEIGHT, Settings
+
+    shipped = Settings(reranker_model="cross-encoder/ms-marco-MiniLM-L-6-v2")
+    assert rerank_evidence_weight(shipped, build_reranker(shipped)[0]) == STAND_IN_RERANK_EVIDENCE_WEIGHT > 0
+    named = Settings(reranker_model=str(tiny_cross_encoder_dir))
+    assert rerank_evidence_weight(named, build_reranker(named)[0]) == 0.0
+    chosen = Settings(reranker_model=str(tiny_cross_encoder_dir), rerank_evidence_weight=1.5)
+    assert rerank_evidence_weight(chosen, build_reranker(chosen)[0]) == 1.5
+    assert rerank_evidence_weight(Settings(reranker_model="none"), None) == 0.0
+
+
 def test_auto_device_is_the_gpu_when_there_is_one_else_the_cpu(monkeypatch):
     import torch
 
