@@ -79,6 +79,7 @@ def squad_signals(args, settings, embedder, reranker) -> list[dict]:
     from generators.sentence_reader import SentenceReader
     from index.bm25 import analyze
     from index.store import IndexStore
+    from rag.chain import best_sentence_scores
     from rag.components import build_ingest_pipeline, build_retriever
     from rag.evaluation.qa import read_squad, squad_items
 
@@ -104,9 +105,7 @@ def squad_signals(args, settings, embedder, reranker) -> list[dict]:
             elapsed = (time.perf_counter() - started) * 1000
             spans = evidence.rank_sentences(item.question, [ReaderPassage(i, p.text, p.start) for i, p in enumerate(passages)],
                                             top_k=evidence.max_sentences)
-            best: dict[int, float] = {}
-            for span in spans:
-                best.setdefault(span.key, span.score)
+            best = best_sentence_scores(spans)
             signals.append({"question": item.question, "gold": [p.source == item.path for p in passages],
                             "rerank": scores, "evidence": [best.get(i, -1.0) for i in range(len(passages))],
                             "ms": elapsed})
@@ -141,12 +140,12 @@ def squad_orders(record: dict) -> dict[str, list[int]]:
 
 
 @dataclass(frozen=True)
-class _Candidate:  # what order_by_evidence reads of a passage
+class _Candidate:  # what the chain's ordering functions read of a passage
     chunk_id: int
 
 
 @dataclass(frozen=True)
-class _Span:  # what order_by_evidence reads of a sentence
+class _Span:  # what they read of a sentence
     key: int
     score: float
 

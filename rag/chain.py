@@ -89,12 +89,18 @@ class ChainTrace:
     passages: list[RetrievedPassage]
 
 
+def best_sentence_scores(sentences: Sequence[ReaderSpan]) -> dict[int, float]:
+    """Passage key → the score of its best sentence, for sentences ranked best first."""
+    best: dict[int, float] = {}
+    for span in sentences:
+        best.setdefault(span.key, span.score)
+    return best
+
+
 def order_by_evidence(passages: Sequence[RetrievedPassage], sentences: Sequence[ReaderSpan],
                       rank_prior: float) -> list[RetrievedPassage]:
     """Passages by their best supporting sentence's score plus `rank_prior` / (1 + their rank as given)."""
-    best: dict[int, float] = {}
-    for span in sentences:  # best first, so the first score seen per passage is its best
-        best.setdefault(span.key, span.score)
+    best = best_sentence_scores(sentences)
     ranked = sorted(
         enumerate(passages),
         key=lambda item: (-(best.get(item[1].chunk_id, -1.0) + rank_prior / (1 + item[0])), item[0]),
@@ -108,9 +114,7 @@ def order_by_rerank_and_evidence(passages: Sequence[RetrievedPassage], rerank_sc
     """Indices of `passages` (in retrieval order) by reciprocal-rank fusion of three rankings: the retrieval
     order (`retrieval_weight`), the reranker's scores (weight 1) and each passage's best supporting
     sentence (`evidence_weight`). Ties keep the retrieval order."""
-    best: dict[int, float] = {}
-    for span in sentences:  # best first, so the first score seen per passage is its best
-        best.setdefault(span.key, span.score)
+    best = best_sentence_scores(sentences)
     by_evidence = sorted(range(len(passages)), key=lambda i: (-best.get(passages[i].chunk_id, -1.0), i))
     fused = reciprocal_rank_fusion([list(range(len(passages))), fused_order(rerank_scores, 0.0), by_evidence],
                                    [retrieval_weight, 1.0, evidence_weight], k=RANK_FUSION_K)
@@ -278,11 +282,11 @@ class AskChain:
         # The evidence score leans on the embedder's cosine: it only re-orders languages the embedder serves
         # (re-ordering Chinese by the English MiniLM dropped XQuAD-zh recall@1 from 0.924 to 0.838).
         served = self.retriever.dense_languages
-        evidence_orders = served is None or language in served
+        embedder_serves = served is None or language in served
         if reranks and passages:
             reranked = self.reranker.run(query, [p.text for p in passages])
             order = reranked.order
-            if self.rerank_evidence_weight > 0 and evidence_orders and len(passages) > 1:
+            if self.rerank_evidence_weight > 0 and embedder_serves and len(passages) > 1:
                 candidates = [ReaderPassage(p.chunk_id, p.text, p.start) for p in passages]
                 order = order_by_rerank_and_evidence(
                     passages, reranked.scores,
@@ -296,7 +300,7 @@ class AskChain:
 
         # Evidence gate: is any sentence of the passages close enough to the question to answer it?
         sentences = self.evidence.rank_sentences(query, reader_passages, top_k=self.evidence.max_sentences)
-        if not reranks and self.evidence_rank_prior is not None and evidence_orders and len(passages) > 1:
+        if not reranks and self.evidence_rank_prior is not None and embedder_serves and len(passages) > 1:
             passages = order_by_evidence(passages, sentences, self.evidence_rank_prior)
             reader_passages = [ReaderPassage(p.chunk_id, p.text, p.start) for p in passages]
         evidence = self.evidence.answer(sentences)
