@@ -235,6 +235,9 @@ def main() -> None:
 
     settings = Settings()
     args.depth = args.depth or settings.rerank_depth
+    if args.kind == "squad" and args.from_signals:  # scores were kept: no model needed
+        squad(args, settings, None, None)
+        return
     reranker, note = build_reranker(settings)
     if reranker is None:
         raise SystemExit(f"no reranker to tune: {note}")
