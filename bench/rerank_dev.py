@@ -15,7 +15,9 @@ the code the service runs; `RAG_RERANK_RETRIEVAL_WEIGHT`).
   Every candidate's reranker score and best supporting sentence are kept (`--signals FILE`, JSON) so
   orderings can be compared without scoring again (`--from-signals FILE`).
 - `beir`: a BEIR split (SciFact *train* for development); documents ranked by
-  their best chunk, as `rag eval retrieval` does; nDCG@10 and recall@10.
+  their best chunk, as `rag eval retrieval` does; nDCG@10 and recall@10; also the
+  chain's order with the evidence ranking (`RAG_RERANK_EVIDENCE_WEIGHT`), which
+  `rag eval retrieval` leaves out.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/rerank_dev.py squad ../shared/data/qa/train/squad_v1.1_train.json
     HF_HUB_OFFLINE=1 .venv/bin/python bench/rerank_dev.py squad ../shared/data/qa/train/squad_v1.1_train.json --spread 48 --signals bench/out/rerank-spread.json
@@ -176,7 +178,11 @@ def squad(args, settings, embedder, reranker) -> None:
 def beir(args, settings, embedder, reranker) -> None:
     from pathlib import Path as _Path
 
+    from generators.reading import ReaderPassage
     from generators.reranker import fused_order
+    from generators.sentence_reader import SentenceReader
+    from index.bm25 import analyze
+    from rag.chain import order_by_rerank_and_evidence
     from rag.components import build_ingest_pipeline, build_retriever, build_store
     from rag.evaluation.metrics import ndcg_at_k, recall_at_k
     from rag.evaluation.retrieval import DOCUMENT_DEPTH, load_beir, work_dir_for, write_corpus_documents
@@ -188,7 +194,10 @@ def beir(args, settings, embedder, reranker) -> None:
     store = build_store(settings, folder / "index")
     build_ingest_pipeline(settings, store, embedder=embedder).run([folder / "docs"], prune=True)
     chunk_depth = 2 * DOCUMENT_DEPTH
-    names = ["retrieval order", *(f"weight {w}" for w in WEIGHTS)]
+    evidence = SentenceReader(embedder, analyze)
+    evidence_weights = (0.5, 1.0, 2.0)
+    names = ["retrieval order", *(f"weight {w}" for w in WEIGHTS),
+             *(f"weight 2.0 + evidence {w_e} (the chain's order for English)" for w_e in evidence_weights)]
     totals = {name: [0.0, 0.0] for name in names}
     with store.reader() as index:
         retriever = build_retriever(settings, index, embedder, top_k=chunk_depth,
@@ -199,6 +208,11 @@ def beir(args, settings, embedder, reranker) -> None:
                                                  extra=chunk_depth - args.depth)
             orders = {"retrieval order": list(range(len(scores)))}
             orders.update({f"weight {w}": fused_order(scores, w) for w in WEIGHTS})
+            head = [ReaderPassage(p.chunk_id, p.text, p.start) for p in passages[: len(scores)]]
+            sentences = evidence.rank_sentences(query.text, head, top_k=evidence.max_sentences)
+            for w_e in evidence_weights:
+                orders[f"weight 2.0 + evidence {w_e} (the chain's order for English)"] = order_by_rerank_and_evidence(
+                    passages[: len(scores)], scores, sentences, retrieval_weight=2.0, evidence_weight=w_e)
             for name, order in orders.items():
                 ranked: dict[str, None] = {}
                 for passage in [passages[i] for i in order] + passages[len(scores):]:
