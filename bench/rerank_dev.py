@@ -178,11 +178,10 @@ def squad(args, settings, embedder, reranker) -> None:
 def beir(args, settings, embedder, reranker) -> None:
     from pathlib import Path as _Path
 
-    from generators.reading import ReaderPassage
     from generators.reranker import fused_order
     from generators.sentence_reader import SentenceReader
     from index.bm25 import analyze
-    from rag.chain import order_by_rerank_and_evidence
+    from rag.chain import order_by_rerank_and_evidence, reader_passages
     from rag.components import build_ingest_pipeline, build_retriever, build_store
     from rag.evaluation.metrics import ndcg_at_k, recall_at_k
     from rag.evaluation.retrieval import DOCUMENT_DEPTH, load_beir, work_dir_for, write_corpus_documents
@@ -196,8 +195,9 @@ def beir(args, settings, embedder, reranker) -> None:
     chunk_depth = 2 * DOCUMENT_DEPTH
     evidence = SentenceReader(embedder, analyze)
     evidence_weights = (0.5, 1.0, 2.0)
-    names = ["retrieval order", *(f"weight {w}" for w in WEIGHTS),
-             *(f"weight 2.0 + evidence {w_e} (the chain's order for English)" for w_e in evidence_weights)]
+    # The chain fuses at the reranker's own retrieval weight (2 for the shipped one).
+    chain_order = f"weight {reranker.retrieval_weight} + evidence {{}} (the chain's order for English)"
+    names = ["retrieval order", *(f"weight {w}" for w in WEIGHTS), *(chain_order.format(w_e) for w_e in evidence_weights)]
     totals = {name: [0.0, 0.0] for name in names}
     with store.reader() as index:
         retriever = build_retriever(settings, index, embedder, top_k=chunk_depth,
@@ -208,11 +208,11 @@ def beir(args, settings, embedder, reranker) -> None:
                                                  extra=chunk_depth - args.depth)
             orders = {"retrieval order": list(range(len(scores)))}
             orders.update({f"weight {w}": fused_order(scores, w) for w in WEIGHTS})
-            head = [ReaderPassage(p.chunk_id, p.text, p.start) for p in passages[: len(scores)]]
-            sentences = evidence.rank_sentences(query.text, head, top_k=evidence.max_sentences)
+            head = passages[: len(scores)]
+            sentences = evidence.rank_sentences(query.text, reader_passages(head), top_k=evidence.max_sentences)
             for w_e in evidence_weights:
-                orders[f"weight 2.0 + evidence {w_e} (the chain's order for English)"] = order_by_rerank_and_evidence(
-                    passages[: len(scores)], scores, sentences, retrieval_weight=2.0, evidence_weight=w_e)
+                orders[chain_order.format(w_e)] = order_by_rerank_and_evidence(
+                    head, scores, sentences, retrieval_weight=reranker.retrieval_weight, evidence_weight=w_e)
             for name, order in orders.items():
                 ranked: dict[str, None] = {}
                 for passage in [passages[i] for i in order] + passages[len(scores):]:

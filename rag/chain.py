@@ -89,6 +89,11 @@ class ChainTrace:
     passages: list[RetrievedPassage]
 
 
+def reader_passages(passages: Sequence[RetrievedPassage]) -> list[ReaderPassage]:
+    """What readers and the evidence scorer take of retrieved passages (key = chunk id)."""
+    return [ReaderPassage(p.chunk_id, p.text, p.start) for p in passages]
+
+
 def best_sentence_scores(sentences: Sequence[ReaderSpan]) -> dict[int, float]:
     """Passage key → the score of its best sentence, for sentences ranked best first."""
     best: dict[int, float] = {}
@@ -287,22 +292,21 @@ class AskChain:
             reranked = self.reranker.run(query, [p.text for p in passages])
             order = reranked.order
             if self.rerank_evidence_weight > 0 and embedder_serves and len(passages) > 1:
-                candidates = [ReaderPassage(p.chunk_id, p.text, p.start) for p in passages]
                 order = order_by_rerank_and_evidence(
                     passages, reranked.scores,
-                    self.evidence.rank_sentences(query, candidates, top_k=self.evidence.max_sentences),
+                    self.evidence.rank_sentences(query, reader_passages(passages), top_k=self.evidence.max_sentences),
                     retrieval_weight=self.reranker.retrieval_weight, evidence_weight=self.rerank_evidence_weight)
             passages = [passages[i] for i in order]
             rerank_score = reranked.scores[order[0]]
         lap("rerank")
         passages = passages[:top_k]
-        reader_passages = [ReaderPassage(p.chunk_id, p.text, p.start) for p in passages]
+        for_reader = reader_passages(passages)
 
         # Evidence gate: is any sentence of the passages close enough to the question to answer it?
-        sentences = self.evidence.rank_sentences(query, reader_passages, top_k=self.evidence.max_sentences)
+        sentences = self.evidence.rank_sentences(query, for_reader, top_k=self.evidence.max_sentences)
         if not reranks and self.evidence_rank_prior is not None and embedder_serves and len(passages) > 1:
             passages = order_by_evidence(passages, sentences, self.evidence_rank_prior)
-            reader_passages = [ReaderPassage(p.chunk_id, p.text, p.start) for p in passages]
+            for_reader = reader_passages(passages)
         evidence = self.evidence.answer(sentences)
         lap("evidence")
         reason = None
@@ -323,7 +327,7 @@ class AskChain:
             notes.append(f"the extractive reader serves {', '.join(sorted(self.extractive_languages))}, "
                          f"not {language}: the answer is the best supporting sentence")
             reader = self.evidence
-        return _Prepared(question, query, mode, reader, passages, reader_passages, evidence, timings, notes, started,
+        return _Prepared(question, query, mode, reader, passages, for_reader, evidence, timings, notes, started,
                          clock)
 
     def _finish(self, prepared: _Prepared, result: ReaderResult) -> ChainTrace:
