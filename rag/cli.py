@@ -425,6 +425,60 @@ def eval_qa(
     _gate(report.to_json(), baseline, max_drop)
 
 
+@eval_app.command("docqa")
+def eval_docqa(
+    questions: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A docqa JSON file of questions.")],
+    docs: Annotated[list[Path], typer.Option("--docs", exists=True, help="Files or folders the questions are about (repeatable).")],
+    mode: Annotated[str | None, typer.Option("--mode", help="Reader: extractive or generative (default: RAG_DEFAULT_MODE).")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", min=1, max=50, help="Passages handed to the reader.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=0, help="Only the first N questions (0 = all).")] = 0,
+    types: Annotated[list[str] | None, typer.Option("--type", help="Only questions of this type (repeatable).")] = None,
+    work: WorkOption = Path(".rag-eval"),
+    out: Annotated[Path | None, typer.Option("--out", help="Write the summary JSON, table, charts and per-question JSONL here.")] = None,
+    baseline: BaselineOption = None,
+    max_drop: MaxDropOption = 0.01,
+    as_json: JsonOption = False,
+) -> None:
+    """Containment, key facts, citation hit (any / top-1), abstention, per-type scores, latency and first token."""
+    from rag.evaluation.docqa import DOCQA_METRICS, run_docqa, write_records
+    from rag.evaluation.report import store_result, write_report
+
+    with _user_errors():
+        with _progress_bar("docqa") as progress:
+            task = progress.add_task("questions", total=None)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            run = run_docqa(questions, docs, work=work, mode=mode, top_k=top_k, limit=limit, types=types,
+                            on_progress=advance)
+    summary = run.summary
+    stem = f"docqa-{questions.stem}-{summary['mode']}"
+    stored = store_result(work, summary["fingerprint"], stem, summary, run.table)
+    if out is not None:
+        write_report(run.table, summary, out, stem)
+        write_records(run.records, out / f"{stem}.jsonl")
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False))
+        _gate(summary, baseline, max_drop)
+        return
+    table = Table(title=f"{questions.name} ({summary['mode']}, {summary['questions']} questions)")
+    table.add_column("type")
+    for column in DOCQA_METRICS:
+        table.add_column(column, justify="right")
+    rows = {"all": summary, **summary["per_type"]}
+    for name, values in rows.items():
+        table.add_row(name, *("-" if values.get(m) is None else f"{values[m]:.3f}" for m in DOCQA_METRICS))
+    Console().print(table)
+    Console().print(f"answer p50 {summary['latency_ms_p50']:.0f} ms, p90 {summary['latency_ms_p90']:.0f} ms; "
+                    f"first token p50 {summary['first_token_ms_p50']:.0f} ms, p90 {summary['first_token_ms_p90']:.0f} ms; "
+                    f"median answer {summary['median_answer_words']} words")
+    for note in summary["notes"]:
+        err.print(f"[dim]note: {note}[/dim]")
+    err.print(f"[dim]stored: {stored}[/dim]")
+    _gate(summary, baseline, max_drop)
+
+
 def _gate(metrics: dict, baseline: Path | None, max_drop: float) -> None:
     """Exit 1 when a metric fell by more than `max_drop` against the baseline file."""
     if baseline is None:

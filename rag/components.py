@@ -18,7 +18,8 @@ from generators.reranker import CrossEncoderReranker
 from generators.resolve import ModelUnavailableError, resolve_device
 from generators.sentence_reader import SentenceReader
 from generators.summarizer import ExtractiveSummarizer, GeneratorSummarizer
-from generators.text_generators import LocalGenerator, OpenAIGenerator, TextGenerator
+from generators.llama_generator import LlamaCppGenerator
+from generators.text_generators import LocalGenerator, OpenAIGenerator, TextGenerator, is_gguf_model
 from generators.video import TextToVideo
 from index.backends import FaissBackend, MilvusBackend, VectorBackend
 from index.bm25 import analyze
@@ -114,6 +115,10 @@ def build_generator(settings: Settings) -> TextGenerator:
             timeout=settings.openai_timeout,
             max_retries=settings.openai_max_retries,
         )
+    if is_gguf_model(settings.generator_model, None):
+        gguf_file = settings.generator_gguf_file if not settings.generator_model.lower().endswith(".gguf") else None
+        return LlamaCppGenerator(settings.generator_model, gguf_file=gguf_file, threads=settings.generator_threads,
+                                 context_tokens=settings.generator_context_tokens)
     return LocalGenerator(settings.generator_model, device=resolve_device(settings.device))
 
 

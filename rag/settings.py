@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from generators.text_generators import DEFAULT_LOCAL_GENERATOR, DEFAULT_LOCAL_GENERATOR_FILE
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -175,9 +176,18 @@ class Settings(BaseSettings):
         "local", description="Who writes generative answers: a local model or an OpenAI-compatible API (RAG_GENERATOR_BACKEND)."
     )
     generator_model: str = Field(
-        "HuggingFaceTB/SmolLM2-135M-Instruct",
-        description="Local generator: Hub name, folder or .gguf file (RAG_GENERATOR_MODEL); offline the packaged SmolLM2 GGUF.",
+        DEFAULT_LOCAL_GENERATOR,
+        description="Local generator (RAG_GENERATOR_MODEL): a Hub GGUF repo, a .gguf file or folder (run by llama.cpp), "
+        "or a transformers model (gpt2). Offline, the Qwen2.5-Coder GGUF that PyPI packages ship.",
     )
+    generator_gguf_file: str | None = Field(
+        DEFAULT_LOCAL_GENERATOR_FILE,
+        description="The file of a Hub GGUF repo to use (RAG_GENERATOR_GGUF_FILE): a repo holds every quantisation.",
+    )
+    generator_threads: int | None = Field(
+        None, ge=1, description="llama.cpp threads (RAG_GENERATOR_THREADS); unset: every core this process may use.")
+    generator_context_tokens: int = Field(
+        4096, ge=512, le=32768, description="llama.cpp context window, prompt plus answer (RAG_GENERATOR_CONTEXT_TOKENS).")
     generator_max_new_tokens: int = Field(256, ge=1, le=4096, description="Longest generated answer, in tokens.")
     openai_model: str = Field("gpt-4o-mini", description="Model name sent to the OpenAI-compatible API (RAG_OPENAI_MODEL).")
     openai_base_url: str | None = Field(

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Metrics where higher is better; latency is left out (machines differ too much to gate on it).
-GATED_METRICS = ("em", "f1", "contains", "recall@1", "recall@5", "ndcg@10", "recall@10", "recall@100", "mrr@10")
+GATED_METRICS = ("em", "f1", "contains", "recall@1", "recall@5", "ndcg@10", "recall@10", "recall@100", "mrr@10",
+                 "key_facts", "citation_hit", "citation_top1", "abstain_unanswerable")
+# Metrics where lower is better (a rise past the allowed drop fails).
+GATED_LOWER_METRICS = ("false_abstain_rate",)
 
 
 @dataclass(frozen=True)
@@ -15,10 +18,11 @@ class Regression:
     metric: str
     baseline: float
     current: float
+    lower_is_better: bool = False
 
     @property
     def drop(self) -> float:
-        return self.baseline - self.current
+        return self.current - self.baseline if self.lower_is_better else self.baseline - self.current
 
     def __str__(self) -> str:
         return f"{self.metric}: {self.current:.4f} vs baseline {self.baseline:.4f} (drop {self.drop:.4f})"
@@ -41,4 +45,8 @@ def regressions(current: dict, baseline: dict, max_drop: float) -> list[Regressi
         old, new = baseline.get(metric), current.get(metric)
         if isinstance(old, int | float) and isinstance(new, int | float) and old - new > max_drop + 1e-12:
             found.append(Regression(metric, float(old), float(new)))
+    for metric in GATED_LOWER_METRICS:
+        old, new = baseline.get(metric), current.get(metric)
+        if isinstance(old, int | float) and isinstance(new, int | float) and new - old > max_drop + 1e-12:
+            found.append(Regression(metric, float(old), float(new), lower_is_better=True))
     return found

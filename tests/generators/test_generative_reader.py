@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from generators.generative_reader import (
+    KIND_INSTRUCTIONS,
     NOT_FOUND_REPLY,
     CitationRewriter,
     GenerativeReader,
@@ -104,10 +105,41 @@ def test_no_citation_is_said_and_the_best_overlapping_passage_is_inferred():
     assert result.confidence == pytest.approx(cited.confidence / 2)
 
 
-def test_an_answer_sharing_no_word_with_any_passage_has_no_citation():
+def test_an_answer_no_passage_supports_is_dropped():
     result = read("Quokkas smile.")
-    assert result.answer == "Quokkas smile." and result.spans == []
-    assert any("shares no words" in note for note in result.notes)
+    assert result.answer == "" and result.spans == []
+    assert any("no sentence of the answer is supported" in note for note in result.notes)
+
+
+def test_an_unsupported_sentence_is_dropped_and_the_supported_one_kept():
+    result = read("Paris is the capital of France [1]. Quokkas smile in Madrid [1].")
+    assert result.answer == "Paris is the capital of France [1]."
+    assert any("dropped 1 answer sentence" in note for note in result.notes)
+
+
+def test_a_sentence_is_checked_against_the_passage_it_cites():
+    # True of passage 2, not of passage 1, which it cites.
+    result = read("Berlin is the capital of Germany [1].")
+    assert result.answer == ""
+
+
+def test_yes_or_no_goes_out_with_the_supported_claim_after_it():
+    reader = GenerativeReader(ScriptedGenerator("Yes. Rome is the capital of Italy [3]."))
+    *deltas, result = reader.stream("Is Rome the capital of Italy?", passages_of(DOCUMENT))
+    assert result.answer == "Yes. Rome is the capital of Italy [1]." == "".join(deltas)
+    unsupported = GenerativeReader(ScriptedGenerator("Yes. Quokkas rule Rome's moons."))
+    *deltas, result = unsupported.stream("Is Rome the capital of Italy?", passages_of(DOCUMENT))
+    assert result.answer == "" and "".join(deltas) == ""  # nothing unsupported was ever streamed
+
+
+def test_a_code_block_is_checked_whole():
+    document = "Install it:\n\n```bash\npip install fastapi uvicorn\n```"
+    passages = [ReaderPassage(1, document, 0)]
+    kept = GenerativeReader(ScriptedGenerator("Run:\n```bash\npip install fastapi\n```\nThen start uvicorn [1]."))
+    result = kept.run("How do I install it?", passages)
+    assert "pip install fastapi" in result.answer and "uvicorn [1]" in result.answer
+    invented = GenerativeReader(ScriptedGenerator("Run:\n```bash\nconda create quokka-env\n```\nThen start uvicorn [1]."))
+    assert "conda" not in invented.run("How do I install it?", passages).answer
 
 
 def test_repeated_and_grouped_markers_collapse():
@@ -133,15 +165,14 @@ def test_two_claims_citing_one_passage_span_both_sentences():
     assert result.spans[0].text == "Paris is the capital of France. The Eiffel Tower was finished in 1889."
 
 
-def test_a_claim_sharing_no_word_with_its_passage_cites_the_whole_passage():
-    result = read("Quokkas smile [3].")
-    assert result.spans[0].text == "Italy is in southern Europe. Rome is the capital of Italy."
-    assert result.spans[0].score == 0.0
+def test_a_supported_claim_citing_no_sentence_alone_cites_the_best_sentence():
+    result = read("Rome, southern Europe [3].")
+    assert result.spans[0].text in DOCUMENT and "Italy" in result.spans[0].text
 
 
 def test_brackets_that_are_not_citations_stay():
-    result = read("Paris [the city] is the capital of France [1]. See [a")
-    assert result.answer == "Paris [the city] is the capital of France [1]. See [a"
+    result = read("Paris [the city] is the capital of France [1]. Paris [a")
+    assert result.answer == "Paris [the city] is the capital of France [1]. Paris [a"
 
 
 def test_chinese_answer_with_full_width_markers():
@@ -228,8 +259,17 @@ def test_prompt_numbers_the_passages_and_asks_for_citations():
     assert system["role"] == "system" and "[1]" in system["content"] and NOT_FOUND_REPLY in system["content"]
     assert user["role"] == "user"
     assert user["content"].index("[1] France") < user["content"].index("[2] Germany") < user["content"].index("[3] Italy")
-    assert user["content"].rstrip().endswith("Question: What is the capital of Italy?")
+    assert "Question: What is the capital of Italy?" in user["content"]
+    assert user["content"].rstrip().endswith(KIND_INSTRUCTIONS["factoid"])
     assert prompt.passages == passages_of(DOCUMENT)
+
+
+def test_the_instruction_follows_the_kind_of_question():
+    reader = GenerativeReader(ScriptedGenerator(""))
+    assert reader.build_prompt("Is Rome in Italy?", passages_of(DOCUMENT)).messages[-1]["content"].endswith(
+        KIND_INSTRUCTIONS["yesno"])
+    assert reader.build_prompt("How do I get to Rome?", passages_of(DOCUMENT)).messages[-1]["content"].endswith(
+        KIND_INSTRUCTIONS["howto"])
 
 
 def test_prompt_puts_chat_history_between_instructions_and_passages():
@@ -240,14 +280,15 @@ def test_prompt_puts_chat_history_between_instructions_and_passages():
     assert prompt.messages[1:3] == history and "Passages:" in prompt.messages[3]["content"]
 
 
-def test_context_budget_cuts_passages_keeping_offsets():
+def test_context_budget_keeps_the_sentences_that_share_the_question_words():
     passages = passages_of(DOCUMENT)
-    budget = len(passages[0].text) + 20
-    reader = GenerativeReader(ScriptedGenerator("Germany borders France [2]."), max_context_chars=budget)
-    prompt = reader.build_prompt("Where?", passages)
-    assert len(prompt.passages) == 2
-    assert prompt.passages[1].text == passages[1].text[:20] and prompt.passages[1].offset == passages[1].offset
-    assert "[3]" not in prompt.messages[-1]["content"]
-    result = reader.run("Where?", passages)
-    assert result.spans[0].text == "Germany borders Fran"  # cut passage, still an exact document span
+    reader = GenerativeReader(ScriptedGenerator("The Brandenburg Gate stands in Berlin [1]."), max_context_chars=45)
+    prompt = reader.build_prompt("Where is the Brandenburg Gate?", passages)
+    user = prompt.messages[-1]["content"]
+    assert "[1] The Brandenburg Gate stands in Berlin." in user and "Paris" not in user
+    assert prompt.passages == [passages[1]]  # whole passage, offsets unchanged: citations resolve against it
+    result = reader.run("Where is the Brandenburg Gate?", passages)
+    assert result.spans[0].text == "The Brandenburg Gate stands in Berlin."
     assert DOCUMENT[result.spans[0].start : result.spans[0].end] == result.spans[0].text
+
+

@@ -9,6 +9,8 @@ import time
 import pytest
 
 from generators.generative_reader import GenerativeReader
+from generators.llama_generator import LlamaCppGenerator
+from generators.packaged_gguf import QWEN25_CODER_05B
 from generators.reading import ReaderPassage
 from generators.resolve import ModelUnavailableError, resolve_model
 from tests.tiny_models import build_tiny_causal_lm
@@ -186,14 +188,15 @@ def test_openai_generator_honours_the_sdk_environment(monkeypatch):
     assert generator.endpoint == "http://127.0.0.1:9/v1"
 
 
-def test_smollm2_resolves_offline_to_the_packaged_gguf(monkeypatch):
+def test_the_default_generator_resolves_offline_to_the_packaged_gguf(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    resolved = resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct", role="generator", setting="RAG_GENERATOR_MODEL")
+    resolved = resolve_model(DEFAULT_LOCAL_GENERATOR, role="generator", setting="RAG_GENERATOR_MODEL",
+                             gguf_file=DEFAULT_LOCAL_GENERATOR_FILE)
     if resolved.source == "hub":  # only where the Hugging Face cache already holds it
-        pytest.skip("SmolLM2 is in the local Hugging Face cache")
+        pytest.skip("the default generator is in the local Hugging Face cache")
     assert resolved.source == "package"
-    assert resolved.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
-    assert (resolved.path / resolved.gguf_file).is_file()
+    assert resolved.gguf_file == DEFAULT_LOCAL_GENERATOR_FILE
+    assert (resolved.path / resolved.gguf_file).stat().st_size == QWEN25_CODER_05B.size
 
 
 def test_a_gguf_file_path_resolves_locally(tmp_path):
@@ -204,13 +207,20 @@ def test_a_gguf_file_path_resolves_locally(tmp_path):
 
 
 @pytest.mark.slow
-def test_packaged_smollm2_gguf_generates_and_answers_with_a_citation():
-    generator = LocalGenerator().warm_up()  # the default: SmolLM2-135M-Instruct, offline from the GGUF
-    assert generator.has_chat_template
+def test_packaged_gguf_generates_streams_and_answers_with_a_citation(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    generator = LlamaCppGenerator(DEFAULT_LOCAL_GENERATOR, gguf_file=DEFAULT_LOCAL_GENERATOR_FILE,
+                                  context_tokens=2048).warm_up()
     reply = generator.generate([{"role": "user", "content": "What is the capital of France?"}], max_new_tokens=12)
     assert "Paris" in reply
+    pieces = list(generator.stream([{"role": "user", "content": "What is the capital of France?"}], max_new_tokens=12))
+    assert len(pieces) > 1 and "".join(pieces).strip() == reply  # token by token, same greedy text
+    stream = generator.stream([{"role": "user", "content": "Count from 1 to 500."}], max_new_tokens=1000)
+    next(stream)
+    stream.close()  # stops llama.cpp; the next request is served at once
+    assert generator.complete("The capital of France is", Sampling(max_new_tokens=6, temperature=0)).strip()
     document = "Notes.\n\nParis is the capital of France. It lies on the Seine."
     passage = ReaderPassage(key=3, text=document[8:], offset=8)
     result = GenerativeReader(generator, max_new_tokens=40).run("What is the capital of France?", [passage])
-    assert result.answer and result.spans
+    assert "Paris" in result.answer and result.spans
     assert all(document[s.start : s.end] == s.text for s in result.spans)

