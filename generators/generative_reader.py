@@ -35,8 +35,9 @@ NOT_FOUND_REPLY = "The passages do not contain the answer."
 SYSTEM_PROMPT = (
     "You answer questions about documentation using only the numbered passages you are given. "
     "Answer in a few short sentences, and after each sentence cite the passages that support it "
-    "by their numbers in square brackets, like [1] or [2][3]. Copy names, options and code exactly as the "
-    "passages write them. Never add facts that are not in the passages. "
+    "by their numbers in square brackets, like [1] or [2][3]. Say the answer directly (never \"the passage "
+    "states\"), and copy names, options and code exactly as the passages write them. Never add facts that "
+    "are not in the passages. "
     f"If the passages do not contain the answer, reply exactly: {NOT_FOUND_REPLY}"
 )
 
@@ -389,6 +390,7 @@ class SupportGate:
         return None
 
     def _check(self, segment: str) -> str:
+        segment = _without_preamble(segment)
         numbers = [int(n) for m in _MARKER.finditer(segment) for n in re.findall(r"\d+", m.group(1))]
         cited = [self.passages[n - 1] for n in numbers if 1 <= n <= len(self.passages)] or self.passages
         claim = _MARKER.sub(" ", segment)
@@ -406,6 +408,19 @@ class SupportGate:
         self.kept_claims += 1
         out, self._held = self._held + segment, ""
         return out
+
+
+# "The passage states that X": small models open with it whatever the prompt says; the answer is X.
+_PREAMBLE = re.compile(r"^(\s*)(?:according to (?:the )?passages?(?: \[\d+\])?,\s*|(?:the|this) passages? (?:\[\d+\] )?"
+                       r"(?:states?|says?|mentions?|explains?|indicates?|notes?) that\s+)", re.IGNORECASE)
+
+
+def _without_preamble(segment: str) -> str:
+    match = _PREAMBLE.match(segment)
+    if not match:
+        return segment
+    rest = segment[match.end():]
+    return match.group(1) + rest[:1].upper() + rest[1:]
 
 
 _TRAILING_MARKERS = re.compile(rf"(?:\s*[{_OPEN_SET}][^{_CLOSE_SET}\n]{{0,30}}[{_CLOSE_SET}])+")

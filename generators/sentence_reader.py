@@ -96,6 +96,25 @@ class SentenceReader:
                     self._cache.popitem(last=False)
         return np.stack([found[t] for t in texts])
 
+    def best_heading_score(self, question: str, passages: Sequence[ReaderPassage]) -> float | None:
+        """The best score (cosine + keyword overlap, as for sentences) of a Markdown heading of the passages:
+        documentation often puts the very question in a heading ("## Can I run two ingests at once?") and the
+        answer under it. None when the passages hold no heading."""
+        headings = []
+        for passage in passages:
+            for line in passage.text.splitlines():
+                text = line.strip().lstrip("#").strip()
+                text = re.sub(r"\s*\{\s*#[^}]*\}\s*$", "", text)  # "{ #anchor }" ids of MkDocs headings
+                if line.lstrip().startswith("#") and len(text) >= self.min_chars:
+                    headings.append(text)
+        if not headings:
+            return None
+        cosine = self._sentence_vectors(headings) @ self.embedder.embed([question]).vectors[0]
+        question_terms = set(self.analyzer(question))
+        overlap = [len(question_terms & set(self.analyzer(h))) / len(question_terms) if question_terms else 0.0
+                   for h in headings]
+        return float(max(c + self.keyword_weight * o for c, o in zip(cosine, overlap)))
+
     def rank_sentences(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3) -> list[ReaderSpan]:
         candidates: list[tuple[ReaderPassage, int, int]] = []
         for passage in passages:

@@ -10,6 +10,7 @@ own threshold).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ class AbstentionThresholds:
     span: float = 0.0
     # Cross-encoder relevance of the best passage (0 disables the check).
     rerank: float = 0.0
+    # A heading of the passages this close to the question passes the gate even when no sentence does
+    # (FAQ-style docs put the question in a heading); None: headings are not consulted.
+    heading: float | None = None
 
     def evidence_for(self, language: str) -> float:
         return self.evidence.get(language, self.evidence.get("*", 0.0))
@@ -79,6 +83,7 @@ class _Prepared:
     notes: list[str]
     started: float
     clock: float  # when the read stage began
+    signals: dict[str, float | None]
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,8 @@ class ChainTrace:
 
     response: AskResponse
     passages: list[RetrievedPassage]
+    # What the evidence gate saw: best sentence, best heading, best reranker score (None: not computed).
+    signals: dict[str, float | None] = field(default_factory=dict)
 
 
 def reader_passages(passages: Sequence[RetrievedPassage]) -> list[ReaderPassage]:
@@ -126,6 +133,23 @@ def order_by_rerank_and_evidence(passages: Sequence[RetrievedPassage], rerank_sc
     return [i for i, _ in fused]
 
 
+def _shared_share(sentence: str, answer: str) -> float:
+    """Share of the sentence's words that the answer already holds."""
+    words = set(re.findall(r"\w+", sentence.lower()))
+    return len(words & set(re.findall(r"\w+", answer.lower()))) / len(words) if words else 1.0
+
+
+def gate_signals(chain: AskChain, question: str) -> dict[str, float | None]:
+    """What the evidence gate sees for `question` (headings scored even when the chain does not use them)."""
+    thresholds = chain.thresholds
+    if thresholds.heading is None:
+        chain.thresholds = AbstentionThresholds(thresholds.evidence, thresholds.span, thresholds.rerank, heading=99.0)
+    try:
+        return chain.trace(question, mode="extractive").signals
+    finally:
+        chain.thresholds = thresholds
+
+
 class AskChain:
     """Answer one question from one index, with the reader the request's `mode` names."""
 
@@ -144,6 +168,7 @@ class AskChain:
         extractive_languages: Collection[str] | None = None,
         rerank_languages: Collection[str] | None = None,
         rerank_evidence_weight: float = 0.0,
+        quote_evidence: bool = True,
         notes: list[str] | None = None,
     ) -> None:
         if default_mode not in readers:
@@ -166,6 +191,8 @@ class AskChain:
         # Above 0, the reranked order also weighs each candidate's best supporting sentence (languages the
         # embedder serves): on XQuAD-shaped SQuAD-train data recall@1 0.936 → 0.955 (bench/RESULTS.md).
         self.rerank_evidence_weight = rerank_evidence_weight
+        # Generated answers end with the best supporting sentence, quoted (see `_quote`).
+        self.quote_evidence = quote_evidence
         self.notes = list(notes or [])  # facts about this chain every response carries (e.g. no reranker)
 
     @property
@@ -203,16 +230,40 @@ class AskChain:
         prepared = self._prepare(question, mode, top_k, filters, retrieval_query)
         if isinstance(prepared, ChainTrace):
             return prepared
+        return self._finish(prepared, self._read(prepared, history))
+
+    def _read(self, prepared: _Prepared, history: Sequence[Message] | None) -> ReaderResult:
         reader = prepared.reader
         if reader is self.evidence and prepared.query == prepared.question:
-            result = prepared.evidence
-        elif reader is self.evidence:  # a rewritten follow-up: the gate looked for the topic, answer the question
-            result = reader.run(prepared.question, prepared.reader_passages, top_k=3)
-        elif history and isinstance(reader, GenerativeReader):
+            return prepared.evidence
+        if reader is self.evidence:  # a rewritten follow-up: the gate looked for the topic, answer the question
+            return reader.run(prepared.question, prepared.reader_passages, top_k=3)
+        if isinstance(reader, GenerativeReader):
             result = reader.run(prepared.question, prepared.reader_passages, top_k=3, history=history)
-        else:
-            result = reader.run(prepared.question, prepared.reader_passages, top_k=3)
-        return self._finish(prepared, result)
+            return self._with_quote(prepared, result)
+        return reader.run(prepared.question, prepared.reader_passages, top_k=3)
+
+    def _quote(self, prepared: _Prepared, result: ReaderResult) -> tuple[str, ReaderResult]:
+        """The generated answer followed by the documents' own best supporting sentence, quoted and cited, unless
+        the answer already says it: the reader sees the exact words the answer rests on (and small models
+        paraphrase away the names and phrases people look for)."""
+        if not self.quote_evidence or not result.answer or not prepared.evidence.spans:
+            return "", result
+        best = prepared.evidence.spans[0]
+        sentence = " ".join(best.text.split())
+        if not sentence or _shared_share(sentence, result.answer) >= 0.8:
+            return "", result
+        spans = list(result.spans)
+        number = next((i for i, span in enumerate(spans, 1) if span.key == best.key and span.start <= best.start
+                       and best.end <= span.end), None)
+        if number is None:
+            spans.append(best)
+            number = len(spans)
+        quote = f"\n\n> {sentence} [{number}]"
+        return quote, ReaderResult(result.answer + quote, result.answer_type, result.confidence, spans, result.notes)
+
+    def _with_quote(self, prepared: _Prepared, result: ReaderResult) -> ReaderResult:
+        return self._quote(prepared, result)[1]
 
     def stream(
         self,
@@ -233,9 +284,8 @@ class AskChain:
             yield prepared.response.answer
             yield prepared.response
             return
-        if not isinstance(prepared.reader, GenerativeReader):
-            response = self.trace(question, mode=mode, top_k=top_k, filters=filters, retrieval_query=retrieval_query,
-                                  history=history).response
+        if not isinstance(prepared.reader, GenerativeReader):  # one delta, from the same retrieval and rerank
+            response = self._finish(prepared, self._read(prepared, history)).response
             yield response.answer
             yield response
             return
@@ -246,6 +296,9 @@ class AskChain:
             else:
                 result = event
         assert result is not None, "a reader stream always ends with its result"
+        quote, result = self._quote(prepared, result)
+        if quote:
+            yield quote
         yield self._finish(prepared, result).response
 
     def _prepare(self, question: str, mode: str | None, top_k: int | None, filters: MetadataFilter | None,
@@ -308,11 +361,15 @@ class AskChain:
             passages = order_by_evidence(passages, sentences, self.evidence_rank_prior)
             for_reader = reader_passages(passages)
         evidence = self.evidence.answer(sentences)
+        heading = (self.evidence.best_heading_score(query, for_reader)
+                   if self.thresholds.heading is not None and embedder_serves else None)
+        signals = {"sentence": evidence.confidence, "heading": heading, "rerank": rerank_score}
         lap("evidence")
         reason = None
+        heading_passes = heading is not None and self.thresholds.heading is not None and heading >= self.thresholds.heading
         if not passages:
             reason = "no passage matched the question" + (" and the filters" if filters and not filters.is_empty else "")
-        elif evidence.confidence < self.thresholds.evidence_for(language):
+        elif evidence.confidence < self.thresholds.evidence_for(language) and not heading_passes:
             reason = (f"best supporting sentence scored {evidence.confidence:.3f}, below the "
                       f"{language} threshold {self.thresholds.evidence_for(language):.3f}")
         elif rerank_score is not None and rerank_score < self.thresholds.rerank:
@@ -320,7 +377,8 @@ class AskChain:
         if reason is not None:
             timings["read"] = 0.0
             timings["total"] = round((time.perf_counter() - started) * 1000, 2)
-            return ChainTrace(self._abstain(passages, evidence.confidence, reader, mode, timings, [*notes, reason]), passages)
+            return ChainTrace(self._abstain(passages, evidence.confidence, reader, mode, timings, [*notes, reason]),
+                              passages, signals)
 
         if (mode == "extractive" and reader is not self.evidence and self.extractive_languages is not None
                 and language not in self.extractive_languages):
@@ -328,7 +386,7 @@ class AskChain:
                          f"not {language}: the answer is the best supporting sentence")
             reader = self.evidence
         return _Prepared(question, query, mode, reader, passages, for_reader, evidence, timings, notes, started,
-                         clock)
+                         clock, signals)
 
     def _finish(self, prepared: _Prepared, result: ReaderResult) -> ChainTrace:
         now = time.perf_counter()
@@ -343,8 +401,8 @@ class AskChain:
         passages, mode = prepared.passages, prepared.mode
         if reason is not None:
             response = self._abstain(passages, result.confidence, prepared.reader, mode, timings, [*notes, reason])
-            return ChainTrace(response, passages)
-        return ChainTrace(self._answer(result, passages, mode, timings, notes), passages)
+            return ChainTrace(response, passages, prepared.signals)
+        return ChainTrace(self._answer(result, passages, mode, timings, notes), passages, prepared.signals)
 
     def _answer(self, result: ReaderResult, passages: list[RetrievedPassage], mode: str,
                 timings: dict[str, float], notes: list[str]) -> AskResponse:

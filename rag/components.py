@@ -123,7 +123,9 @@ def build_generator(settings: Settings) -> TextGenerator:
 
 
 def build_generative_reader(settings: Settings, generator: TextGenerator | None = None) -> GenerativeReader:
-    return GenerativeReader(generator or build_generator(settings), max_new_tokens=settings.generator_max_new_tokens)
+    return GenerativeReader(generator or build_generator(settings), max_new_tokens=settings.generator_max_new_tokens,
+                            max_context_chars=settings.generator_context_chars,
+                            min_support=settings.generator_min_support)
 
 
 def build_media_models(settings: Settings) -> ModelManager:
@@ -150,11 +152,12 @@ class ChainModels:
     notes: list[str]
     generator: TextGenerator  # the generative reader's, also serving plain completions
 
-    def warm_up(self) -> None:
-        """Load what answers every request now (the generator loads on its first use: it may never be asked)."""
+    def warm_up(self, default_mode: str = "extractive") -> None:
+        """Load what answers every request now; the generator too when it is the default mode's (else it loads
+        on its first use: it may never be asked)."""
         self.evidence.embedder.warm_up()
         for name, reader in self.readers.items():
-            if name != "generative" and hasattr(reader, "warm_up"):
+            if (name != "generative" or name == default_mode) and hasattr(reader, "warm_up"):
                 reader.warm_up()
         if self.reranker is not None:
             self.reranker.warm_up()
@@ -187,12 +190,14 @@ def build_chain(settings: Settings, index: IndexReader, embedder: SentenceEmbedd
         top_k=settings.top_k,
         rerank_depth=settings.rerank_depth,
         thresholds=AbstentionThresholds(
-            evidence=settings.abstain_evidence, span=settings.abstain_span, rerank=settings.abstain_rerank
+            evidence=settings.abstain_evidence, span=settings.abstain_span, rerank=settings.abstain_rerank,
+            heading=settings.abstain_heading,
         ),
         default_mode=settings.default_mode if settings.default_mode in models.readers else "extractive",
         extractive_languages=settings.reader_languages,
         rerank_languages=settings.reranker_languages,
         rerank_evidence_weight=rerank_evidence_weight(settings, models.reranker),
+        quote_evidence=settings.generator_quote,
         notes=list(models.notes),
     )
 

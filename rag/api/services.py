@@ -74,7 +74,7 @@ class Services:
 
     def warm_up(self) -> None:
         try:
-            self.models.warm_up()
+            self.models.warm_up(self.settings.default_mode)
             default = self.collections.get("default")
             if default.exists:
                 default.refresh()

@@ -292,3 +292,8 @@ def test_context_budget_keeps_the_sentences_that_share_the_question_words():
     assert DOCUMENT[result.spans[0].start : result.spans[0].end] == result.spans[0].text
 
 
+
+
+def test_a_the_passage_states_preamble_is_cut():
+    assert read("The passage states that Paris is the capital of France [1].").answer == \
+        "Paris is the capital of France [1]."

@@ -272,3 +272,24 @@ def test_questions_in_languages_the_extractive_reader_lacks_get_the_best_sentenc
         assert "月球" in chinese.answer and any("serves en, not zh" in note for note in chinese.notes)
         english = chain.run("What causes ocean tides?")
         assert recorder.seen and not any("serves en" in note for note in english.notes)
+
+
+def test_a_heading_that_restates_the_question_opens_the_gate(tmp_path, embedder, chunker):
+    docs = tmp_path / "faq"
+    docs.mkdir()
+    (docs / "faq.md").write_text("# FAQ\n\n## Can I run two ingests at once?\n\nNot into the same index: the second "
+                                 "one waits for the lock.\n")
+    IngestPipeline(IndexStore(tmp_path / "idx"), embedder, chunker).run([docs])
+    with IndexStore(tmp_path / "idx").reader() as index:
+        sentences = SentenceReader(embedder, analyze)
+        strict = AbstentionThresholds(evidence={"*": 5.0})  # no sentence can pass
+        closed = AskChain(HybridRetriever(index, embedder), {"extractive": sentences}, sentences, thresholds=strict)
+        trace = closed.trace("Can two ingests run at once?")
+        assert trace.response.abstained
+        assert trace.signals["heading"] is None and trace.signals["sentence"] is not None
+        with_headings = AbstentionThresholds(evidence={"*": 5.0}, heading=0.8)
+        opened = AskChain(HybridRetriever(index, embedder), {"extractive": sentences}, sentences,
+                          thresholds=with_headings)
+        trace = opened.trace("Can two ingests run at once?")
+        assert not trace.response.abstained and trace.signals["heading"] >= 0.8
+        assert opened.trace("How do volcanoes form under the ocean?").response.abstained
