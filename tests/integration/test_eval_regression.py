@@ -54,3 +54,20 @@ def test_hybrid_retrieval_on_scifact_holds_its_baseline(tmp_path, monkeypatch):
                    "--work", str(tmp_path), "--json", "--baseline", str(BASELINES / "scifact-hybrid-100.json"),
                    "--max-drop", MAX_DROP])
     assert report["queries"] == 100
+
+
+# A docqa subset is small: one question moves a score by 1/20, so the allowed drop is two questions' worth.
+DOCQA_MAX_DROP = "0.1"
+
+
+@pytest.mark.parametrize(("questions", "docs", "limit", "baseline"), [
+    ("docqa/fastapi_en_questions.json", "corpus/fastapi-docs/docs/en/docs", "20", "docqa-en-generative-20.json"),
+    ("docqa/fastapi_zh_questions.json", "corpus/fastapi-docs/docs/zh/docs", "10", "docqa-zh-generative-10.json"),
+])
+def test_docqa_answers_hold_their_baseline(questions, docs, limit, baseline, tmp_path, monkeypatch):
+    """Real documentation questions through the generative chain with the offline Qwen2.5-Coder GGUF."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    report = _run(["eval", "docqa", str(_data(questions)), "--docs", str(_data(docs)), "--mode", "generative",
+                   "--limit", limit, "--work", str(tmp_path), "--json", "--baseline", str(BASELINES / baseline),
+                   "--max-drop", DOCQA_MAX_DROP])
+    assert report["questions"] == int(limit) and report["mode"] == "generative"

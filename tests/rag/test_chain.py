@@ -293,3 +293,38 @@ def test_a_heading_that_restates_the_question_opens_the_gate(tmp_path, embedder,
         trace = opened.trace("Can two ingests run at once?")
         assert not trace.response.abstained and trace.signals["heading"] >= 0.8
         assert opened.trace("How do volcanoes form under the ocean?").response.abstained
+
+
+class _ScriptedGenerator:
+    model_name = "scripted"
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+
+    def generate(self, messages, **options) -> str:  # noqa: ANN001
+        return self.reply
+
+    def stream(self, messages, **options):  # noqa: ANN001
+        for i in range(0, len(self.reply), 4):
+            yield self.reply[i : i + 4]
+
+
+def test_a_generated_answer_ends_with_the_best_supporting_sentence_quoted(index, embedder, corpus):
+    from generators.generative_reader import GenerativeReader
+
+    sentences = SentenceReader(embedder, analyze)
+    reader = GenerativeReader(_ScriptedGenerator("Tides come from the Moon [1]."))
+    chain = AskChain(HybridRetriever(index, embedder), {"extractive": sentences, "generative": reader}, sentences,
+                     thresholds=GATE)
+    response = chain.run("What causes ocean tides?", mode="generative")
+    assert not response.abstained and response.answer.startswith("Tides come from the Moon [1].")
+    quote = response.answer.split("\n\n> ", 1)[1]
+    number = int(quote.rsplit("[", 1)[1].rstrip("]"))
+    cited = response.citations[number - 1]
+    assert " ".join(cited.text.split()) == quote.rsplit(" [", 1)[0]
+    assert (corpus / cited.source.rsplit("/", 1)[-1]).read_text()[cited.start : cited.end] == cited.text
+    *deltas, streamed = chain.stream("What causes ocean tides?", mode="generative")
+    assert "".join(deltas) == streamed.answer == response.answer  # the quote streams too
+    no_quote = AskChain(HybridRetriever(index, embedder), {"extractive": sentences, "generative": reader}, sentences,
+                        thresholds=GATE, quote_evidence=False)
+    assert no_quote.run("What causes ocean tides?", mode="generative").answer == "Tides come from the Moon [1]."
