@@ -15,6 +15,8 @@ from generators.reading import ReaderPassage
 from generators.resolve import ModelUnavailableError, resolve_model
 from tests.tiny_models import build_tiny_causal_lm
 from generators.text_generators import (
+    DEFAULT_LOCAL_GENERATOR,
+    DEFAULT_LOCAL_GENERATOR_FILE,
     GeneratorError,
     LocalGenerator,
     OpenAIGenerator,
