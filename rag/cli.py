@@ -354,9 +354,9 @@ def eval_qa(
     from index.bm25 import analyze
     from rag.components import build_chain, build_embedder, build_extractive_reader, build_ingest_pipeline, build_store
     from rag.evaluation.qa import (
-        eval_table, evaluate_gold, evaluate_open, load_squad, summarise, work_dir_for, write_records,
+        eval_table, evaluate_gold, evaluate_open, load_squad, summarise, work_dir_for,
     )
-    from rag.evaluation.report import store_result, write_report
+    from rag.evaluation.report import store_result, write_records, write_report
 
     if setting not in ("gold", "open"):
         err.print(f"[red]error:[/red] --setting must be gold or open, not {setting!r}")
@@ -440,8 +440,8 @@ def eval_docqa(
     as_json: JsonOption = False,
 ) -> None:
     """Containment, key facts, citation hit (any / top-1), abstention, per-type scores, latency and first token."""
-    from rag.evaluation.docqa import DOCQA_METRICS, run_docqa, write_records
-    from rag.evaluation.report import store_result, write_report
+    from rag.evaluation.docqa import DOCQA_METRICS, run_docqa
+    from rag.evaluation.report import store_result, write_records, write_report
 
     with _user_errors():
         with _progress_bar("docqa") as progress:

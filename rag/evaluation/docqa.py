@@ -24,7 +24,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.evaluation.metrics import percentile
@@ -213,13 +213,6 @@ def eval_table(summary: dict, records: list[DocQARecord]) -> EvalTable:
     table.latency_ms["total"] = [r.total_ms for r in records]
     table.latency_ms["first token"] = [r.first_token_ms for r in records]
     return table
-
-
-def write_records(records: list[DocQARecord], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
 
 
 @dataclass

@@ -171,13 +171,6 @@ def evaluate_open(items: list[QAItem], chain, *, mode: str | None = None, top_k:
     return records
 
 
-def write_records(records: list[QARecord], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
-
-
 QA_METRICS = ["em", "f1", "contains", "recall@1", "recall@5", "abstain_rate"]
 
 

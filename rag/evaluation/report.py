@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rag.evaluation.metrics import percentile
@@ -42,6 +43,14 @@ class EvalTable:
         for note in self.notes:
             lines += ["", f"- {note}"]
         return "\n".join(lines) + "\n"
+
+
+def write_records(records: Iterable, path: Path) -> None:
+    """One JSON line per record (a dataclass), for error analysis."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(asdict(record), ensure_ascii=False) + "\n")
 
 
 def write_charts(table: EvalTable, out: Path, stem: str) -> list[Path]:
