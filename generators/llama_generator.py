@@ -38,15 +38,19 @@ def default_threads() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
-def server_params(gguf: Path, *, context_tokens: int, threads: int, parallel: int = 1,
-                  host: str | None = None, port: int | None = None) -> xllamacpp.CommonParams:
-    """llama.cpp server parameters for one GGUF file on the CPU."""
+def import_xllamacpp():  # noqa: ANN201 - the module
+    """The `xllamacpp` module, or an ImportError that says how to install it."""
     try:
         import xllamacpp
     except ImportError as exc:
         raise ImportError(f"GGUF models run on llama.cpp through xllamacpp, which is not installed ({INSTALL_HINT})") from exc
+    return xllamacpp
 
-    params = xllamacpp.CommonParams()
+
+def server_params(gguf: Path, *, context_tokens: int, threads: int, parallel: int = 1,
+                  host: str | None = None, port: int | None = None) -> xllamacpp.CommonParams:
+    """llama.cpp server parameters for one GGUF file on the CPU."""
+    params = import_xllamacpp().CommonParams()
     params.model.path = str(gguf)
     params.n_ctx = context_tokens * parallel  # llama.cpp splits the context between the slots
     params.n_parallel = parallel
@@ -105,11 +109,9 @@ class LlamaCppGenerator:
         if self._server is None:
             with self._lock:
                 if self._server is None:
-                    import xllamacpp  # noqa: F401 - fail here, with the hint, if absent
-
                     params = server_params(self.gguf_path, context_tokens=self.context_tokens,
                                            threads=self.threads or default_threads())
-                    self._server = xllamacpp.Server(params)
+                    self._server = import_xllamacpp().Server(params)
         return self
 
     @property

@@ -16,7 +16,7 @@ import argparse
 import signal
 import threading
 
-from generators.llama_generator import LlamaCppGenerator, default_threads, server_params
+from generators.llama_generator import LlamaCppGenerator, default_threads, import_xllamacpp, server_params
 from generators.text_generators import DEFAULT_LOCAL_GENERATOR, DEFAULT_LOCAL_GENERATOR_FILE
 
 
@@ -33,15 +33,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parallel", type=int, default=1, help="requests decoded at once (the context is split)")
     args = parser.parse_args(argv)
 
-    import xllamacpp
-
     gguf_file = args.gguf_file or (DEFAULT_LOCAL_GENERATOR_FILE if args.model == DEFAULT_LOCAL_GENERATOR else None)
     gguf = LlamaCppGenerator(args.model, gguf_file=gguf_file).gguf_path
     params = server_params(gguf, context_tokens=args.context_tokens, threads=args.threads or default_threads(),
                            parallel=args.parallel, host=args.host, port=args.port)
     if args.alias:
         params.model_alias = {args.alias}
-    server = xllamacpp.Server(params)
+    server = import_xllamacpp().Server(params)
     print(f"serving {gguf.name} on {server.listening_address}", flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -226,3 +226,20 @@ def test_packaged_gguf_generates_streams_and_answers_with_a_citation(monkeypatch
     result = GenerativeReader(generator, max_new_tokens=40).run("What is the capital of France?", [passage])
     assert "Paris" in result.answer and result.spans
     assert all(document[s.start : s.end] == s.text for s in result.spans)
+
+
+def test_without_xllamacpp_loading_a_gguf_says_how_to_install_it(monkeypatch, tmp_path):
+    import builtins
+
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    real_import = builtins.__import__
+
+    def no_xllamacpp(name, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if name == "xllamacpp":
+            raise ImportError("No module named 'xllamacpp'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_xllamacpp)
+    with pytest.raises(ImportError, match="pip install xllamacpp"):
+        LlamaCppGenerator(str(gguf)).warm_up()
