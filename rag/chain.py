@@ -142,10 +142,11 @@ def _shared_share(sentence: str, answer: str) -> float:
 def gate_signals(chain: AskChain, question: str) -> dict[str, float | None]:
     """What the evidence gate sees for `question` (headings scored even when the chain does not use them)."""
     thresholds = chain.thresholds
-    if thresholds.heading is None:
-        chain.thresholds = AbstentionThresholds(thresholds.evidence, thresholds.span, thresholds.rerank, heading=99.0)
+    # Thresholds nothing reaches: every signal is scored, and the chain stops at the gate (no reader runs).
+    chain.thresholds = AbstentionThresholds({"*": float("inf")}, thresholds.span, thresholds.rerank,
+                                            heading=float("inf"))
     try:
-        return chain.trace(question, mode="extractive").signals
+        return chain.trace(question).signals
     finally:
         chain.thresholds = thresholds
 
@@ -240,7 +241,7 @@ class AskChain:
             return reader.run(prepared.question, prepared.reader_passages, top_k=3)
         if isinstance(reader, GenerativeReader):
             result = reader.run(prepared.question, prepared.reader_passages, top_k=3, history=history)
-            return self._with_quote(prepared, result)
+            return self._quote(prepared, result)[1]
         return reader.run(prepared.question, prepared.reader_passages, top_k=3)
 
     def _quote(self, prepared: _Prepared, result: ReaderResult) -> tuple[str, ReaderResult]:
@@ -261,9 +262,6 @@ class AskChain:
             number = len(spans)
         quote = f"\n\n> {sentence} [{number}]"
         return quote, ReaderResult(result.answer + quote, result.answer_type, result.confidence, spans, result.notes)
-
-    def _with_quote(self, prepared: _Prepared, result: ReaderResult) -> ReaderResult:
-        return self._quote(prepared, result)[1]
 
     def stream(
         self,
@@ -361,15 +359,17 @@ class AskChain:
             passages = order_by_evidence(passages, sentences, self.evidence_rank_prior)
             for_reader = reader_passages(passages)
         evidence = self.evidence.answer(sentences)
+        sentence_passes = evidence.confidence >= self.thresholds.evidence_for(language)
+        # Headings are scored only when the best sentence falls short: most questions never pay for them.
         heading = (self.evidence.best_heading_score(query, for_reader)
-                   if self.thresholds.heading is not None and embedder_serves else None)
+                   if not sentence_passes and passages and self.thresholds.heading is not None and embedder_serves
+                   else None)
         signals = {"sentence": evidence.confidence, "heading": heading, "rerank": rerank_score}
         lap("evidence")
         reason = None
-        heading_passes = heading is not None and self.thresholds.heading is not None and heading >= self.thresholds.heading
         if not passages:
             reason = "no passage matched the question" + (" and the filters" if filters and not filters.is_empty else "")
-        elif evidence.confidence < self.thresholds.evidence_for(language) and not heading_passes:
+        elif not sentence_passes and (heading is None or heading < self.thresholds.heading):
             reason = (f"best supporting sentence scored {evidence.confidence:.3f}, below the "
                       f"{language} threshold {self.thresholds.evidence_for(language):.3f}")
         elif rerank_score is not None and rerank_score < self.thresholds.rerank:
