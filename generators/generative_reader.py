@@ -326,14 +326,12 @@ def trim_passages(question: str, passages: Sequence[ReaderPassage], budget: int,
     return kept, rendered
 
 
-def claim_support(claim: str, passages: Sequence[ReaderPassage]) -> float | None:
-    """Share of the claim's content words that the passages hold (None: the claim makes no checkable statement)."""
+def claim_support(claim: str, held: set[str]) -> float | None:
+    """Share of the claim's content words among the passage terms `held` (None: the claim makes no checkable
+    statement)."""
     terms = passage_terms(claim) - _ANSWER_FILLER
     if not terms:
         return None
-    held: set[str] = set()
-    for passage in passages:
-        held |= passage_terms(passage.text)
     return len(terms & held) / len(terms)
 
 
@@ -346,6 +344,7 @@ class SupportGate:
 
     def __init__(self, passages: Sequence[ReaderPassage], min_support: float) -> None:
         self.passages = list(passages)
+        self._terms = [passage_terms(p.text) for p in self.passages]  # once, not per answer sentence
         self.min_support = min_support
         self.dropped: list[str] = []
         self.kept_claims = 0
@@ -391,14 +390,12 @@ class SupportGate:
 
     def _check(self, segment: str) -> str:
         segment = _without_preamble(segment)
-        numbers = [int(n) for m in _MARKER.finditer(segment) for n in re.findall(r"\d+", m.group(1))]
-        cited = [self.passages[n - 1] for n in numbers if 1 <= n <= len(self.passages)] or self.passages
-        claim = _MARKER.sub(" ", segment)
-        if _FENCE in claim:
-            claim = claim.replace(_FENCE, " ")
         if is_not_found_reply(segment):
             return segment
-        support = claim_support(claim, cited)
+        numbers = [int(n) for m in _MARKER.finditer(segment) for n in re.findall(r"\d+", m.group(1))]
+        cited = [i for i in numbers if 1 <= i <= len(self.passages)] or range(1, len(self.passages) + 1)
+        held = set().union(*(self._terms[i - 1] for i in cited))
+        support = claim_support(_MARKER.sub(" ", segment).replace(_FENCE, " "), held)
         if support is None:
             self._held += segment
             return ""
