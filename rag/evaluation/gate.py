@@ -39,14 +39,13 @@ def load_baseline(path: Path) -> dict:
 
 
 def regressions(current: dict, baseline: dict, max_drop: float) -> list[Regression]:
-    """Metrics present in both whose value fell by more than `max_drop` (absolute)."""
+    """Metrics present in both that got worse by more than `max_drop` (absolute)."""
     found = []
-    for metric in GATED_METRICS:
+    gated = [(m, False) for m in GATED_METRICS] + [(m, True) for m in GATED_LOWER_METRICS]
+    for metric, lower_is_better in gated:
         old, new = baseline.get(metric), current.get(metric)
-        if isinstance(old, int | float) and isinstance(new, int | float) and old - new > max_drop + 1e-12:
-            found.append(Regression(metric, float(old), float(new)))
-    for metric in GATED_LOWER_METRICS:
-        old, new = baseline.get(metric), current.get(metric)
-        if isinstance(old, int | float) and isinstance(new, int | float) and new - old > max_drop + 1e-12:
-            found.append(Regression(metric, float(old), float(new), lower_is_better=True))
+        if isinstance(old, int | float) and isinstance(new, int | float):
+            regression = Regression(metric, float(old), float(new), lower_is_better)
+            if regression.drop > max_drop + 1e-12:
+                found.append(regression)
     return found
