@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from pathlib import Path
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -49,14 +50,13 @@ DEFAULT_LOCAL_GENERATOR = "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF"
 DEFAULT_LOCAL_GENERATOR_FILE = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 
 
-def is_gguf_model(name: str, gguf_file: str | None = None) -> bool:
-    """Whether a generator name means a GGUF model (run by llama.cpp) rather than a transformers one."""
-    from pathlib import Path
-
+def is_gguf_model(name: str) -> bool:
+    """Whether a generator name means a GGUF model (run by llama.cpp) rather than a transformers one: a .gguf
+    file, a folder of GGUF files (no transformers config), or a Hub repo named like one ("…-GGUF")."""
     folder = Path(name).expanduser()
     if folder.is_dir():
         return any(folder.glob("*.gguf")) and not (folder / "config.json").is_file()
-    return bool(gguf_file) or name.lower().endswith(".gguf") or "gguf" in name.lower().rsplit("/", 1)[-1]
+    return name.lower().endswith(".gguf") or "gguf" in name.lower().rsplit("/", 1)[-1]
 
 
 class GeneratorError(RuntimeError):

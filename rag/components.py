@@ -115,7 +115,7 @@ def build_generator(settings: Settings) -> TextGenerator:
             timeout=settings.openai_timeout,
             max_retries=settings.openai_max_retries,
         )
-    if is_gguf_model(settings.generator_model, None):
+    if is_gguf_model(settings.generator_model):
         gguf_file = settings.generator_gguf_file if not settings.generator_model.lower().endswith(".gguf") else None
         return LlamaCppGenerator(settings.generator_model, gguf_file=gguf_file, threads=settings.generator_threads,
                                  context_tokens=settings.generator_context_tokens)
