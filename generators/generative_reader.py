@@ -348,6 +348,7 @@ class SupportGate:
         self.min_support = min_support
         self.dropped: list[str] = []
         self.kept_claims = 0
+        self.declined = False  # the model gave the fixed "not in the passages" reply (held back, never streamed)
         self._buffer = ""
         self._held = ""  # claim-less segments ("Yes.") wait for a supported claim before going out
 
@@ -391,7 +392,9 @@ class SupportGate:
     def _check(self, segment: str) -> str:
         segment = _without_preamble(segment)
         if is_not_found_reply(segment):
-            return segment
+            # The chain decides what the user sees instead: "not found", or the documents' own sentences.
+            self.declined = True
+            return ""
         numbers = [int(n) for m in _MARKER.finditer(segment) for n in re.findall(r"\d+", m.group(1))]
         cited = [i for i in numbers if 1 <= i <= len(self.passages)] or range(1, len(self.passages) + 1)
         held = set().union(*(self._terms[i - 1] for i in cited))
@@ -506,8 +509,8 @@ class GenerativeReader:
     ) -> Iterator[ReaderStreamEvent]:
         """Text deltas of the rewritten answer as the generator streams, then the `ReaderResult` (always last).
 
-        The deltas joined equal `result.answer`, except for the fixed
-        "not in the passages" reply, after which `result.answer` is "".
+        The deltas joined equal `result.answer`; the fixed "not in the passages" reply is never streamed
+        (`result.answer` is "" and a note says the generator declined), so the caller decides what to show.
         Closing the iterator early closes the generator's stream.
         """
         prompt = self.build_prompt(question, passages, history=history)
@@ -543,12 +546,12 @@ class GenerativeReader:
     def _result(self, answer: str, rewriter: CitationRewriter, passages: Sequence[ReaderPassage],
                 gate: SupportGate) -> ReaderResult:
         dropped = [f"dropped {len(gate.dropped)} answer sentence(s) the passages do not support"] if gate.dropped else []
-        if not answer or (gate.dropped and gate.kept_claims == 0 and not is_not_found_reply(answer)):
+        if gate.declined and gate.kept_claims == 0:
+            return ReaderResult("", self.answer_type, 0.0, [], ["the generator replied that the passages do not contain the answer"])
+        if not answer or (gate.dropped and gate.kept_claims == 0):
             reason = "no sentence of the answer is supported by the passages" if gate.dropped else \
                 "the generator returned no text"
             return ReaderResult("", self.answer_type, 0.0, [], [reason])
-        if is_not_found_reply(answer):
-            return ReaderResult("", self.answer_type, 0.0, [], ["the generator replied that the passages do not contain the answer"])
         resolution = resolve_citations(rewriter, answer, passages)
         support = [span.score for span in resolution.spans]
         confidence = sum(support) / len(support) if support else 0.0

@@ -18,7 +18,8 @@ from ingest.loaders import LoadedDocument
 
 # Sentence ends of Chinese and English sit between paragraph breaks and spaces.
 _PROSE_SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", ". ", "! ", "? ", "; ", "，", ", ", " ", ""]
-CHUNKER_VERSION = "2"  # 2: offsets of repeated text, setext/reST heading-only sections merge
+# 2: offsets of repeated text, setext/reST heading-only sections merge; 3: the heading path is indexed with the text
+CHUNKER_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,16 @@ class Chunk:
     text: str
     heading: str | None  # "Title > Section > Subsection"
     page: int | None  # first page of the chunk (PDF)
+
+    @property
+    def indexed_text(self) -> str:
+        return indexed_text(self.text, self.heading)
+
+
+def indexed_text(text: str, heading: str | None) -> str:
+    """What is embedded, keyword-indexed and reranked for a chunk: its heading path, then its text. A chunk deep
+    inside a section rarely names its page's topic ("Add the middleware..." under "CORS"); its headings do."""
+    return f"{heading}\n\n{text}" if heading else text
 
 
 class Chunker:

@@ -124,6 +124,10 @@ def _line_starts(text: str) -> list[int]:
 
 
 # -- formats ----------------------------------------------------------------------------
+# "## Title { #anchor .class }": an attribute list (MkDocs, Pandoc) is markup, not part of the title.
+_ATTRIBUTE_LIST = re.compile(r"\s*\{\s*[#.:][^{}]*\}\s*$")
+
+
 def markdown_headings(text: str) -> list[Heading]:
     """ATX and setext headings, found by a CommonMark parser (so `#` lines in code blocks are not headings)."""
     from markdown_it import MarkdownIt
@@ -134,7 +138,7 @@ def markdown_headings(text: str) -> list[Heading]:
     for i, token in enumerate(tokens):
         if token.type == "heading_open" and token.map:
             title = tokens[i + 1].content.strip() if i + 1 < len(tokens) else ""
-            headings.append(Heading(starts[token.map[0]], int(token.tag[1]), title))
+            headings.append(Heading(starts[token.map[0]], int(token.tag[1]), _ATTRIBUTE_LIST.sub("", title)))
     return headings
 
 

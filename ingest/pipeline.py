@@ -252,14 +252,14 @@ class IngestPipeline:
         Texts that `after` (an earlier group not written yet) is embedding are not embedded
         again: they are taken from its result, exactly as the cache would give them.
         """
-        hashes = [[text_hash(c.text) for c in item.chunks] for item in pending]
+        hashes = [[text_hash(c.indexed_text) for c in item.chunks] for item in pending]
         vectors = writer.store.cached_vectors(h for doc in hashes for h in doc)
         earlier = set(after.todo) if after is not None else set()
         todo: dict[str, str] = {}
         for item, doc_hashes in zip(pending, hashes, strict=True):
             for chunk, key in zip(item.chunks, doc_hashes, strict=True):
                 if key not in vectors and key not in earlier:
-                    todo.setdefault(key, chunk.text)
+                    todo.setdefault(key, chunk.indexed_text)
         texts = list(todo.values())
         embedding: Future | None = None
         if texts:
@@ -285,7 +285,7 @@ class IngestPipeline:
         staged = 0
         for item, doc_hashes in zip(pending, hashes, strict=True):
             records = [
-                ChunkRecord(c.seq, c.start, c.end, c.text, c.heading, c.page, key, analyze(c.text))
+                ChunkRecord(c.seq, c.start, c.end, c.text, c.heading, c.page, key, analyze(c.indexed_text))
                 for c, key in zip(item.chunks, doc_hashes, strict=True)
             ]
             matrix = (

@@ -226,10 +226,10 @@ class _IngestWorker:
         for item in items:
             if item.pending is None:
                 continue
-            item.hashes = [text_hash(c.text) for c in item.pending.chunks]
+            item.hashes = [text_hash(c.indexed_text) for c in item.pending.chunks]
             hit = _contains(self.cached, [_key_prefix(h) for h in item.hashes])
             needed = list(dict.fromkeys(h for h, cached in zip(item.hashes, hit, strict=True) if not cached))
-            texts = {h: c.text for h, c in zip(item.hashes, item.pending.chunks, strict=True)}
+            texts = {h: c.indexed_text for h, c in zip(item.hashes, item.pending.chunks, strict=True)}
             for key in needed:
                 if key not in todo:
                     todo[key] = texts[key]
@@ -383,7 +383,7 @@ class RayIngestPipeline(IngestPipeline):
         vectors = dict(item.vectors)
         vectors.update(writer.store.cached_vectors({h for h in item.hashes if h not in vectors}))
         report.chunks_embedded += item.embedded
-        missing = {h: c.text for h, c in zip(item.hashes, item.pending.chunks, strict=True) if h not in vectors}
+        missing = {h: c.indexed_text for h, c in zip(item.hashes, item.pending.chunks, strict=True) if h not in vectors}
         if missing:
             # Counted as cached when the stream started, gone since (a commit dropped it with the last chunk
             # that used it), or a 64-bit prefix collision: rare enough to embed here.

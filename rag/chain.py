@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from generators.generative_reader import GenerativeReader
 from generators.reading import Reader, ReaderPassage, ReaderResult, ReaderSpan
 from generators.reranker import RANK_FUSION_K, CrossEncoderReranker, fused_order
-from generators.sentence_reader import SentenceReader
+from generators.sentence_reader import SentenceReader, sentence_bounds
 from generators.text_generators import Message
 from rag.retriever import HybridRetriever, MetadataFilter, RetrievedPassage, query_language, reciprocal_rank_fusion
 
@@ -63,6 +63,9 @@ class AbstentionThresholds:
     # A heading of the passages this close to the question passes the gate even when no sentence does
     # (FAQ-style docs put the question in a heading); None: headings are not consulted.
     heading: float | None = None
+    # A generator that declines ("not in the passages") or writes nothing they support is overruled when the best
+    # supporting sentence scores at least this: the documents' own sentences are quoted instead. None: never.
+    overrule_decline: float | None = None
 
     def evidence_for(self, language: str) -> float:
         return self.evidence.get(language, self.evidence.get("*", 0.0))
@@ -133,6 +136,12 @@ def order_by_rerank_and_evidence(passages: Sequence[RetrievedPassage], rerank_sc
     return [i for i, _ in fused]
 
 
+def sentence_of(span: ReaderSpan, passage: ReaderPassage) -> ReaderSpan:
+    """`span` widened to the sentence(s) of `passage` that hold it."""
+    start, end = sentence_bounds(passage.text, span.start - passage.offset, span.end - passage.offset)
+    return ReaderSpan(span.key, passage.offset + start, passage.offset + end, passage.text[start:end], span.score)
+
+
 def _shared_share(sentence: str, answer: str) -> float:
     """Share of the sentence's words that the answer already holds."""
     words = set(re.findall(r"\w+", sentence.lower()))
@@ -170,6 +179,7 @@ class AskChain:
         rerank_languages: Collection[str] | None = None,
         rerank_evidence_weight: float = 0.0,
         quote_evidence: bool = True,
+        quote_reader: Reader | None = None,
         notes: list[str] | None = None,
     ) -> None:
         if default_mode not in readers:
@@ -192,8 +202,10 @@ class AskChain:
         # Above 0, the reranked order also weighs each candidate's best supporting sentence (languages the
         # embedder serves): on XQuAD-shaped SQuAD-train data recall@1 0.936 → 0.955 (bench/RESULTS.md).
         self.rerank_evidence_weight = rerank_evidence_weight
-        # Generated answers end with the best supporting sentence, quoted (see `_quote`).
+        # Generated answers end with the documents' sentences that answer them, quoted (see `_quote`): the one
+        # holding `quote_reader`'s best span (an extractive reader) and the best supporting sentence.
         self.quote_evidence = quote_evidence
+        self.quote_reader = quote_reader
         self.notes = list(notes or [])  # facts about this chain every response carries (e.g. no reranker)
 
     @property
@@ -245,23 +257,61 @@ class AskChain:
         return reader.run(prepared.question, prepared.reader_passages, top_k=3)
 
     def _quote(self, prepared: _Prepared, result: ReaderResult) -> tuple[str, ReaderResult]:
-        """The generated answer followed by the documents' own best supporting sentence, quoted and cited, unless
-        the answer already says it: the reader sees the exact words the answer rests on (and small models
-        paraphrase away the names and phrases people look for)."""
-        if not self.quote_evidence or not result.answer or not prepared.evidence.spans:
+        """The generated answer followed by the documents' own sentences that answer it, quoted and cited, unless the
+        answer already says them: the reader sees the exact words the answer rests on (small models paraphrase away
+        the names and phrases people look for).
+
+        When the generator declined or wrote nothing the passages support but the evidence is strong
+        (`thresholds.overrule_decline`), the answer is those quoted sentences alone (answer type "sentence")."""
+        overrule = self.thresholds.overrule_decline
+        if not result.answer:
+            if overrule is None or prepared.evidence.confidence < overrule:
+                return "", result
+            text, spans = self._quotes(prepared, "", [])
+            if not text:
+                return "", result
+            note = ("the generator gave no answer the passages support, but the evidence is strong "
+                    f"({prepared.evidence.confidence:.3f} ≥ {overrule:g}): the documents' sentences are quoted")
+            answer = f"The documents say:\n\n{text}"
+            return answer, ReaderResult(answer, "sentence", prepared.evidence.confidence, spans, [*result.notes, note])
+        if not self.quote_evidence:
             return "", result
-        best = prepared.evidence.spans[0]
-        sentence = " ".join(best.text.split())
-        if not sentence or _shared_share(sentence, result.answer) >= 0.8:
+        text, spans = self._quotes(prepared, result.answer, list(result.spans))
+        if not text:
             return "", result
-        spans = list(result.spans)
-        number = next((i for i, span in enumerate(spans, 1) if span.key == best.key and span.start <= best.start
-                       and best.end <= span.end), None)
-        if number is None:
-            spans.append(best)
-            number = len(spans)
-        quote = f"\n\n> {sentence} [{number}]"
+        quote = f"\n\n{text}"
         return quote, ReaderResult(result.answer + quote, result.answer_type, result.confidence, spans, result.notes)
+
+    def _quotes(self, prepared: _Prepared, answer: str, spans: list[ReaderSpan]) -> tuple[str, list[ReaderSpan]]:
+        """Block quotes of the sentences `quote_spans` picks that `answer` does not already hold, each cited `[n]`
+        (numbers continue `spans`, reusing a span that already holds the sentence)."""
+        quotes, said = [], answer
+        for best in self.quote_spans(prepared):
+            sentence = " ".join(best.text.split())
+            if not sentence or _shared_share(sentence, said) >= 0.8:
+                continue
+            number = next((i for i, span in enumerate(spans, 1) if span.key == best.key and span.start <= best.start
+                           and best.end <= span.end), None)
+            if number is None:
+                spans.append(best)
+                number = len(spans)
+            quotes.append(f"> {sentence} [{number}]")
+            said = f"{said} {sentence}"
+        return "\n\n".join(quotes), spans
+
+    def quote_spans(self, prepared: _Prepared) -> list[ReaderSpan]:
+        """The documents' sentences that best answer the question: the extractive reader's best span widened to its
+        sentence (for the languages it serves), then the best supporting sentence."""
+        spans: list[ReaderSpan] = []
+        language = query_language(prepared.question)
+        if self.quote_reader is not None and (self.extractive_languages is None or language in self.extractive_languages):
+            found = self.quote_reader.run(prepared.question, prepared.reader_passages, top_k=1)
+            by_key = {p.key: p for p in prepared.reader_passages}
+            if found.spans and found.spans[0].key in by_key:
+                spans.append(sentence_of(found.spans[0], by_key[found.spans[0].key]))
+        if prepared.evidence.spans:
+            spans.append(prepared.evidence.spans[0])
+        return spans
 
     def stream(
         self,
@@ -340,7 +390,7 @@ class AskChain:
         served = self.retriever.dense_languages
         embedder_serves = served is None or language in served
         if reranks and passages:
-            reranked = self.reranker.run(query, [p.text for p in passages])
+            reranked = self.reranker.run(query, [p.indexed_text for p in passages])
             order = reranked.order
             if self.rerank_evidence_weight > 0 and embedder_serves and len(passages) > 1:
                 order = order_by_rerank_and_evidence(

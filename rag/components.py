@@ -191,13 +191,14 @@ def build_chain(settings: Settings, index: IndexReader, embedder: SentenceEmbedd
         rerank_depth=settings.rerank_depth,
         thresholds=AbstentionThresholds(
             evidence=settings.abstain_evidence, span=settings.abstain_span, rerank=settings.abstain_rerank,
-            heading=settings.abstain_heading,
+            heading=settings.abstain_heading, overrule_decline=settings.abstain_overrule_decline,
         ),
         default_mode=settings.default_mode if settings.default_mode in models.readers else "extractive",
         extractive_languages=settings.reader_languages,
         rerank_languages=settings.reranker_languages,
         rerank_evidence_weight=rerank_evidence_weight(settings, models.reranker),
         quote_evidence=settings.generator_quote,
+        quote_reader=models.readers["extractive"] if models.readers["extractive"] is not models.evidence else None,
         notes=list(models.notes),
     )
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from generators.embedder import SentenceEmbedder
 from index.bm25 import CJK_CHARS
 from index.store import IndexReader
+from ingest.chunking import indexed_text
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,11 @@ class RetrievedPassage:
     score: float  # fused score
     dense_rank: int | None  # 1-based rank among dense candidates, None if not a candidate
     bm25_rank: int | None
+
+    @property
+    def indexed_text(self) -> str:
+        """The text as retrieval matched it: its heading path first."""
+        return indexed_text(self.text, self.heading)
 
 
 @dataclass(frozen=True)

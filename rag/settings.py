@@ -125,8 +125,9 @@ class Settings(BaseSettings):
         description='Cross-encoder reranker: Hub name or folder; "none" turns reranking off (RAG_RERANKER_MODEL).',
     )
     reranker_backend: Literal["torch", "onnx-int8"] = Field(
-        "torch", description="How the reranker runs (RAG_RERANKER_BACKEND): torch, or onnx-int8 (an int8 "
-        "onnxruntime graph of the same model, converted once and cached; about 2.3x faster on CPU).",
+        "onnx-int8", description="How the reranker runs (RAG_RERANKER_BACKEND): onnx-int8 (an int8 onnxruntime "
+        "graph of the same model, converted once and cached; about 2.3x faster on CPU, same quality within noise, "
+        "bench/RESULTS.md) or torch.",
     )
     reranker_languages: list[str] | None = Field(
         default_factory=lambda: ["en"],
@@ -219,6 +220,13 @@ class Settings(BaseSettings):
         0.9, ge=0,
         description="A Markdown heading of the passages scoring at least this against the question passes the evidence "
         "gate even when no sentence does (FAQ-style docs put the question in a heading). Null: headings are ignored.")
+    abstain_overrule_decline: float | None = Field(
+        # bench/RESULTS.md (docqa section): on the FastAPI dev set, 0.8 turns most of the generator's false
+        # "not found" answers into quoted answers and overrules no decline on an unanswerable question.
+        0.8, ge=0,
+        description="When the generator declines or writes nothing the passages support, yet the best supporting "
+        "sentence scores at least this, the answer quotes the documents' sentences instead of saying 'not found' "
+        "(RAG_ABSTAIN_OVERRULE_DECLINE). Null: the generator's decline stands.")
     abstain_span: float = Field(0.0, ge=0, le=1, description="Minimum p(start)·p(end) of an extractive answer span.")
     abstain_rerank: float = Field(0.0, ge=0, le=1, description="Minimum reranker score of the best passage.")
 

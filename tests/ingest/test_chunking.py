@@ -118,6 +118,17 @@ def test_markdown_chunks_stay_inside_one_section_and_carry_the_heading_path(coun
     assert usage.heading == "Guide > Usage" and usage.text.startswith("## Usage")
 
 
+def test_indexed_text_leads_with_the_heading_path_while_text_and_offsets_stay_the_documents(count_tokens):
+    doc = load_markdown(MARKDOWN.encode())
+    chunks = make_chunker(count_tokens, 48, 8).split(doc)
+    deep = [c for c in chunks if c.heading == "Guide > Install" and not c.text.startswith("## Install")]
+    assert deep, "a chunk inside a section that does not start with its heading line"
+    for c in deep:
+        assert c.indexed_text == f"Guide > Install\n\n{c.text}"
+        assert doc.text[c.start:c.end] == c.text
+    assert Chunk(0, 0, 4, "text", None, None).indexed_text == "text"
+
+
 def _heading_only_merge(doc: LoadedDocument, cut: int) -> bool:
     """The "### Sub Detail" cut, which follows the heading-only "## Empty" section, is merged on purpose."""
     return doc.text[cut:].startswith("### Sub Detail")

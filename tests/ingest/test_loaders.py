@@ -108,6 +108,15 @@ def test_markdown_headings_are_found_by_offset_and_code_comments_are_not_heading
     assert doc.text == MARKDOWN  # the text is kept verbatim: offsets point into it
 
 
+def test_markdown_heading_attribute_lists_are_not_part_of_the_title(tmp_path):
+    source = "# CORS { #cors }\n\nText.\n\n## Use `CORSMiddleware` { #use-corsmiddleware .note }\n\nMore.\n" \
+             "\n## Sets {like this}\n\nBraces that are words stay.\n"
+    doc = load_file(write(tmp_path, "cors.md", source.encode()))
+    assert doc.title == "CORS"
+    assert [h.title for h in doc.headings] == ["CORS", "Use `CORSMiddleware`", "Sets {like this}"]
+    assert doc.text == source
+
+
 def test_markdown_title_is_the_first_h1_not_the_first_heading(tmp_path):
     doc = load_file(write(tmp_path, "notes.md", b"## Preface\n\nSome words.\n\n# Real Title\n\nMore.\n"))
     assert doc.title == "Real Title"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from index.store import IndexStore
-from ingest.chunking import Chunker
+from ingest.chunking import Chunker, indexed_text
 from ingest.pipeline import IngestPipeline
 from tests.conftest import write_corpus
 
@@ -158,7 +158,10 @@ def test_vectors_match_a_direct_embedding(tmp_path, corpus, embedder, chunker):
     make_pipeline(tmp_path / "idx", embedder, chunker).run([corpus])
     with IndexStore(tmp_path / "idx").reader() as reader:
         ids, vectors = reader.store.all_chunk_vectors(reader.vectors.dimension)
-        texts = [reader.chunks([i])[i].text for i in ids[:5]]
+        # What is embedded is the heading path and the text (ingest.chunking.indexed_text).
+        chunks = [reader.chunks([i])[i] for i in ids[:5]]
+        texts = [indexed_text(c.text, c.heading) for c in chunks]
+    assert any(c.heading for c in chunks)
     direct = embedder.model.encode(texts, normalize_embeddings=True)
     np.testing.assert_allclose(vectors[:5], direct, atol=1e-4)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)

@@ -110,7 +110,8 @@ def test_reranker_reorders_candidates_and_the_reader_sees_its_order(index, embed
                      reranker=reranker, top_k=3, rerank_depth=10)
     question = "How do bees communicate?"
     candidates = HybridRetriever(index, embedder).run(question, top_k=10).passages
-    scores = reranker.run(question, [p.text for p in candidates]).scores
+    # The reranker reads what retrieval matched: each passage's heading path, then its text.
+    scores = reranker.run(question, [p.indexed_text for p in candidates]).scores
     expected = [candidates[i].chunk_id for i in sorted(range(len(candidates)), key=lambda i: (-scores[i], i))][:3]
     response = chain.run(question)
     assert recorder.seen == expected
@@ -145,7 +146,8 @@ def test_with_an_evidence_weight_the_reader_sees_the_three_way_order(index, embe
     reranker = CrossEncoderReranker(str(tiny_cross_encoder_dir), retrieval_weight=1.0)
     question = "How do honey bees communicate the direction of flowers?"
     candidates = HybridRetriever(index, embedder).run(question, top_k=10).passages
-    scores = reranker.run(question, [p.text for p in candidates]).scores
+    # The reranker reads what retrieval matched: each passage's heading path, then its text.
+    scores = reranker.run(question, [p.indexed_text for p in candidates]).scores
     ranked = sentences.rank_sentences(question, [ReaderPassage(p.chunk_id, p.text, p.start) for p in candidates],
                                       top_k=400)
     expected = [candidates[i].chunk_id for i in order_by_rerank_and_evidence(
@@ -328,3 +330,67 @@ def test_a_generated_answer_ends_with_the_best_supporting_sentence_quoted(index,
     no_quote = AskChain(HybridRetriever(index, embedder), {"extractive": sentences, "generative": reader}, sentences,
                         thresholds=GATE, quote_evidence=False)
     assert no_quote.run("What causes ocean tides?", mode="generative").answer == "Tides come from the Moon [1]."
+
+
+def _quoted(answer: str) -> list[tuple[str, int]]:
+    """(sentence, citation number) of each "> sentence [n]" block of an answer."""
+    blocks = [b[2:] for b in answer.split("\n\n") if b.startswith("> ")]
+    return [(b.rsplit(" [", 1)[0], int(b.rsplit("[", 1)[1].rstrip("]"))) for b in blocks]
+
+
+def test_the_extractive_readers_sentence_is_quoted_before_the_best_supporting_one(index, embedder, corpus,
+                                                                                  tiny_qa_model_dir):
+    from generators.generative_reader import GenerativeReader
+
+    sentences = SentenceReader(embedder, analyze)
+    qa = ExtractiveReader(str(tiny_qa_model_dir))
+    reader = GenerativeReader(_ScriptedGenerator("Tides come from the Moon [1]."))
+    chain = AskChain(HybridRetriever(index, embedder), {"extractive": sentences, "generative": reader}, sentences,
+                     thresholds=GATE, quote_reader=qa)
+    question = "What causes ocean tides?"
+    trace = chain.trace(question, mode="generative")
+    quoted = _quoted(trace.response.answer)
+    assert quoted, trace.response.answer
+    # The first quote is the sentence holding the QA model's best span (random weights: any span, but its sentence).
+    passages = [ReaderPassage(p.chunk_id, p.text, p.start) for p in trace.passages]
+    best = qa.run(question, passages, top_k=1).spans[0]
+    holder = next(p for p in passages if p.key == best.key)
+    first_sentence, number = quoted[0]
+    cited = trace.response.citations[number - 1]
+    assert cited.start <= best.start and best.end <= cited.end
+    assert " ".join(cited.text.split()) == first_sentence
+    assert holder.text[cited.start - holder.offset : cited.end - holder.offset] == cited.text
+    for sentence, number in quoted:  # every quote is an exact span of its source
+        cited = trace.response.citations[number - 1]
+        assert (corpus / cited.source.rsplit("/", 1)[-1]).read_text()[cited.start : cited.end] == cited.text
+    assert len({s for s, _ in quoted}) == len(quoted)  # never the same sentence twice
+
+
+@pytest.mark.parametrize("reply", ["The passages do not contain the answer.", "Volcanoes erupt on Mars every day."])
+def test_a_declining_generator_is_overruled_only_by_strong_evidence(index, embedder, reply):
+    from generators.generative_reader import GenerativeReader
+
+    sentences = SentenceReader(embedder, analyze)
+    reader = GenerativeReader(_ScriptedGenerator(reply))
+    question = "What causes ocean tides?"
+
+    def chain(overrule: float | None) -> AskChain:
+        thresholds = AbstentionThresholds(evidence={"*": 0.45}, overrule_decline=overrule)
+        return AskChain(HybridRetriever(index, embedder), {"extractive": sentences, "generative": reader}, sentences,
+                        thresholds=thresholds)
+
+    evidence = chain(None).trace(question).signals["sentence"]
+    kept = chain(None).run(question, mode="generative")
+    assert kept.abstained and kept.answer == NOT_FOUND  # no overrule: the decline stands
+    weak = chain(evidence + 0.01).run(question, mode="generative")
+    assert weak.abstained
+    strong = chain(evidence - 0.01)
+    response = strong.run(question, mode="generative")
+    assert not response.abstained and response.answer_type == "sentence"
+    assert response.answer.startswith("The documents say:") and "Moon" in response.answer
+    assert "do not contain" not in response.answer and "Mars" not in response.answer
+    assert any("quoted" in note for note in response.notes)
+    for sentence, number in _quoted(response.answer):
+        assert " ".join(response.citations[number - 1].text.split()) == sentence
+    *deltas, streamed = strong.stream(question, mode="generative")
+    assert "".join(deltas) == streamed.answer == response.answer  # nothing of the decline was streamed first
