@@ -13,7 +13,6 @@ on unanswerable questions against the false abstentions on answerable ones over 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -43,18 +42,10 @@ def main() -> None:
 
 def collect(args) -> list[dict]:  # noqa: ANN001
     from rag.chain import gate_signals
-    from rag.components import build_chain, build_ingest_pipeline, build_store
-    from rag.evaluation.docqa import load_docqa
-    from rag.settings import Settings
+    from rag.evaluation.docqa import docs_chain, load_docqa
 
-    settings = Settings()
-    key = hashlib.sha256("\n".join(str(d.resolve()) for d in args.docs).encode()).hexdigest()[:12]
-    store = build_store(settings, args.work / f"docqa-{key}")
-    pipeline = build_ingest_pipeline(settings, store)
-    pipeline.run(args.docs)
     rows = []
-    with store.reader() as index:
-        chain = build_chain(settings, index, pipeline.embedder)
+    with docs_chain(args.docs, args.work) as (chain, _):
         for item in load_docqa(args.questions):
             signals = gate_signals(chain, item.question)
             rows.append({"id": item.id, "type": item.type, "answerable": item.answerable, **signals})

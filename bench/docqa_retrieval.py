@@ -13,7 +13,6 @@ in minutes.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -46,19 +45,11 @@ def _first_hit(flags: list[bool]) -> int | None:
 
 def collect(args) -> list[dict]:  # noqa: ANN001
     from rag.chain import AbstentionThresholds
-    from rag.components import build_chain, build_ingest_pipeline, build_store
-    from rag.evaluation.docqa import answer_contains, load_docqa, same_page
-    from rag.settings import Settings
+    from rag.evaluation.docqa import answer_contains, docs_chain, load_docqa, same_page
 
-    settings = Settings()
-    key = hashlib.sha256("\n".join(str(d.resolve()) for d in args.docs).encode()).hexdigest()[:12]
-    store = build_store(settings, args.work / f"docqa-{key}")
-    pipeline = build_ingest_pipeline(settings, store)
-    pipeline.run(args.docs)
     depth = max(DEPTHS)
     rows = []
-    with store.reader() as index:
-        chain = build_chain(settings, index, pipeline.embedder)
+    with docs_chain(args.docs, args.work) as (chain, _):
         # Thresholds nothing reaches: the chain stops at the gate, returning its reranked passages.
         chain.thresholds = AbstentionThresholds({"*": float("inf")}, heading=None)
         for item in load_docqa(args.questions):

@@ -50,6 +50,9 @@ KIND_INSTRUCTIONS: dict[QuestionKind, str] = {
     "factoid": "Answer in one or two sentences.",
 }
 
+# Said after the instruction when the question is Chinese: "Answer in Chinese."
+CHINESE_REPLY = "请用中文回答。"
+
 # What a reader stream yields: text deltas of the answer, then one final ReaderResult.
 ReaderStreamEvent = str | ReaderResult
 
@@ -75,7 +78,8 @@ _STOPWORDS = frozenset(
 # Words an answer adds around a claim that a passage need not hold ("Yes, you can use ...").
 _ANSWER_FILLER = frozenset(
     "yes no not you your can cannot could should would will do does did need needs use using used also just "
-    "so then there here they them their we our i me my if when what how why which one way".split()
+    "so then there here they them their we our i me my if when what how why which one way "
+    "follow following these those steps step below".split()
 )
 _FENCE = "```"
 
@@ -382,6 +386,8 @@ class SupportGate:
             return end if len(text) > end else None
         for match in re.finditer(r"[.!?。！？:](?=\s)|\n", text):
             end = match.end()
+            if _LIST_MARKER.fullmatch(text[:end]):  # "2. " opens a list item: the item's sentence is the segment
+                continue
             trailing = _TRAILING_MARKERS.match(text, end)
             end = trailing.end() if trailing else end
             rest = text[end:]
@@ -423,6 +429,7 @@ def _without_preamble(segment: str) -> str:
     return match.group(1) + rest[:1].upper() + rest[1:]
 
 
+_LIST_MARKER = re.compile(r"\s*(?:\d{1,3}|[a-zA-Z])[.)]")
 _TRAILING_MARKERS = re.compile(rf"(?:\s*[{_OPEN_SET}][^{_CLOSE_SET}\n]{{0,30}}[{_CLOSE_SET}])+")
 
 
@@ -476,6 +483,10 @@ class GenerativeReader:
         kept, rendered = trim_passages(question, passages, self.max_context_chars)
         numbered = "\n\n".join(f"[{i}] {text}" for i, text in enumerate(rendered, 1))
         instruction = KIND_INSTRUCTIONS[question_kind(question)]
+        if _CJK_CHAR.search(question):
+            # Small models answer a Chinese question in English when told what to do in English; an English answer
+            # also fails the support check against Chinese passages.
+            instruction = f"{instruction} {CHINESE_REPLY}"
         user = f"Passages:\n\n{numbered}\n\nQuestion: {question.strip()}\n\n{instruction}"
         messages: list[Message] = [{"role": "system", "content": self.system_prompt}]
         messages.extend({"role": m["role"], "content": m["content"]} for m in history or [])

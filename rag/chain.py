@@ -27,6 +27,8 @@ from rag.retriever import HybridRetriever, MetadataFilter, RetrievedPassage, que
 log = logging.getLogger(__name__)
 
 NOT_FOUND = "Not found in the documents."
+# What opens an answer made of the documents' quoted sentences alone, per question language.
+QUOTED_ANSWER_LEAD = {"zh": "文档原文：", "*": "The documents say:"}
 MAX_QUESTION_CHARS = 2000
 
 
@@ -64,8 +66,9 @@ class AbstentionThresholds:
     # (FAQ-style docs put the question in a heading); None: headings are not consulted.
     heading: float | None = None
     # A generator that declines ("not in the passages") or writes nothing they support is overruled when the best
-    # supporting sentence scores at least this: the documents' own sentences are quoted instead. None: never.
-    overrule_decline: float | None = None
+    # supporting sentence scores at least this much above the language's evidence threshold: the documents' own
+    # sentences are quoted instead. None: never.
+    overrule_margin: float | None = None
 
     def evidence_for(self, language: str) -> float:
         return self.evidence.get(language, self.evidence.get("*", 0.0))
@@ -262,17 +265,19 @@ class AskChain:
         the names and phrases people look for).
 
         When the generator declined or wrote nothing the passages support but the evidence is strong
-        (`thresholds.overrule_decline`), the answer is those quoted sentences alone (answer type "sentence")."""
-        overrule = self.thresholds.overrule_decline
+        (`thresholds.overrule_margin`), the answer is those quoted sentences alone (answer type "sentence")."""
         if not result.answer:
+            margin = self.thresholds.overrule_margin
+            language = query_language(prepared.question)
+            overrule = None if margin is None else self.thresholds.evidence_for(language) + margin
             if overrule is None or prepared.evidence.confidence < overrule:
                 return "", result
             text, spans = self._quotes(prepared, "", [])
             if not text:
                 return "", result
             note = ("the generator gave no answer the passages support, but the evidence is strong "
-                    f"({prepared.evidence.confidence:.3f} ≥ {overrule:g}): the documents' sentences are quoted")
-            answer = f"The documents say:\n\n{text}"
+                    f"({prepared.evidence.confidence:.3f} ≥ {overrule:.3f}): the documents' sentences are quoted")
+            answer = f"{QUOTED_ANSWER_LEAD.get(language, QUOTED_ANSWER_LEAD['*'])}\n\n{text}"
             return answer, ReaderResult(answer, "sentence", prepared.evidence.confidence, spans, [*result.notes, note])
         if not self.quote_evidence:
             return "", result
@@ -283,10 +288,10 @@ class AskChain:
         return quote, ReaderResult(result.answer + quote, result.answer_type, result.confidence, spans, result.notes)
 
     def _quotes(self, prepared: _Prepared, answer: str, spans: list[ReaderSpan]) -> tuple[str, list[ReaderSpan]]:
-        """Block quotes of the sentences `quote_spans` picks that `answer` does not already hold, each cited `[n]`
+        """Block quotes of the sentences `_quote_spans` picks that `answer` does not already hold, each cited `[n]`
         (numbers continue `spans`, reusing a span that already holds the sentence)."""
         quotes, said = [], answer
-        for best in self.quote_spans(prepared):
+        for best in self._quote_spans(prepared):
             sentence = " ".join(best.text.split())
             if not sentence or _shared_share(sentence, said) >= 0.8:
                 continue
@@ -299,7 +304,7 @@ class AskChain:
             said = f"{said} {sentence}"
         return "\n\n".join(quotes), spans
 
-    def quote_spans(self, prepared: _Prepared) -> list[ReaderSpan]:
+    def _quote_spans(self, prepared: _Prepared) -> list[ReaderSpan]:
         """The documents' sentences that best answer the question: the extractive reader's best span widened to its
         sentence (for the languages it serves), then the best supporting sentence."""
         spans: list[ReaderSpan] = []

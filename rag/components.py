@@ -191,7 +191,7 @@ def build_chain(settings: Settings, index: IndexReader, embedder: SentenceEmbedd
         rerank_depth=settings.rerank_depth,
         thresholds=AbstentionThresholds(
             evidence=settings.abstain_evidence, span=settings.abstain_span, rerank=settings.abstain_rerank,
-            heading=settings.abstain_heading, overrule_decline=settings.abstain_overrule_decline,
+            heading=settings.abstain_heading, overrule_margin=settings.abstain_overrule_margin,
         ),
         default_mode=settings.default_mode if settings.default_mode in models.readers else "extractive",
         extractive_languages=settings.reader_languages,

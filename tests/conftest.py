@@ -9,6 +9,9 @@ import pytest
 
 # Tests never reach the network: model resolution must succeed from local sources.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Questions without a mode go to the fast extractive reader (here and in the servers tests start): tests check
+# plumbing; the generative default is measured by `rag eval docqa` and the regression gate, which name their mode.
+os.environ.setdefault("RAG_DEFAULT_MODE", "extractive")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

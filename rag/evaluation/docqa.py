@@ -23,12 +23,17 @@ import json
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.evaluation.metrics import percentile
 from rag.evaluation.report import EvalTable
+
+if TYPE_CHECKING:
+    from rag.chain import AskChain
 
 ProgressCallback = Callable[[int, int], None]
 QUESTION_TYPES = ("factoid", "howto", "yesno", "explain", "compare", "unanswerable")
@@ -229,12 +234,6 @@ def run_docqa(questions: Path, docs: list[Path], *, work: Path, settings=None, m
               on_progress: ProgressCallback | None = None) -> DocQARun:
     """Ingest `docs` into an index under `work` (incremental: a rerun embeds nothing new), then ask every
     question of the docqa file (the first `limit`, of the given `types`) through the chain."""
-    import hashlib
-
-    from rag.components import build_chain, build_ingest_pipeline, build_store
-    from rag.settings import Settings
-
-    settings = settings or Settings()
     items = load_docqa(questions)
     if types:
         items = [i for i in items if i.type in types]
@@ -242,15 +241,27 @@ def run_docqa(questions: Path, docs: list[Path], *, work: Path, settings=None, m
         items = items[:limit]
     if not items:
         raise ValueError(f"{questions} holds no questions to ask (after --type / --limit)")
+    with docs_chain(docs, work, settings) as (chain, fingerprint):
+        used_mode = mode or chain.default_mode
+        chain.run(items[0].question, mode=used_mode)  # warm: models load and caches fill before timing
+        records = evaluate(items, chain, mode=used_mode, top_k=top_k, on_progress=on_progress)
+        summary = summarise(records, file=str(questions), mode=used_mode, notes=chain.notes, fingerprint=fingerprint)
+    return DocQARun(summary, records, eval_table(summary, records))
+
+
+@contextmanager
+def docs_chain(docs: list[Path], work: Path, settings=None) -> Iterator[tuple[AskChain, str | None]]:  # noqa: ANN001
+    """The chain (and its index's fingerprint) over an index of `docs` kept under `work`, one folder per set of
+    docs: ingested on first use, brought up to date incrementally after."""
+    import hashlib
+
+    from rag.components import build_chain, build_ingest_pipeline, build_store
+    from rag.settings import Settings
+
+    settings = settings or Settings()
     key = hashlib.sha256("\n".join(str(d.resolve()) for d in docs).encode()).hexdigest()[:12]
     store = build_store(settings, work / f"docqa-{key}")
     pipeline = build_ingest_pipeline(settings, store)
     pipeline.run(docs)
     with store.reader() as index:
-        chain = build_chain(settings, index, pipeline.embedder)
-        used_mode = mode or chain.default_mode
-        chain.run(items[0].question, mode=used_mode)  # warm: models load and caches fill before timing
-        records = evaluate(items, chain, mode=used_mode, top_k=top_k, on_progress=on_progress)
-        summary = summarise(records, file=str(questions), mode=used_mode, notes=chain.notes,
-                            fingerprint=index.fingerprint)
-    return DocQARun(summary, records, eval_table(summary, records))
+        yield build_chain(settings, index, pipeline.embedder), index.fingerprint

@@ -269,6 +269,16 @@ def test_the_instruction_follows_the_kind_of_question():
         KIND_INSTRUCTIONS["howto"])
 
 
+def test_a_chinese_question_is_asked_to_be_answered_in_chinese():
+    from generators.generative_reader import CHINESE_REPLY
+
+    reader = GenerativeReader(ScriptedGenerator(""))
+    chinese = reader.build_prompt("法国的首都是哪里？", passages_of(CHINESE_DOCUMENT)).messages[-1]["content"]
+    assert chinese.rstrip().endswith(CHINESE_REPLY)
+    english = reader.build_prompt("What is the capital of Italy?", passages_of(DOCUMENT)).messages[-1]["content"]
+    assert CHINESE_REPLY not in english
+
+
 def test_prompt_puts_chat_history_between_instructions_and_passages():
     reader = GenerativeReader(ScriptedGenerator(""))
     history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
@@ -295,3 +305,18 @@ def test_a_the_passage_states_preamble_is_cut():
     assert read("The passage states that Paris is the capital of France [1].").answer == \
         "Paris is the capital of France [1]."
 
+
+
+def test_numbered_steps_keep_their_numbers_and_a_framing_line_is_not_a_claim():
+    from generators.generative_reader import SupportGate
+
+    passages = [ReaderPassage(0, "Create an environment variable named OPENAPI_URL. "
+                                 "Read the environment variable with os.getenv in settings.", 0)]
+    reply = ("To do it, follow these steps:\n\n1. **Create an environment variable**: Create OPENAPI_URL.\n"
+             "2. **Read the environment variable**: Use os.getenv in settings.\n3. Deploy it to Mars.")
+    for piece_chars in (1, 3, 1000):
+        gate = SupportGate(passages, 0.5)
+        out = "".join(gate.feed(reply[i : i + piece_chars]) for i in range(0, len(reply), piece_chars)) + gate.finish()
+        assert out.startswith("To do it, follow these steps:")  # framing waits for a supported claim, then goes out
+        assert "\n1. **Create an environment variable**: Create OPENAPI_URL.\n2. **Read" in out
+        assert "Mars" not in out and gate.dropped == ["3. Deploy it to Mars."]

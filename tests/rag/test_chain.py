@@ -375,7 +375,8 @@ def test_a_declining_generator_is_overruled_only_by_strong_evidence(index, embed
     question = "What causes ocean tides?"
 
     def chain(overrule: float | None) -> AskChain:
-        thresholds = AbstentionThresholds(evidence={"*": 0.45}, overrule_decline=overrule)
+        margin = None if overrule is None else overrule - 0.45
+        thresholds = AbstentionThresholds(evidence={"*": 0.45}, overrule_margin=margin)
         return AskChain(HybridRetriever(index, embedder), {"extractive": sentences, "generative": reader}, sentences,
                         thresholds=thresholds)
 

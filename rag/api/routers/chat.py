@@ -60,7 +60,8 @@ def available_models(settings: Settings) -> dict[str, tuple[str, str]]:
         "generative": ("generative", f"answers written by {generator} ({where}) from the documents, cited"),
     }
     models.setdefault(generator, ("generative", f"the generative reader's model, {where}"))
-    return models
+    # The default mode's reader first: clients (the chat page) preselect the first model listed.
+    return dict(sorted(models.items(), key=lambda item: item[1][0] != settings.default_mode))
 
 
 def retrieval_query(messages: list[ChatMessage]) -> tuple[str, str, list[dict[str, str]]]:

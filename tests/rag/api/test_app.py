@@ -207,7 +207,14 @@ def test_malformed_chat_requests_are_json_4xx(loaded, payload, status):
 
 def test_models_lists_the_readers(loaded):
     ids = [m["id"] for m in loaded.get("/v1/models").json()["data"]]
-    assert ids[:2] == ["extractive", "generative"]
+    assert ids[:2] == ["extractive", "generative"]  # these tests' settings default to extractive
+
+
+def test_models_list_the_default_modes_reader_first(tmp_path):
+    from rag.api.routers.chat import available_models
+
+    assert list(available_models(make_settings(tmp_path, default_mode="generative")))[0] == "generative"
+    assert list(available_models(make_settings(tmp_path, default_mode="extractive")))[0] == "extractive"
 
 
 def test_classify_follows_the_contract(client):
