@@ -449,14 +449,14 @@ class GenerativeReader:
         *,
         max_new_tokens: int = 256,
         temperature: float = 0.0,
-        max_context_chars: int = 1500,
+        max_context_chars: int = 1000,
         min_support: float = 0.5,
         system_prompt: str = SYSTEM_PROMPT,
     ) -> None:
         self.generator = generator
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
-        # ~1,500 characters (~400 tokens) keep the prompt fast to evaluate on two cores (bench/RESULTS.md).
+        # ~1,000 characters (~270 tokens) keep the prompt fast to evaluate on two cores (bench/RESULTS.md).
         self.max_context_chars = max_context_chars
         # An answer sentence whose content words the cited passages hold less than this share of is dropped.
         self.min_support = min_support

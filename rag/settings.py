@@ -174,7 +174,7 @@ class Settings(BaseSettings):
     )
     default_mode: Literal["extractive", "generative"] = Field(
         # bench/RESULTS.md (docqa section): on the FastAPI docqa dev set generative contains the answer more often
-        # (0.52 vs 0.33) with its first token within the chat budget (p50 2.8 s on two cores).
+        # (0.55 vs 0.33) with its first token within the chat budget (p50 2.6 s on two cores).
         "generative", description="Reader when a request names none (RAG_DEFAULT_MODE): generative (the local or "
         "API language model, cited) or extractive (a QA model's span: faster, terser).")
     generator_backend: Literal["local", "openai"] = Field(
@@ -194,9 +194,10 @@ class Settings(BaseSettings):
     generator_context_tokens: int = Field(
         4096, ge=512, le=32768, description="llama.cpp context window, prompt plus answer (RAG_GENERATOR_CONTEXT_TOKENS).")
     generator_context_chars: int = Field(
-        1500, ge=200, le=20000,
+        # bench/RESULTS.md (docqa second pass): 1,000 answers as well as 1,500 on the dev set, 0.25 s sooner.
+        1000, ge=200, le=20000,
         description="Passage text in a generative prompt, in characters (RAG_GENERATOR_CONTEXT_CHARS): the sentences "
-        "sharing the most words with the question, code blocks whole. ~10 ms per token on two cores.")
+        "sharing the most words with the question, code blocks whole. About 5 ms per token on two cores (bench/llama_speed.py).")
     generator_min_support: float = Field(
         0.5, ge=0, le=1,
         description="Share of a generated sentence's content words that its cited passages must hold, else the "
