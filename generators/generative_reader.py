@@ -421,7 +421,12 @@ _PREAMBLE = re.compile(r"^(\s*)(?:according to (?:the )?passages?(?: \[\d+\])?,\
                        r"(?:states?|says?|mentions?|explains?|indicates?|notes?) that\s+)", re.IGNORECASE)
 
 
+# "Yes, Yes [1]." / "No. No,": told to start with the verdict, small models sometimes say it twice.
+_REPEATED_VERDICT = re.compile(r"^(\s*)(yes|no)\b[,.!]?\s+\2\b", re.IGNORECASE)
+
+
 def _without_preamble(segment: str) -> str:
+    segment = _REPEATED_VERDICT.sub(r"\1\2", segment)
     match = _PREAMBLE.match(segment)
     if not match:
         return segment

@@ -320,3 +320,12 @@ def test_numbered_steps_keep_their_numbers_and_a_framing_line_is_not_a_claim():
         assert out.startswith("To do it, follow these steps:")  # framing waits for a supported claim, then goes out
         assert "\n1. **Create an environment variable**: Create OPENAPI_URL.\n2. **Read" in out
         assert "Mars" not in out and gate.dropped == ["3. Deploy it to Mars."]
+
+
+@pytest.mark.parametrize(("reply", "answer"), [
+    ("Yes, Yes [1]. Paris is the capital of France [1].", "Yes [1]. Paris is the capital of France [1]."),
+    ("No, no, Berlin is the capital of Germany [2].", "No, Berlin is the capital of Germany [1]."),
+    ("Yes, Paris is the capital of France [1].", "Yes, Paris is the capital of France [1]."),
+])
+def test_a_verdict_said_twice_is_said_once(reply, answer):
+    assert read(reply).answer == answer
