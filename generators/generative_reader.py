@@ -396,7 +396,7 @@ class SupportGate:
         return None
 
     def _check(self, segment: str) -> str:
-        segment = _without_preamble(segment)
+        segment = _tidy_opening(segment)
         if is_not_found_reply(segment):
             # The chain decides what the user sees instead: "not found", or the documents' own sentences.
             self.declined = True
@@ -421,11 +421,13 @@ _PREAMBLE = re.compile(r"^(\s*)(?:according to (?:the )?passages?(?: \[\d+\])?,\
                        r"(?:states?|says?|mentions?|explains?|indicates?|notes?) that\s+)", re.IGNORECASE)
 
 
-# "Yes, Yes [1]." / "No. No,": told to start with the verdict, small models sometimes say it twice.
+# "Yes, Yes [1]." / "No, no, ...": told to start with the verdict, small models sometimes say it twice (within one
+# segment; "No. No, ..." is two segments and is left alone).
 _REPEATED_VERDICT = re.compile(r"^(\s*)(yes|no)\b[,.!]?\s+\2\b", re.IGNORECASE)
 
 
-def _without_preamble(segment: str) -> str:
+def _tidy_opening(segment: str) -> str:
+    """The segment without a doubled verdict or a "the passage states that" preamble."""
     segment = _REPEATED_VERDICT.sub(r"\1\2", segment)
     match = _PREAMBLE.match(segment)
     if not match:

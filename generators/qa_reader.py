@@ -23,7 +23,7 @@ import numpy as np
 
 from generators.reading import ReaderPassage, ReaderResult, ReaderSpan
 from generators.resolve import ResolvedModel, ResolvesModel
-from generators.sentence_reader import sentence_bounds
+from generators.sentence_reader import sentence_of
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -248,10 +248,6 @@ class ExtractiveReader(ResolvesModel):
 
     def _widened(self, best: ReaderSpan, passages: Sequence[ReaderPassage], spans: list[ReaderSpan]) -> ReaderResult:
         """A low-confidence span answered with the sentence that holds it: more often right, still exact."""
-        passage = next(p for p in passages if p.key == best.key)
-        local_start, local_end = best.start - passage.offset, best.end - passage.offset
-        start, end = sentence_bounds(passage.text, local_start, local_end)
-        text = passage.text[start:end]
-        sentence = ReaderSpan(best.key, passage.offset + start, passage.offset + end, text, best.score)
+        sentence = sentence_of(best, next(p for p in passages if p.key == best.key))
         note = f"the best span scored {best.score:.3f} (< {self.widen_below:g}): answered with its sentence"
-        return ReaderResult(text, "sentence", best.score, [sentence, *spans[1:]], [note])
+        return ReaderResult(sentence.text, "sentence", best.score, [sentence, *spans[1:]], [note])

@@ -46,6 +46,12 @@ def sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
     return (around[0][0], around[-1][1]) if around else (start, end)
 
 
+def sentence_of(span: ReaderSpan, passage: ReaderPassage) -> ReaderSpan:
+    """`span` (document offsets, inside `passage`) widened to the sentence(s) of the passage that hold it."""
+    start, end = sentence_bounds(passage.text, span.start - passage.offset, span.end - passage.offset)
+    return ReaderSpan(span.key, passage.offset + start, passage.offset + end, passage.text[start:end], span.score)
+
+
 class SentenceReader:
     """Score every sentence of the passages against the question; best first."""
 

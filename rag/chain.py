@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from generators.generative_reader import GenerativeReader
 from generators.reading import Reader, ReaderPassage, ReaderResult, ReaderSpan
 from generators.reranker import RANK_FUSION_K, CrossEncoderReranker, fused_order
-from generators.sentence_reader import SentenceReader, sentence_bounds
+from generators.sentence_reader import SentenceReader, sentence_of
 from generators.text_generators import Message
 from rag.retriever import HybridRetriever, MetadataFilter, RetrievedPassage, query_language, reciprocal_rank_fusion
 
@@ -137,12 +137,6 @@ def order_by_rerank_and_evidence(passages: Sequence[RetrievedPassage], rerank_sc
     fused = reciprocal_rank_fusion([list(range(len(passages))), fused_order(rerank_scores, 0.0), by_evidence],
                                    [retrieval_weight, 1.0, evidence_weight], k=RANK_FUSION_K)
     return [i for i, _ in fused]
-
-
-def sentence_of(span: ReaderSpan, passage: ReaderPassage) -> ReaderSpan:
-    """`span` widened to the sentence(s) of `passage` that hold it."""
-    start, end = sentence_bounds(passage.text, span.start - passage.offset, span.end - passage.offset)
-    return ReaderSpan(span.key, passage.offset + start, passage.offset + end, passage.text[start:end], span.score)
 
 
 def _shared_share(sentence: str, answer: str) -> float:

@@ -15,10 +15,9 @@ LIGHTHOUSE = (b"# Lighthouse\n\nThe Bell Rock lighthouse stands off the coast of
 
 
 def make_settings(tmp_path, **overrides) -> Settings:
-    # The fast reader answers unless a test names a mode: these tests check plumbing, not the default model.
     values = dict(index_dir=tmp_path / "index", collections_dir=tmp_path / "collections", chunk_tokens=64,
                   chunk_overlap=8, reader_model="no-such-org/no-such-reader",
-                  reranker_model="no-such-org/no-such-reranker", default_mode="extractive")
+                  reranker_model="no-such-org/no-such-reranker")
     values.update(overrides)
     return Settings(**values)
 

@@ -207,7 +207,7 @@ def test_malformed_chat_requests_are_json_4xx(loaded, payload, status):
 
 def test_models_lists_the_readers(loaded):
     ids = [m["id"] for m in loaded.get("/v1/models").json()["data"]]
-    assert ids[:2] == ["extractive", "generative"]  # these tests' settings default to extractive
+    assert ids[:2] == ["extractive", "generative"]  # tests default to extractive (RAG_DEFAULT_MODE, tests/conftest.py)
 
 
 def test_models_list_the_default_modes_reader_first(tmp_path):
