@@ -339,6 +339,19 @@ def claim_support(claim: str, held: set[str]) -> float | None:
     return len(terms & held) / len(terms)
 
 
+# Names, numbers and code in an answer: `inline code`, snake_case, camelCase, dotted.names, anything with a digit.
+_INLINE_CODE = re.compile(r"`([^`\n]+)`")
+_NAME_LIKE = re.compile(r"[\w.]*(?:\d|_|[a-z][A-Z]|[A-Za-z]\.[A-Za-z])[\w.]*")
+
+
+def specific_terms(text: str) -> set[str]:
+    """The terms of the names, numbers and code `text` mentions (`passage_terms` of them, one-character terms
+    left out): what a small model invents when the passages lack the answer ("`gcloud run deploy`", "1MB",
+    "HelloService"), and what an answer from the passages copies from them."""
+    names = _INLINE_CODE.findall(text) + _NAME_LIKE.findall(_INLINE_CODE.sub(" ", text))
+    return {term for term in passage_terms(" ".join(names)) if len(term) > 1}
+
+
 class SupportGate:
     """Holds the model's raw text back segment by segment (a sentence, or a whole code block) and lets a segment
     through only when the passages it cites (or, citing none, any passage) hold enough of its content words.
@@ -346,15 +359,21 @@ class SupportGate:
     `feed()` returns the checked text that can go on now; `finish()` checks and returns the rest.
     """
 
-    def __init__(self, passages: Sequence[ReaderPassage], min_support: float) -> None:
+    def __init__(self, passages: Sequence[ReaderPassage], min_support: float, *, question: str = "",
+                 grounded_names: bool = False) -> None:
         self.passages = list(passages)
         self._terms = [passage_terms(p.text) for p in self.passages]  # once, not per answer sentence
         self.min_support = min_support
+        # Every name, number and piece of code a segment mentions must be in some passage (or the question).
+        self.grounded_names = grounded_names
+        self._known = set().union(passage_terms(question), *self._terms)
         self.dropped: list[str] = []
         self.kept_claims = 0
         self.declined = False  # the model gave the fixed "not in the passages" reply (held back, never streamed)
         self._buffer = ""
-        self._held = ""  # claim-less segments ("Yes.") wait for a supported claim before going out
+        # Claim-less segments ("Yes.") and lead-ins ("Here is the code:") wait for a supported claim before going out;
+        # a lead-in left waiting at the end introduced something dropped, and goes too.
+        self._held: list[tuple[str, bool]] = []  # (segment, is a lead-in)
 
     def feed(self, delta: str) -> str:
         self._buffer += delta
@@ -367,33 +386,41 @@ class SupportGate:
     def finish(self) -> str:
         segment, self._buffer = self._buffer, ""
         out = self._check(segment) if segment else ""
+        self._drop_waiting_lead_ins()
         if self._held and (self.kept_claims or not self.dropped):
-            out, self._held = out + self._held, ""
+            out += "".join(segment for segment, _ in self._held)
+        self._held = []
         return out
 
     def _segment_end(self) -> int | None:
         """Where the first complete segment of the buffer ends (after its trailing markers), if one is complete."""
         text = self._buffer
         fence = text.find(_FENCE)
-        if fence != -1:
-            before = text[:fence]
-            if before.strip():  # the text before the code block is a segment of its own
-                return fence
+        if fence != -1 and not text[:fence].strip():
             closing = text.find(_FENCE, fence + 3)
             if closing == -1:
                 return None
             end = closing + 3
             return end if len(text) > end else None
-        for match in re.finditer(r"[.!?。！？:](?=\s)|\n", text):
+        for match in re.finditer(r"[.!?。！？:](?=\s)|\n", text[:fence] if fence != -1 else text):
             end = match.end()
             if _LIST_MARKER.fullmatch(text[:end]):  # "2. " opens a list item: the item's sentence is the segment
+                continue
+            if match.group() != "\n" and text.count("`", 0, end) % 2:  # inside `inline code`: `"tax": 10.5`
                 continue
             trailing = _TRAILING_MARKERS.match(text, end)
             end = trailing.end() if trailing else end
             rest = text[end:]
             if rest.strip() and not _PARTIAL_MARKER.match(rest.lstrip()):  # something follows: the segment is whole
                 return end
-        return None
+        return fence if fence != -1 else None  # the text before a code block is a segment of its own
+
+    def _drop_waiting_lead_ins(self) -> None:
+        """Drop the lead-ins at the end of the held segments (the blank lines between them stay)."""
+        end = len(self._held)
+        while end and (self._held[end - 1][1] or not self._held[end - 1][0].strip()):
+            end -= 1
+        self._held[end:] = [(segment, False) for segment, lead_in in self._held[end:] if not lead_in]
 
     def _check(self, segment: str) -> str:
         segment = _tidy_opening(segment)
@@ -405,14 +432,18 @@ class SupportGate:
         cited = [i for i in numbers if 1 <= i <= len(self.passages)] or range(1, len(self.passages) + 1)
         held = set().union(*(self._terms[i - 1] for i in cited))
         support = claim_support(_MARKER.sub(" ", segment).replace(_FENCE, " "), held)
-        if support is None:
-            self._held += segment
-            return ""
-        if support < self.min_support:
+        if support is not None and (support < self.min_support or (
+                self.grounded_names and specific_terms(_MARKER.sub(" ", segment)) - self._known)):
             self.dropped.append(segment.strip())
+            self._drop_waiting_lead_ins()  # what led in to it goes with it
+            return ""
+        lead_in = segment.rstrip().endswith((":", "："))
+        if support is None or lead_in:
+            self._held.append((segment, lead_in))
             return ""
         self.kept_claims += 1
-        out, self._held = self._held + segment, ""
+        out = "".join(held for held, _ in self._held) + segment
+        self._held = []
         return out
 
 
@@ -421,9 +452,9 @@ _PREAMBLE = re.compile(r"^(\s*)(?:according to (?:the )?passages?(?: \[\d+\])?,\
                        r"(?:states?|says?|mentions?|explains?|indicates?|notes?) that\s+)", re.IGNORECASE)
 
 
-# "Yes, Yes [1]." / "No, no, ...": told to start with the verdict, small models sometimes say it twice (within one
-# segment; "No. No, ..." is two segments and is left alone).
-_REPEATED_VERDICT = re.compile(r"^(\s*)(yes|no)\b[,.!]?\s+\2\b", re.IGNORECASE)
+# "Yes, Yes [1]." / "No, no, ...": told to start with the verdict, small models sometimes say it twice or more
+# (within one segment; "No. No, ..." is two segments and is left alone).
+_REPEATED_VERDICT = re.compile(r"^(\s*)(yes|no)\b(?:[,.!]?\s+\2\b)+", re.IGNORECASE)
 
 
 def _tidy_opening(segment: str) -> str:
@@ -434,6 +465,20 @@ def _tidy_opening(segment: str) -> str:
         return segment
     rest = segment[match.end():]
     return match.group(1) + rest[:1].upper() + rest[1:]
+
+
+_BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+
+
+def _without_extra_blank_lines(text: str, before: str) -> str:
+    """`text` with runs of blank lines cut to one, also where it meets the `before` already sent (dropped segments
+    leave the blank lines around them behind)."""
+    text = _BLANK_LINES.sub("\n\n", text)
+    sent = before[len(before.rstrip()):].count("\n")
+    lead = re.match(r"[ \t\n]*", text).group()
+    if sent and lead.count("\n") + sent > 2:
+        text = "\n" * max(0, 2 - sent) + lead.rsplit("\n", 1)[-1] + text[len(lead):]
+    return text
 
 
 _LIST_MARKER = re.compile(r"\s*(?:\d{1,3}|[a-zA-Z])[.)]")
@@ -458,6 +503,7 @@ class GenerativeReader:
         temperature: float = 0.0,
         max_context_chars: int = 1000,
         min_support: float = 0.5,
+        grounded_names: bool = False,
         system_prompt: str = SYSTEM_PROMPT,
     ) -> None:
         self.generator = generator
@@ -467,6 +513,8 @@ class GenerativeReader:
         self.max_context_chars = max_context_chars
         # An answer sentence whose content words the cited passages hold less than this share of is dropped.
         self.min_support = min_support
+        # Drop a segment naming a name, number or code the passages do not hold (see `specific_terms`).
+        self.grounded_names = grounded_names
         self.system_prompt = system_prompt
 
     def warm_up(self) -> GenerativeReader:
@@ -513,7 +561,7 @@ class GenerativeReader:
         if not prompt.passages:
             return self._no_passages()
         answer = self.generator.generate(prompt.messages, max_new_tokens=self.max_new_tokens, temperature=self.temperature)
-        events = list(self._rewrite([answer], prompt))
+        events = list(self._rewrite([answer], prompt, question))
         result = events[-1]
         assert isinstance(result, ReaderResult)
         return result
@@ -537,7 +585,7 @@ class GenerativeReader:
             return
         pieces = self.generator.stream(prompt.messages, max_new_tokens=self.max_new_tokens, temperature=self.temperature)
         try:
-            yield from self._rewrite(pieces, prompt)
+            yield from self._rewrite(pieces, prompt, question)
         finally:
             close = getattr(pieces, "close", None)
             if close is not None:
@@ -546,14 +594,15 @@ class GenerativeReader:
     def _no_passages(self) -> ReaderResult:
         return ReaderResult("", self.answer_type, 0.0, [], ["no passages to read"])
 
-    def _rewrite(self, pieces: Iterable[str], prompt: ReaderPrompt) -> Iterator[ReaderStreamEvent]:
+    def _rewrite(self, pieces: Iterable[str], prompt: ReaderPrompt, question: str) -> Iterator[ReaderStreamEvent]:
         """Raw text → the support gate (unsupported segments dropped) → the citation rewriter → deltas."""
-        gate = SupportGate(prompt.passages, self.min_support)
+        gate = SupportGate(prompt.passages, self.min_support, question=question, grounded_names=self.grounded_names)
         rewriter = CitationRewriter(len(prompt.passages))
         emitted: list[str] = []
         for piece in itertools.chain(pieces, [None]):  # None: the end, flush the gate and the rewriter
             checked = gate.feed(piece) if piece is not None else gate.finish()
             out = rewriter.feed(checked) if piece is not None else rewriter.feed(checked) + rewriter.finish()
+            out = _without_extra_blank_lines(out, "".join(emitted[-8:]))
             if not emitted:
                 out = out.lstrip()
             if out:

@@ -52,6 +52,20 @@ def sentence_of(span: ReaderSpan, passage: ReaderPassage) -> ReaderSpan:
     return ReaderSpan(span.key, passage.offset + start, passage.offset + end, passage.text[start:end], span.score)
 
 
+# A fenced code block opening right where a sentence ends (whitespace between), e.g. "use `embed`:\n\n```Python".
+_CODE_AFTER = re.compile(r"\s*\n(```|~~~)[^\n]*\n.*?\n\1[ \t]*(?=\n|$)", re.DOTALL)
+
+
+def code_block_after(text: str, end: int, *, max_chars: int = 800) -> tuple[int, int] | None:
+    """(start, end) in `text` of the fenced code block that follows position `end` with only whitespace between,
+    if one does and it is at most `max_chars` long: documentation introduces its examples with the sentence
+    before them ("... use the `Body` parameter `embed`:")."""
+    match = _CODE_AFTER.match(text, end)
+    if match is None or match.end() - match.start(1) > max_chars:
+        return None
+    return match.start(1), match.end()
+
+
 class SentenceReader:
     """Score every sentence of the passages against the question; best first."""
 

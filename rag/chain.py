@@ -20,7 +20,8 @@ from pydantic import BaseModel, Field
 from generators.generative_reader import GenerativeReader
 from generators.reading import Reader, ReaderPassage, ReaderResult, ReaderSpan
 from generators.reranker import RANK_FUSION_K, CrossEncoderReranker, fused_order
-from generators.sentence_reader import SentenceReader, sentence_of
+from generators.question_kinds import question_kind
+from generators.sentence_reader import SentenceReader, code_block_after, sentence_of
 from generators.text_generators import Message
 from rag.retriever import HybridRetriever, MetadataFilter, RetrievedPassage, query_language, reciprocal_rank_fusion
 
@@ -137,6 +138,15 @@ def order_by_rerank_and_evidence(passages: Sequence[RetrievedPassage], rerank_sc
     fused = reciprocal_rank_fusion([list(range(len(passages))), fused_order(rerank_scores, 0.0), by_evidence],
                                    [retrieval_weight, 1.0, evidence_weight], k=RANK_FUSION_K)
     return [i for i, _ in fused]
+
+
+def _code_after(span: ReaderSpan, passage: ReaderPassage) -> ReaderSpan | None:
+    """`span` widened to the fenced code block that follows it in `passage`, if one does."""
+    block = code_block_after(passage.text, span.end - passage.offset)
+    if block is None:
+        return None
+    start = span.start - passage.offset
+    return ReaderSpan(span.key, span.start, passage.offset + block[1], passage.text[start:block[1]], span.score)
 
 
 def _shared_share(sentence: str, answer: str) -> float:
@@ -283,20 +293,49 @@ class AskChain:
 
     def _quotes(self, prepared: _Prepared, answer: str, spans: list[ReaderSpan]) -> tuple[str, list[ReaderSpan]]:
         """Block quotes of the sentences `_quote_spans` picks that `answer` does not already hold, each cited `[n]`
-        (numbers continue `spans`, reusing a span that already holds the sentence)."""
+        (numbers continue `spans`, reusing a span that already holds the sentence); for a how-to, the code block
+        one of them (or of the next best supporting sentences) introduces, once."""
         quotes, said = [], answer
-        for best in self._quote_spans(prepared):
+        chosen: list[tuple[ReaderSpan, ReaderSpan | None]] = [(best, None) for best in self._quote_spans(prepared)]
+        if question_kind(prepared.question) == "howto":
+            coded = self._code_quote(prepared, [best for best, _ in chosen], answer)
+            if coded is not None:
+                sentence, code = coded
+                at = next((i for i, (best, _) in enumerate(chosen) if best == sentence), None)
+                if at is None:
+                    chosen.append(coded)
+                else:
+                    chosen[at] = coded
+        for best, code in chosen:
             sentence = " ".join(best.text.split())
-            if not sentence or _shared_share(sentence, said) >= 0.8:
+            if not sentence or (code is None and _shared_share(sentence, said) >= 0.8):
                 continue
-            number = next((i for i, span in enumerate(spans, 1) if span.key == best.key and span.start <= best.start
-                           and best.end <= span.end), None)
+            cited = code or best
+            number = next((i for i, span in enumerate(spans, 1) if span.key == cited.key and span.start <= cited.start
+                           and cited.end <= span.end), None)
             if number is None:
-                spans.append(best)
+                spans.append(cited)
                 number = len(spans)
-            quotes.append(f"> {sentence} [{number}]")
-            said = f"{said} {sentence}"
+            quote = f"> {sentence} [{number}]"
+            if code is not None:
+                quote = f"{quote}\n\n{code.text[best.end - best.start:].strip()}"
+            quotes.append(quote)
+            said = f"{said} {cited.text}"
         return "\n\n".join(quotes), spans
+
+    @staticmethod
+    def _code_quote(prepared: _Prepared, quoted: list[ReaderSpan], answer: str) -> tuple[ReaderSpan, ReaderSpan] | None:
+        """(sentence, sentence widened to its code block) for the first of the quoted, then the best supporting
+        sentences that introduces a code block the answer does not already show: documentation gives the how
+        as code right after the sentence that says what it does."""
+        by_key = {p.key: p for p in prepared.reader_passages}
+        for sentence in [*quoted, *prepared.evidence.spans]:
+            if sentence.key not in by_key:
+                continue
+            code = _code_after(sentence, by_key[sentence.key])
+            if code is not None and _shared_share(code.text[sentence.end - sentence.start:], answer) < 0.8:
+                return sentence, code
+        return None
 
     def _quote_spans(self, prepared: _Prepared) -> list[ReaderSpan]:
         """The documents' sentences that best answer the question: the extractive reader's best span widened to its

@@ -125,7 +125,8 @@ def build_generator(settings: Settings) -> TextGenerator:
 def build_generative_reader(settings: Settings, generator: TextGenerator | None = None) -> GenerativeReader:
     return GenerativeReader(generator or build_generator(settings), max_new_tokens=settings.generator_max_new_tokens,
                             max_context_chars=settings.generator_context_chars,
-                            min_support=settings.generator_min_support)
+                            min_support=settings.generator_min_support,
+                            grounded_names=settings.generator_grounded_names)
 
 
 def build_media_models(settings: Settings) -> ModelManager:

@@ -202,6 +202,11 @@ class Settings(BaseSettings):
         0.5, ge=0, le=1,
         description="Share of a generated sentence's content words that its cited passages must hold, else the "
         "sentence is dropped (RAG_GENERATOR_MIN_SUPPORT); 0 keeps every sentence.")
+    generator_grounded_names: bool = Field(
+        # bench/RESULTS.md (docqa third pass): unanswerable abstention up, no answerable question lost.
+        True, description="Drop a generated sentence that names a name, number or piece of code (`inline code`, "
+        "snake_case, camelCase, 1MB) that no passage or the question holds (RAG_GENERATOR_GROUNDED_NAMES): what small "
+        "models invent when the passages lack the answer.")
     generator_quote: bool = Field(
         True, description="End a generated answer with the documents' best supporting sentence, quoted and cited "
         "(RAG_GENERATOR_QUOTE), unless the answer already says it.")

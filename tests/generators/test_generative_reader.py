@@ -324,8 +324,61 @@ def test_numbered_steps_keep_their_numbers_and_a_framing_line_is_not_a_claim():
 
 @pytest.mark.parametrize(("reply", "answer"), [
     ("Yes, Yes [1]. Paris is the capital of France [1].", "Yes [1]. Paris is the capital of France [1]."),
+    ("Yes, Yes, Yes, yes, Paris is the capital of France [1].", "Yes, Paris is the capital of France [1]."),
     ("No, no, Berlin is the capital of Germany [2].", "No, Berlin is the capital of Germany [1]."),
     ("Yes, Paris is the capital of France [1].", "Yes, Paris is the capital of France [1]."),
 ])
 def test_a_verdict_said_twice_is_said_once(reply, answer):
     assert read(reply).answer == answer
+
+
+def test_specific_terms_are_the_names_numbers_and_code_an_answer_mentions():
+    from generators.generative_reader import specific_terms
+
+    assert specific_terms("The default size is 1MB.") == {"1mb"}
+    assert specific_terms("Create a `HelloService` class.") == {"helloservice"}
+    assert specific_terms("Use `gcloud run deploy`, then call item.model_dump(exclude_unset=True).") == \
+        {"gcloud", "run", "deploy", "item", "model", "dump", "exclude", "unset"}
+    assert specific_terms("2. Open the settings and save them.") == set()  # a list number is not a name
+
+
+@pytest.mark.parametrize(("reply", "kept"), [
+    ("Paris is the capital of France [1]. The capital of France is Paris, reached by `parisrail` [1].",
+     "Paris is the capital of France [1]."),
+    ("Paris is the capital of France [1]. The Eiffel Tower was finished in 1889 [1].",
+     "Paris is the capital of France [1]. The Eiffel Tower was finished in 1889 [1]."),
+    ("The Eiffel Tower was finished in 1887 [1]. Paris is the capital of France [1].",
+     "Paris is the capital of France [1]."),
+])
+def test_with_grounded_names_a_segment_naming_what_no_passage_holds_is_dropped(reply, kept):
+    reader = GenerativeReader(ScriptedGenerator(reply), grounded_names=True)
+    result = reader.run("What is the capital?", passages_of(DOCUMENT))
+    assert result.answer == kept
+    lenient = GenerativeReader(ScriptedGenerator(reply)).run("What is the capital?", passages_of(DOCUMENT))
+    assert lenient.answer == reply  # off, the same words pass on their share of passage words
+
+
+def test_a_lead_in_whose_content_was_dropped_goes_too_and_blank_lines_do_not_pile_up():
+    reply = ("Paris is the capital of France [1].\n\n\n\nHere is an example:\n\n```python\nvisit(mars)\n```\n\n\n"
+             "Berlin is the capital of Germany [2].\n\nTo see it, run this:\n\n```\nfly --to moon\n```")
+    for piece_chars in (2, 1000):
+        reader = GenerativeReader(ScriptedGenerator(reply, piece_chars=piece_chars))
+        result = reader.run("What is the capital?", passages_of(DOCUMENT))
+        assert result.answer == "Paris is the capital of France [1].\n\nBerlin is the capital of Germany [2].", \
+            result.answer
+    middle = GenerativeReader(ScriptedGenerator("Here is how:\n\nVisit Mars daily.\n\nParis is the capital of France [1]."))
+    assert middle.run("What is the capital?", passages_of(DOCUMENT)).answer == "Paris is the capital of France [1]."
+    kept = GenerativeReader(ScriptedGenerator("Paris is the capital [1]:\n\nParis is the capital of France [1]."))
+    assert kept.run("What is the capital?", passages_of(DOCUMENT)).answer == \
+        "Paris is the capital [1]:\n\nParis is the capital of France [1]."  # a lead-in goes out with what it leads to
+
+
+def test_a_colon_inside_inline_code_does_not_end_a_segment():
+    from generators.generative_reader import SupportGate
+
+    passages = [ReaderPassage(0, 'The stored item has "tax": 20.2 and the input model has the default "tax": 10.5.', 0)]
+    reply = 'The input model takes the default `"tax": 10.5` instead of the stored `"tax": 20.2`.'
+    for piece_chars in (1, 1000):
+        gate = SupportGate(passages, 0.5, grounded_names=True)
+        out = "".join(gate.feed(reply[i : i + piece_chars]) for i in range(0, len(reply), piece_chars)) + gate.finish()
+        assert out == reply and gate.kept_claims == 1

@@ -71,3 +71,18 @@ def test_sentence_bounds_cover_every_sentence_the_span_touches():
     across = sentence_bounds(text, cat, text.index("dog") + 3)
     assert text[slice(*across)] == "The cat sat. The dog ran off."
     assert sentence_bounds("", 0, 0) == (0, 0)  # no sentence: the span itself
+
+
+def test_the_code_block_a_sentence_introduces_is_found_right_after_it():
+    from generators.sentence_reader import code_block_after
+
+    text = ("You can use the special `Body` parameter `embed`:\n\n```Python\nitem: Annotated[Item, Body(embed=True)]\n"
+            "```\n\nas in the example.\n\n~~~console\n$ fastapi run\n~~~")
+    intro_end = text.index(":") + 1
+    start, end = code_block_after(text, intro_end)
+    assert text[start:end] == "```Python\nitem: Annotated[Item, Body(embed=True)]\n```"
+    assert code_block_after(text, text.index("as in")) is None  # words, not only whitespace, before the block
+    after_example = text.index("example.") + len("example.")
+    assert text[slice(*code_block_after(text, after_example))] == "~~~console\n$ fastapi run\n~~~"
+    assert code_block_after(text, intro_end, max_chars=20) is None  # too long to quote
+    assert code_block_after("Run this:\n\n```\nno closing fence", 9) is None

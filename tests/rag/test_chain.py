@@ -395,3 +395,32 @@ def test_a_declining_generator_is_overruled_only_by_strong_evidence(index, embed
         assert " ".join(response.citations[number - 1].text.split()) == sentence
     *deltas, streamed = strong.stream(question, mode="generative")
     assert "".join(deltas) == streamed.answer == response.answer  # nothing of the decline was streamed first
+
+
+def test_a_how_to_answer_quotes_the_code_block_its_quoted_sentence_introduces(tmp_path, embedder, chunker):
+    from generators.generative_reader import GenerativeReader
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    page = ("# Bodies\n\nTo expect the model under a key of its own, embed the body parameter:\n\n"
+            "```Python\nitem: Annotated[Item, Body(embed=True)]\n```\n\nThe key is the parameter's name.\n")
+    (docs / "bodies.md").write_text(page)
+    IngestPipeline(IndexStore(tmp_path / "idx"), embedder, chunker).run([docs])
+    with IndexStore(tmp_path / "idx").reader() as index:
+        sentences = SentenceReader(embedder, analyze)
+        reader = GenerativeReader(_ScriptedGenerator("Embed the body parameter [1]."))
+        chain = AskChain(HybridRetriever(index, embedder), {"extractive": sentences, "generative": reader},
+                         sentences, thresholds=AbstentionThresholds(evidence={"*": 0.0}))
+        question = "How do I make FastAPI expect the model under a key of its own in the body?"
+        response = chain.run(question, mode="generative")
+        code = "```Python\nitem: Annotated[Item, Body(embed=True)]\n```"
+        assert code in response.answer, response.answer
+        quote, number = response.answer.split("\n\n> ", 1)[1].split(" [", 1)
+        cited = response.citations[int(number.split("]", 1)[0]) - 1]
+        assert page[cited.start : cited.end] == cited.text and cited.text.startswith(quote) and cited.text.endswith(code)
+        # Other kinds of question get the sentence alone; the code goes in once, not again when the answer has it.
+        explained = chain.run("What does embedding the body parameter under a key of its own mean?", mode="generative")
+        assert "```" not in explained.answer
+        pasted = GenerativeReader(_ScriptedGenerator(f"Embed it [1]:\n\n{code}\n"))
+        chain.readers["generative"] = pasted
+        assert chain.run(question, mode="generative").answer.count("Body(embed=True)") == 1
