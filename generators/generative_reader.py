@@ -72,6 +72,7 @@ _REWRITTEN_MARKER = re.compile(r"\[(\d+)\]")
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TERM = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+", re.UNICODE)
 _CJK_CHAR = re.compile(rf"[{_CJK}]")
+_WORD = re.compile(r"\w")  # a segment without one (markers, punctuation, blank lines) says nothing
 _STOPWORDS = frozenset(
     "a an and are as at be by for from has have in is it its of on or that the this to was were which with".split()
 )
@@ -366,7 +367,8 @@ class SupportGate:
         self.min_support = min_support
         # Every name, number and piece of code a segment mentions must be in some passage (or the question).
         self.grounded_names = grounded_names
-        self._known = set().union(passage_terms(question), *self._terms)
+        self._asked = passage_terms(question)
+        self._known = self._asked.union(*self._terms)
         self.dropped: list[str] = []
         self.kept_claims = 0
         self.declined = False  # the model gave the fixed "not in the passages" reply (held back, never streamed)
@@ -415,6 +417,14 @@ class SupportGate:
                 return end
         return fence if fence != -1 else None  # the text before a code block is a segment of its own
 
+    def _echoes_question(self, text: str) -> bool:
+        """Whether `text` is a question made of the user's question's words (small models sometimes open by asking
+        it back)."""
+        if not text.rstrip().endswith(("?", "？")):
+            return False
+        terms = passage_terms(text) - _ANSWER_FILLER
+        return not terms or len(terms & self._asked) >= 0.8 * len(terms)
+
     def _drop_waiting_lead_ins(self) -> None:
         """Drop the lead-ins at the end of the held segments (the blank lines between them stay)."""
         end = len(self._held)
@@ -427,6 +437,9 @@ class SupportGate:
         if is_not_found_reply(segment):
             # The chain decides what the user sees instead: "not found", or the documents' own sentences.
             self.declined = True
+            return ""
+        text = _MARKER.sub(" ", segment)
+        if segment.strip() and (not _WORD.search(text) or self._echoes_question(text)):  # "[1] [2][3]"; "Why X?"
             return ""
         numbers = [int(n) for m in _MARKER.finditer(segment) for n in re.findall(r"\d+", m.group(1))]
         cited = [i for i in numbers if 1 <= i <= len(self.passages)] or range(1, len(self.passages) + 1)

@@ -23,7 +23,14 @@ from generators.reranker import RANK_FUSION_K, CrossEncoderReranker, fused_order
 from generators.question_kinds import question_kind
 from generators.sentence_reader import SentenceReader, code_block_after, sentence_of
 from generators.text_generators import Message
-from rag.retriever import HybridRetriever, MetadataFilter, RetrievedPassage, query_language, reciprocal_rank_fusion
+from rag.retriever import (
+    HybridRetriever,
+    MetadataFilter,
+    RetrievedPassage,
+    query_language,
+    reciprocal_rank_fusion,
+    reply_language,
+)
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +288,8 @@ class AskChain:
                 return "", result
             note = ("the generator gave no answer the passages support, but the evidence is strong "
                     f"({prepared.evidence.confidence:.3f} ≥ {overrule:.3f}): the documents' sentences are quoted")
-            answer = f"{QUOTED_ANSWER_LEAD.get(language, QUOTED_ANSWER_LEAD['*'])}\n\n{text}"
+            lead = QUOTED_ANSWER_LEAD.get(reply_language(prepared.question), QUOTED_ANSWER_LEAD["*"])
+            answer = f"{lead}\n\n{text}"
             return answer, ReaderResult(answer, "sentence", prepared.evidence.confidence, spans, [*result.notes, note])
         if not self.quote_evidence:
             return "", result

@@ -73,6 +73,12 @@ def query_language(text: str) -> str:
     return "zh" if letters and len(_CJK.findall(text)) / letters > 0.3 else "en"
 
 
+def reply_language(text: str) -> str:
+    """The language to answer `text` in: "zh" when it holds any CJK ideograph (a Chinese sentence about
+    `BackgroundTasks` and Celery is still Chinese, though most of its letters are Latin), else "en"."""
+    return "zh" if _CJK.search(text) else "en"
+
+
 class HybridRetriever:
     """Retrieve passages for a query from one index reader."""
 

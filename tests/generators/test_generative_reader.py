@@ -382,3 +382,13 @@ def test_a_colon_inside_inline_code_does_not_end_a_segment():
         gate = SupportGate(passages, 0.5, grounded_names=True)
         out = "".join(gate.feed(reply[i : i + piece_chars]) for i in range(0, len(reply), piece_chars)) + gate.finish()
         assert out == reply and gate.kept_claims == 1
+
+
+@pytest.mark.parametrize(("reply", "answer"), [
+    ("[1] [2][3]\n\nParis is the capital of France [1].", "Paris is the capital of France [1]."),
+    ("What is the capital? Paris is the capital of France [1].", "Paris is the capital of France [1]."),
+    ("[1] [2]", ""),
+    ("What is the capital?", ""),
+])
+def test_bare_citation_markers_and_the_question_said_back_are_not_an_answer(reply, answer):
+    assert read(reply).answer == answer
