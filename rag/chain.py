@@ -98,6 +98,7 @@ class _Prepared:
     started: float
     clock: float  # when the read stage began
     signals: dict[str, float | None]
+    supporting: list[ReaderSpan] = field(default_factory=list)  # the passages' sentences, best supporting first
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,7 @@ class AskChain:
         rerank_evidence_weight: float = 0.0,
         quote_evidence: bool = True,
         quote_reader: Reader | None = None,
+        evidence_quotes: int = 2,
         notes: list[str] | None = None,
     ) -> None:
         if default_mode not in readers:
@@ -220,6 +222,7 @@ class AskChain:
         # holding `quote_reader`'s best span (an extractive reader) and the best supporting sentence.
         self.quote_evidence = quote_evidence
         self.quote_reader = quote_reader
+        self.evidence_quotes = evidence_quotes  # how many of the best supporting sentences follow the reader's
         self.notes = list(notes or [])  # facts about this chain every response carries (e.g. no reranker)
 
     @property
@@ -347,7 +350,7 @@ class AskChain:
 
     def _quote_spans(self, prepared: _Prepared) -> list[ReaderSpan]:
         """The documents' sentences that best answer the question: the extractive reader's best span widened to its
-        sentence (for the languages it serves), then the best supporting sentence."""
+        sentence (for the languages it serves), then the `evidence_quotes` best supporting sentences."""
         spans: list[ReaderSpan] = []
         language = query_language(prepared.question)
         if self.quote_reader is not None and (self.extractive_languages is None or language in self.extractive_languages):
@@ -355,8 +358,12 @@ class AskChain:
             by_key = {p.key: p for p in prepared.reader_passages}
             if found.spans and found.spans[0].key in by_key:
                 spans.append(sentence_of(found.spans[0], by_key[found.spans[0].key]))
-        if prepared.evidence.spans:
-            spans.append(prepared.evidence.spans[0])
+        distinct: dict[str, ReaderSpan] = {}  # overlapping chunks hold the same sentence twice
+        for span in prepared.supporting or prepared.evidence.spans:
+            if len(distinct) >= self.evidence_quotes:
+                break
+            distinct.setdefault(" ".join(span.text.split()), span)
+        spans.extend(distinct.values())
         return spans
 
     def stream(
@@ -482,7 +489,7 @@ class AskChain:
                          f"not {language}: the answer is the best supporting sentence")
             reader = self.evidence
         return _Prepared(question, query, mode, reader, passages, for_reader, evidence, timings, notes, started,
-                         clock, signals)
+                         clock, signals, sentences)
 
     def _finish(self, prepared: _Prepared, result: ReaderResult) -> ChainTrace:
         now = time.perf_counter()

@@ -199,6 +199,7 @@ def build_chain(settings: Settings, index: IndexReader, embedder: SentenceEmbedd
         rerank_languages=settings.reranker_languages,
         rerank_evidence_weight=rerank_evidence_weight(settings, models.reranker),
         quote_evidence=settings.generator_quote,
+        evidence_quotes=settings.generator_evidence_quotes,
         quote_reader=models.readers["extractive"] if models.readers["extractive"] is not models.evidence else None,
         notes=list(models.notes),
     )

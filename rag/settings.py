@@ -210,6 +210,10 @@ class Settings(BaseSettings):
     generator_quote: bool = Field(
         True, description="End a generated answer with the documents' best supporting sentence, quoted and cited "
         "(RAG_GENERATOR_QUOTE), unless the answer already says it.")
+    generator_evidence_quotes: int = Field(
+        # bench/RESULTS.md (docqa third pass): 2 against 1, contains en 0.545 -> 0.580, zh 0.50 -> 0.58, +13 words.
+        2, ge=0, le=5, description="How many of the best supporting sentences a generated answer quotes after the "
+        "extractive reader's sentence (RAG_GENERATOR_EVIDENCE_QUOTES), each only if the answer does not say it already.")
     generator_max_new_tokens: int = Field(192, ge=1, le=4096, description="Longest generated answer, in tokens (a few sentences).")
     openai_model: str = Field("gpt-4o-mini", description="Model name sent to the OpenAI-compatible API (RAG_OPENAI_MODEL).")
     openai_base_url: str | None = Field(

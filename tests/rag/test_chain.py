@@ -320,10 +320,9 @@ def test_a_generated_answer_ends_with_the_best_supporting_sentence_quoted(index,
                      thresholds=GATE)
     response = chain.run("What causes ocean tides?", mode="generative")
     assert not response.abstained and response.answer.startswith("Tides come from the Moon [1].")
-    quote = response.answer.split("\n\n> ", 1)[1]
-    number = int(quote.rsplit("[", 1)[1].rstrip("]"))
+    quote, number = _quoted(response.answer)[0]
     cited = response.citations[number - 1]
-    assert " ".join(cited.text.split()) == quote.rsplit(" [", 1)[0]
+    assert " ".join(cited.text.split()) == quote
     assert (corpus / cited.source.rsplit("/", 1)[-1]).read_text()[cited.start : cited.end] == cited.text
     *deltas, streamed = chain.stream("What causes ocean tides?", mode="generative")
     assert "".join(deltas) == streamed.answer == response.answer  # the quote streams too
@@ -424,3 +423,20 @@ def test_a_how_to_answer_quotes_the_code_block_its_quoted_sentence_introduces(tm
         pasted = GenerativeReader(_ScriptedGenerator(f"Embed it [1]:\n\n{code}\n"))
         chain.readers["generative"] = pasted
         assert chain.run(question, mode="generative").answer.count("Body(embed=True)") == 1
+
+
+@pytest.mark.parametrize("evidence_quotes", [0, 1, 2])
+def test_a_generated_answer_quotes_as_many_supporting_sentences_as_asked(index, embedder, evidence_quotes):
+    from generators.generative_reader import GenerativeReader
+
+    sentences = SentenceReader(embedder, analyze)
+    reader = GenerativeReader(_ScriptedGenerator("Tides come from the Moon [1]."))
+    chain = AskChain(HybridRetriever(index, embedder), {"extractive": sentences, "generative": reader}, sentences,
+                     thresholds=GATE, evidence_quotes=evidence_quotes)
+    trace = chain.trace("What causes ocean tides?", mode="generative")
+    passages = [ReaderPassage(p.chunk_id, p.text, p.start) for p in trace.passages]
+    ranked = sentences.rank_sentences("What causes ocean tides?", passages, top_k=50)
+    best = list(dict.fromkeys(" ".join(s.text.split()) for s in ranked))  # overlapping chunks repeat a sentence
+    assert len(best) >= 2
+    quoted = [sentence for sentence, _ in _quoted(trace.response.answer)]
+    assert quoted == best[:evidence_quotes]  # the best supporting sentences, best first, none said twice
