@@ -2,8 +2,9 @@
 
 Known failures map to their status here, once: a model that resolves nowhere
 is 503 naming the setting to change; a missing index is 404; a bad question
-422; a busy index 409. Anything unforeseen is logged with its request id and
-answered 500 without internals.
+422; a busy index, or one kept in another vector backend than configured, 409;
+a vector database that cannot be reached 503 with `Retry-After`. Anything
+unforeseen is logged with its request id and answered 500 without internals.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from generators.resolve import ModelUnavailableError
 from generators.text_generators import GeneratorError
-from index.store import IndexLockedError, MissingIndexError
+from index.milvus_store import MilvusUnavailableError
+from index.store import BackendMismatchError, IndexLockedError, MissingIndexError
 from rag.api.collections import UnknownCollectionError
 
 log = logging.getLogger(__name__)
+
+# A vector database that cannot be reached is usually restarting or still starting: ask clients to come back soon.
+VECTOR_DB_RETRY_SECONDS = 5
 
 
 class ApiError(Exception):
@@ -79,6 +84,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IndexLockedError)
     async def locked(request: Request, exc: IndexLockedError) -> JSONResponse:
         return error_response(409, str(exc), "conflict_error")
+
+    @app.exception_handler(BackendMismatchError)
+    async def backend_mismatch(request: Request, exc: BackendMismatchError) -> JSONResponse:
+        return error_response(409, str(exc), "conflict_error")
+
+    @app.exception_handler(MilvusUnavailableError)
+    async def vector_database_unavailable(request: Request, exc: MilvusUnavailableError) -> JSONResponse:
+        return error_response(503, str(exc), "service_unavailable", {"Retry-After": str(VECTOR_DB_RETRY_SECONDS)})
 
     @app.exception_handler(ValueError)
     async def bad_value(request: Request, exc: ValueError) -> JSONResponse:

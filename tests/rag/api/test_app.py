@@ -261,3 +261,26 @@ def test_torch_threads_are_set_when_serving_starts(tmp_path):
             assert client.portal.call(torch.get_num_threads) == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_an_index_kept_in_another_vector_backend_is_a_409_naming_the_fix(tmp_path):
+    with TestClient(create_app(make_settings(tmp_path), warm_up="blocking")) as faiss_client:
+        upload(faiss_client, "tides.md", TIDES)
+    with TestClient(create_app(make_settings(tmp_path, backend="milvus"), warm_up="blocking")) as milvus_client:
+        response = milvus_client.post("/ask", json={"question": "What causes ocean tides?"})
+    assert response.status_code == 409, response.text
+    error = response.json()["error"]
+    assert error["type"] == "conflict_error" and "faiss" in error["message"] and "rag index migrate" in error["message"]
+
+
+def test_a_vector_database_that_cannot_be_reached_is_a_503_with_retry_after(tmp_path):
+    pytest.importorskip("milvus_lite")
+    not_a_database = tmp_path / "old-milvus.db"
+    not_a_database.write_bytes(b"a milvus-lite 2 file, not the directory milvus-lite 3 keeps")
+    settings = make_settings(tmp_path, backend="milvus", milvus_uri=str(not_a_database))
+    with TestClient(create_app(settings, warm_up="blocking")) as client:
+        response = client.post("/documents", files={"file": ("tides.md", TIDES, "text/markdown")})
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "5"
+    error = response.json()["error"]
+    assert error["type"] == "service_unavailable" and str(not_a_database) in error["message"]
