@@ -444,9 +444,9 @@ class SupportGate:
         numbers = [int(n) for m in _MARKER.finditer(segment) for n in re.findall(r"\d+", m.group(1))]
         cited = [i for i in numbers if 1 <= i <= len(self.passages)] or range(1, len(self.passages) + 1)
         held = set().union(*(self._terms[i - 1] for i in cited))
-        support = claim_support(_MARKER.sub(" ", segment).replace(_FENCE, " "), held)
-        if support is not None and (support < self.min_support or (
-                self.grounded_names and specific_terms(_MARKER.sub(" ", segment)) - self._known)):
+        support = claim_support(text.replace(_FENCE, " "), held)
+        invented = self.grounded_names and bool(specific_terms(text) - self._known)
+        if support is not None and (support < self.min_support or invented):
             self.dropped.append(segment.strip())
             self._drop_waiting_lead_ins()  # what led in to it goes with it
             return ""

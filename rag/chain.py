@@ -219,7 +219,7 @@ class AskChain:
         # embedder serves): on XQuAD-shaped SQuAD-train data recall@1 0.936 → 0.955 (bench/RESULTS.md).
         self.rerank_evidence_weight = rerank_evidence_weight
         # Generated answers end with the documents' sentences that answer them, quoted (see `_quote`): the one
-        # holding `quote_reader`'s best span (an extractive reader) and the best supporting sentence.
+        # holding `quote_reader`'s best span (an extractive reader) and the best supporting sentences.
         self.quote_evidence = quote_evidence
         self.quote_reader = quote_reader
         self.evidence_quotes = evidence_quotes  # how many of the best supporting sentences follow the reader's
