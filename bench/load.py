@@ -5,10 +5,13 @@ index of the project's own `docs/`, then runs `--clients` concurrent clients
 (httpx, async) for `--seconds`, each asking questions from a fixed list in a
 loop, while a large Markdown upload is ingested through `POST /documents` part
 way through. Reports requests per second, p50 / p95 / p99 latency, errors (any
-non-200), and the API's own overhead: the same questions answered by the chain
-in process (no HTTP) one at a time, against one client over HTTP, one at a time.
+non-200 but 429), requests turned away with 429 (the client then waits the
+`Retry-After` it was given, as a well-behaved client does), and the API's own
+overhead: the same questions answered by the chain in process (no HTTP) one at a
+time, against one client over HTTP, one at a time (extractive mode).
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/load.py --clients 32 --seconds 60 --out bench/out/load.json
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/load.py --mode generative --clients 8 --seconds 60 --no-overhead
 """
 
 from __future__ import annotations
@@ -89,15 +92,20 @@ def start_server(folder: Path, port: int) -> subprocess.Popen:
     raise SystemExit("server not ready after 300 s")
 
 
-async def client_loop(client: httpx.AsyncClient, url: str, stop_at: float, offset: int,
-                      latencies: list[float], errors: list[str]) -> None:
+async def client_loop(client: httpx.AsyncClient, url: str, mode: str, stop_at: float, offset: int,
+                      latencies: list[float], errors: list[str], turned_away: list[float]) -> None:
     i = offset
     while time.monotonic() < stop_at:
         question = QUESTIONS[i % len(QUESTIONS)]
         i += 1
         started = time.perf_counter()
         try:
-            response = await client.post(f"{url}/ask", json={"question": question}, timeout=120)
+            response = await client.post(f"{url}/ask", json={"question": question, "mode": mode}, timeout=120)
+            if response.status_code == 429:  # the queue is full: come back when the server says
+                retry_after = float(response.headers["retry-after"])
+                turned_away.append(retry_after)
+                await asyncio.sleep(min(retry_after, max(stop_at - time.monotonic(), 0)))
+                continue
             if response.status_code != 200:
                 errors.append(f"{response.status_code}: {response.text[:200]}")
                 continue
@@ -107,14 +115,16 @@ async def client_loop(client: httpx.AsyncClient, url: str, stop_at: float, offse
         latencies.append((time.perf_counter() - started) * 1000)
 
 
-async def load(url: str, clients: int, seconds: float, upload_after: float, upload: bytes) -> dict:
+async def load(url: str, mode: str, clients: int, seconds: float, upload_after: float, upload: bytes) -> dict:
     latencies: list[float] = []
     errors: list[str] = []
+    turned_away: list[float] = []  # the Retry-After of each 429
     limits = httpx.Limits(max_connections=clients + 2, max_keepalive_connections=clients + 2)
     async with httpx.AsyncClient(limits=limits) as client:
         started = time.monotonic()
         stop_at = started + seconds
-        tasks = [asyncio.create_task(client_loop(client, url, stop_at, i, latencies, errors)) for i in range(clients)]
+        tasks = [asyncio.create_task(client_loop(client, url, mode, stop_at, i, latencies, errors, turned_away))
+                 for i in range(clients)]
         await asyncio.sleep(upload_after)
         upload_started = time.monotonic()
         response = await client.post(f"{url}/documents", files={"file": ("load-notes.md", upload, "text/markdown")},
@@ -123,8 +133,10 @@ async def load(url: str, clients: int, seconds: float, upload_after: float, uplo
         await asyncio.gather(*tasks)
         elapsed = time.monotonic() - started
     return {
-        "clients": clients, "seconds": round(elapsed, 1), "requests": len(latencies), "errors": len(errors),
-        "error_samples": errors[:5], "requests_per_second": round(len(latencies) / elapsed, 2),
+        "mode": mode, "clients": clients, "seconds": round(elapsed, 1), "requests": len(latencies),
+        "errors": len(errors), "error_samples": errors[:5], "requests_per_second": round(len(latencies) / elapsed, 2),
+        "turned_away": len(turned_away),
+        "retry_after_s": {"min": min(turned_away), "max": max(turned_away)} if turned_away else None,
         "latency_ms": {"p50": round(percentile(latencies, 50), 1), "p95": round(percentile(latencies, 95), 1),
                        "p99": round(percentile(latencies, 99), 1)},
         "upload": {"status": response.status_code, "bytes": len(upload), "seconds": round(upload_seconds, 1),
@@ -144,15 +156,15 @@ def overhead(url: str, index_dir: Path, rounds: int) -> dict:
     with IndexStore(index_dir).reader() as reader, httpx.Client(timeout=120) as client:
         chain = build_chain(settings, reader, embedder)
         for question in QUESTIONS:  # warm both paths
-            chain.run(question)
-            client.post(f"{url}/ask", json={"question": question})
+            chain.run(question, mode="extractive")
+            client.post(f"{url}/ask", json={"question": question, "mode": "extractive"})
         for _ in range(rounds):
             for question in QUESTIONS:  # interleaved, so load from elsewhere hits both alike
                 started = time.perf_counter()
-                chain.run(question)
+                chain.run(question, mode="extractive")
                 direct.append((time.perf_counter() - started) * 1000)
                 started = time.perf_counter()
-                response = client.post(f"{url}/ask", json={"question": question})
+                response = client.post(f"{url}/ask", json={"question": question, "mode": "extractive"})
                 http.append((time.perf_counter() - started) * 1000)
                 assert response.status_code == 200, response.text
     p50_direct, p50_http = statistics.median(direct), statistics.median(http)
@@ -162,6 +174,8 @@ def overhead(url: str, index_dir: Path, rounds: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=["extractive", "generative"], default="extractive")
+    parser.add_argument("--no-overhead", action="store_true", help="skip the in-process vs HTTP comparison")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--upload-after", type=float, default=10, help="seconds into the run the upload starts")
@@ -178,9 +192,10 @@ def main() -> None:
     server = start_server(folder, port)
     url = f"http://127.0.0.1:{port}"
     try:
-        result = asyncio.run(load(url, args.clients, args.seconds, args.upload_after,
+        result = asyncio.run(load(url, args.mode, args.clients, args.seconds, args.upload_after,
                                   big_upload(args.upload_paragraphs)))
-        result["overhead"] = overhead(url, folder / "index", args.overhead_rounds)
+        if not args.no_overhead:
+            result["overhead"] = overhead(url, folder / "index", args.overhead_rounds)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -276,6 +276,12 @@ class Settings(BaseSettings):
         "recently used are unloaded to stay under it. Unset: keep every loaded model.",
     )
     max_jobs: int = Field(8, ge=1, description="Video jobs queued or running at once (HTTP 429 above).")
+    generation_slots: int = Field(
+        1, ge=1, description="Generative answers served at once by the API (RAG_GENERATION_SLOTS); more wait their "
+        "turn in arrival order. One suits a local model on a few cores; raise it for an OpenAI-compatible API.")
+    generation_queue: int = Field(
+        8, ge=0, description="Generative answers that may wait for a slot (RAG_GENERATION_QUEUE); past it the API "
+        "answers 429 with Retry-After at once.")
     # Limits on what one HTTP request may ask for (HTTP 422 above): they bound the time and memory a caller spends.
     max_image_side: int = Field(1024, ge=64, le=2048, description="Largest image width or height served.")
     max_video_side: int = Field(1024, ge=8, le=2048, description="Largest video width or height served.")

@@ -15,9 +15,11 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from rag.api.deps import CallerDep, ServicesDep, SettingsDep
 from rag.api.errors import ApiError
@@ -42,7 +44,8 @@ from rag.settings import Settings
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 ERRORS = {401: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 404: {"model": ErrorResponse},
-          422: {"model": ErrorResponse}, 502: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+          422: {"model": ErrorResponse}, 429: {"model": ErrorResponse}, 502: {"model": ErrorResponse},
+          503: {"model": ErrorResponse}}
 
 # Words that point back to an earlier turn: such a question is retrieved together with the previous one.
 _BACK_REFERENCE = re.compile(
@@ -129,10 +132,15 @@ def chat_completions(body: ChatRequest, services: ServicesDep, caller: CallerDep
         raise MissingIndexError(collection.index_dir)  # before the stream starts: a 404, not an error event
     qa = TaskInfo(name="qa", reason=route.reason)
     if body.stream:
+        # The slot is taken before the status line (a full queue is a 429) and given back when the stream ends,
+        # or after the response if the client left before the stream began.
+        slot = ExitStack()
+        slot.enter_context(services.admit(mode))
         return StreamingResponse(
-            _stream(services, collection, body, mode, question, query, history, completion_id, created, qa),
-            media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    with collection.chain() as chain:
+            _stream(services, collection, body, mode, question, query, history, completion_id, created, qa, slot),
+            media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            background=BackgroundTask(slot.close))
+    with services.admit(mode), collection.chain() as chain:
         response = chain.run(question, mode=mode, top_k=body.top_k, retrieval_query=query, history=history)
     services.metrics.observe_chain(response.mode, response.abstained, response.timings_ms)
     text, citations = _numbered(response)
@@ -158,7 +166,8 @@ def _task_stream(model: str, content: str, info: TaskInfo, completion_id: str, c
 
 
 def _stream(services, collection, body: ChatRequest, mode: str, question: str, query: str,
-            history: list[dict[str, str]], completion_id: str, created: int, qa: TaskInfo) -> Iterator[str]:
+            history: list[dict[str, str]], completion_id: str, created: int, qa: TaskInfo,
+            slot: ExitStack) -> Iterator[str]:
     """OpenAI `chat.completion.chunk` events: the role, the text deltas, then a last chunk with
     `finish_reason`, the citations and `rag`; then `[DONE]`. Errors mid-stream arrive as an `error` event."""
     def chunk(delta: dict, finish: str | None = None, **extra) -> str:
@@ -168,7 +177,7 @@ def _stream(services, collection, body: ChatRequest, mode: str, question: str, q
 
     yield chunk({"role": "assistant", "content": ""})
     try:
-        with collection.chain() as chain:
+        with slot, collection.chain() as chain:
             streamed: list[str] = []
             for event in chain.stream(question, mode=mode, top_k=body.top_k, retrieval_query=query, history=history):
                 if isinstance(event, str):
