@@ -276,6 +276,11 @@ class Settings(BaseSettings):
         "recently used are unloaded to stay under it. Unset: keep every loaded model.",
     )
     max_jobs: int = Field(8, ge=1, description="Video jobs queued or running at once (HTTP 429 above).")
+    answer_slots: int = Field(
+        2, ge=1, description="Extractive answers computed at once by the API (RAG_ANSWER_SLOTS); more wait their turn "
+        "in arrival order instead of all sharing the cores at once.")
+    answer_queue: int = Field(
+        256, ge=0, description="Extractive answers that may wait for a slot (RAG_ANSWER_QUEUE); past it, 429.")
     generation_slots: int = Field(
         1, ge=1, description="Generative answers served at once by the API (RAG_GENERATION_SLOTS); more wait their "
         "turn in arrival order. One suits a local model on a few cores; raise it for an OpenAI-compatible API.")

@@ -1,9 +1,9 @@
-"""A generated answer holds the CPU for seconds: a bounded, first-come-first-served queue in front of generation.
+"""Answers hold the CPU: bounded, first-come-first-served queues in front of them.
 
-At most `slots` generative answers run at once (llama.cpp on two cores gains nothing from more); up to
+At most `slots` answers of a kind run at once (llama.cpp on two cores gains nothing from a second
+generation; extractive answers run best two at a time: 32 at once only fight over the cores); up to
 `max_waiting` more wait their turn in arrival order, and a request past that is told at once to come back
-later (HTTP 429 with `Retry-After`) instead of piling up threads and timing out. Extractive answers do not
-queue here: they take a fraction of a second.
+later (HTTP 429 with `Retry-After`) instead of piling up threads and timing out.
 """
 
 from __future__ import annotations
@@ -16,18 +16,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
-class GenerationBusyError(RuntimeError):
-    """Every generation slot is taken and the queue is full."""
+class QueueFullError(RuntimeError):
+    """Every slot is taken and the queue is full."""
 
     def __init__(self, waiting: int, retry_after: int) -> None:
-        super().__init__(f"{waiting} generated answers are already waiting; try again in about {retry_after} s "
-                         "(or ask in extractive mode, which does not wait)")
+        super().__init__(f"{waiting} answers are already waiting; try again in about {retry_after} s")
         self.waiting = waiting
         self.retry_after = retry_after
 
 
-class GenerationQueue:
-    """`admit()` holds a generation slot for the duration of its `with` block, waiting in arrival order."""
+class AnswerQueue:
+    """`admit()` holds a slot for the duration of its `with` block, waiting in arrival order."""
 
     def __init__(self, *, slots: int = 1, max_waiting: int = 8, expected_seconds: float = 4.0) -> None:
         self.slots = slots
@@ -57,7 +56,7 @@ class GenerationQueue:
                 self._running += 1
                 turn = None
             elif len(self._waiting) >= self.max_waiting:
-                raise GenerationBusyError(len(self._waiting), self.retry_after())
+                raise QueueFullError(len(self._waiting), self.retry_after())
             else:
                 turn = threading.Event()
                 self._waiting.append(turn)

@@ -3,7 +3,7 @@
 Known failures map to their status here, once: a model that resolves nowhere
 is 503 naming the setting to change; a missing index is 404; a bad question
 422; a busy index, or one kept in another vector backend than configured, 409;
-a vector database that cannot be reached 503, a full generation queue 429, both with `Retry-After`. Anything
+a vector database that cannot be reached 503, a full answer queue 429, both with `Retry-After`. Anything
 unforeseen is logged with its request id and answered 500 without internals.
 """
 
@@ -20,7 +20,7 @@ from generators.resolve import ModelUnavailableError
 from generators.text_generators import GeneratorError
 from index.milvus_store import MilvusUnavailableError
 from index.store import BackendMismatchError, IndexLockedError, MissingIndexError
-from rag.api.admission import GenerationBusyError
+from rag.api.admission import QueueFullError
 from rag.api.collections import UnknownCollectionError
 
 log = logging.getLogger(__name__)
@@ -86,8 +86,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def locked(request: Request, exc: IndexLockedError) -> JSONResponse:
         return error_response(409, str(exc), "conflict_error")
 
-    @app.exception_handler(GenerationBusyError)
-    async def generation_busy(request: Request, exc: GenerationBusyError) -> JSONResponse:
+    @app.exception_handler(QueueFullError)
+    async def queue_full(request: Request, exc: QueueFullError) -> JSONResponse:
         return error_response(429, str(exc), "rate_limit_error", {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(BackendMismatchError)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from generators.embedder import SentenceEmbedder
-from rag.api.admission import GenerationQueue
+from rag.api.admission import AnswerQueue
 from rag.api.collections import Collections
 from rag.api.jobs import JobQueue
 from rag.components import (
@@ -70,15 +70,17 @@ class Services:
         self.summarizer = build_summarizer(settings, self.embedder)
         self.media = build_media_models(settings)  # image, caption, video: loaded on first use
         self.jobs = JobQueue(max_pending=settings.max_jobs)
-        self.generation = GenerationQueue(slots=settings.generation_slots, max_waiting=settings.generation_queue)
+        self.generation = AnswerQueue(slots=settings.generation_slots, max_waiting=settings.generation_queue)
+        self.answering = AnswerQueue(slots=settings.answer_slots, max_waiting=settings.answer_queue,
+                                         expected_seconds=0.6)
         self.router = TaskRouter()
         self.ready = threading.Event()
         self.warm_up_error: str | None = None
 
     def admit(self, mode: str | None) -> AbstractContextManager[None]:
-        """A generation slot for an answer in `mode` (the default mode if None); other modes do not queue."""
+        """A slot for an answer in `mode` (the default mode if None): generative answers and the others queue apart."""
         generative = (mode or self.settings.default_mode) == "generative"
-        return self.generation.admit() if generative else nullcontext()
+        return (self.generation if generative else self.answering).admit()
 
     def warm_up(self) -> None:
         try:

@@ -1,4 +1,5 @@
-"""Generative answers queue for a slot in arrival order; past the queue the API says 429 with Retry-After."""
+"""Answers queue for a slot in arrival order, generative and extractive apart; past a queue the API says 429 with
+Retry-After."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from rag.api.admission import GenerationBusyError, GenerationQueue
+from rag.api.admission import QueueFullError, AnswerQueue
 from rag.api.app import create_app
 from tests.rag.api.conftest import TIDES, make_settings, upload
 
@@ -21,7 +22,7 @@ def _wait_until(condition, timeout: float = 10.0) -> None:  # noqa: ANN001
 
 
 def test_waiting_requests_get_the_slot_in_arrival_order_and_the_queue_is_bounded():
-    queue = GenerationQueue(slots=1, max_waiting=3)
+    queue = AnswerQueue(slots=1, max_waiting=3)
     served: list[str] = []
 
     def request(name: str) -> None:
@@ -36,7 +37,7 @@ def test_waiting_requests_get_the_slot_in_arrival_order_and_the_queue_is_bounded
         thread.start()
         threads.append(thread)
         _wait_until(lambda n=len(threads): queue.waiting == n)
-    with pytest.raises(GenerationBusyError) as busy:
+    with pytest.raises(QueueFullError) as busy:
         with queue.admit():
             pass
     assert busy.value.waiting == 3 and busy.value.retry_after >= 1
@@ -47,7 +48,7 @@ def test_waiting_requests_get_the_slot_in_arrival_order_and_the_queue_is_bounded
 
 
 def test_retry_after_grows_with_the_queue_and_follows_how_long_answers_take():
-    queue = GenerationQueue(slots=2, max_waiting=8, expected_seconds=4.0)
+    queue = AnswerQueue(slots=2, max_waiting=8, expected_seconds=4.0)
     assert queue.retry_after() == 2  # 4 s per answer, two slots, nobody waiting
     for _ in range(20):  # answers that take no time pull the estimate down to the floor of 1 s
         with queue.admit():
@@ -58,13 +59,13 @@ def test_retry_after_grows_with_the_queue_and_follows_how_long_answers_take():
 @pytest.fixture
 def app_client(tmp_path, tiny_lm_dir):
     settings = make_settings(tmp_path, generator_model=str(tiny_lm_dir), generation_slots=1, generation_queue=0,
-                             generator_max_new_tokens=8)
+                             answer_slots=1, answer_queue=0, generator_max_new_tokens=8)
     with TestClient(create_app(settings, warm_up="blocking")) as client:
         upload(client, "tides.md", TIDES)
         yield client
 
 
-def test_a_generative_request_past_the_queue_is_429_and_extractive_ones_do_not_wait(app_client):
+def test_a_request_past_its_queue_is_429_and_the_two_kinds_of_answer_queue_apart(app_client):
     queue = app_client.app.state.services.generation
     question = {"question": "What causes ocean tides?"}
     with queue.admit():  # another generative answer holds the only slot; nobody may wait
@@ -81,3 +82,10 @@ def test_a_generative_request_past_the_queue_is_429_and_extractive_ones_do_not_w
         assert response.status_code == 200
         assert [line for line in response.iter_lines() if line][-1] == "data: [DONE]"
     _wait_until(lambda: queue.running == 0)  # every answer gave its slot back, the streamed one too
+    extractive = app_client.app.state.services.answering
+    with extractive.admit():
+        busy = app_client.post("/ask", json={**question, "mode": "extractive"})
+        assert busy.status_code == 429 and int(busy.headers["retry-after"]) >= 1
+        assert app_client.post("/ask", json={**question, "mode": "generative"}).status_code == 200
+    assert app_client.post("/ask", json={**question, "mode": "extractive"}).status_code == 200
+    assert extractive.running == 0
