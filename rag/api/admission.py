@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
-class QueueFullError(RuntimeError):
+class AnswerQueueFullError(RuntimeError):
     """Every slot is taken and the queue is full."""
 
     def __init__(self, waiting: int, retry_after: int) -> None:
@@ -56,7 +56,7 @@ class AnswerQueue:
                 self._running += 1
                 turn = None
             elif len(self._waiting) >= self.max_waiting:
-                raise QueueFullError(len(self._waiting), self.retry_after())
+                raise AnswerQueueFullError(len(self._waiting), self.retry_after())
             else:
                 turn = threading.Event()
                 self._waiting.append(turn)

@@ -20,7 +20,7 @@ from generators.resolve import ModelUnavailableError
 from generators.text_generators import GeneratorError
 from index.milvus_store import MilvusUnavailableError
 from index.store import BackendMismatchError, IndexLockedError, MissingIndexError
-from rag.api.admission import QueueFullError
+from rag.api.admission import AnswerQueueFullError
 from rag.api.collections import UnknownCollectionError
 
 log = logging.getLogger(__name__)
@@ -86,8 +86,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def locked(request: Request, exc: IndexLockedError) -> JSONResponse:
         return error_response(409, str(exc), "conflict_error")
 
-    @app.exception_handler(QueueFullError)
-    async def queue_full(request: Request, exc: QueueFullError) -> JSONResponse:
+    @app.exception_handler(AnswerQueueFullError)
+    async def queue_full(request: Request, exc: AnswerQueueFullError) -> JSONResponse:
         return error_response(429, str(exc), "rate_limit_error", {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(BackendMismatchError)

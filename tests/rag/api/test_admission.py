@@ -9,7 +9,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from rag.api.admission import QueueFullError, AnswerQueue
+from rag.api.admission import AnswerQueue, AnswerQueueFullError
 from rag.api.app import create_app
 from tests.rag.api.conftest import TIDES, make_settings, upload
 
@@ -37,7 +37,7 @@ def test_waiting_requests_get_the_slot_in_arrival_order_and_the_queue_is_bounded
         thread.start()
         threads.append(thread)
         _wait_until(lambda n=len(threads): queue.waiting == n)
-    with pytest.raises(QueueFullError) as busy:
+    with pytest.raises(AnswerQueueFullError) as busy:
         with queue.admit():
             pass
     assert busy.value.waiting == 3 and busy.value.retry_after >= 1
