@@ -18,10 +18,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from generators.captioner import load_image, render_heatmap
 from generators.images import png_bytes
@@ -107,8 +109,14 @@ def completions(body: CompletionRequest, services: ServicesDep, caller: CallerDe
     completion_id = f"cmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if body.stream:
-        pieces = generator.stream_complete(prompt, sampling)
-        first = next(pieces, None)  # start generating before the status line: a missing model is still a 503
+        slot = ExitStack()  # a generation slot (see rag/api/admission.py), given back when the stream ends
+        slot.enter_context(services.generation.admit())
+        try:
+            pieces = generator.stream_complete(prompt, sampling)
+            first = next(pieces, None)  # start generating before the status line: a missing model is still a 503
+        except BaseException:
+            slot.close()
+            raise
 
         def events() -> Iterator[str]:
             def chunk(text: str, finish: str | None) -> str:
@@ -127,11 +135,14 @@ def completions(body: CompletionRequest, services: ServicesDep, caller: CallerDe
                 yield chunk("", "stop")
             finally:
                 pieces.close()
+                slot.close()
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    text = generator.complete(prompt, sampling)
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                                 background=BackgroundTask(slot.close))
+    with services.generation.admit():
+        text = generator.complete(prompt, sampling)
     return Completion(id=completion_id, created=created, model=body.model, choices=[CompletionChoice(text=text)])
 
 

@@ -82,6 +82,15 @@ def test_a_request_past_its_queue_is_429_and_the_two_kinds_of_answer_queue_apart
         assert response.status_code == 200
         assert [line for line in response.iter_lines() if line][-1] == "data: [DONE]"
     _wait_until(lambda: queue.running == 0)  # every answer gave its slot back, the streamed one too
+    completion = {"model": "local", "prompt": "Tides are", "max_tokens": 4}
+    with queue.admit():  # plain completions use the same generator, so the same slots
+        assert app_client.post("/v1/completions", json=completion).status_code == 429
+        assert app_client.post("/v1/completions", json={**completion, "stream": True}).status_code == 429
+    assert app_client.post("/v1/completions", json=completion).status_code == 200
+    with app_client.stream("POST", "/v1/completions", json={**completion, "stream": True}) as response:
+        assert response.status_code == 200
+        assert [line for line in response.iter_lines() if line][-1] == "data: [DONE]"
+    _wait_until(lambda: queue.running == 0)
     extractive = app_client.app.state.services.answering
     with extractive.admit():
         busy = app_client.post("/ask", json={**question, "mode": "extractive"})
