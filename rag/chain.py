@@ -98,7 +98,7 @@ class _Prepared:
     started: float
     clock: float  # when the read stage began
     signals: dict[str, float | None]
-    supporting: list[ReaderSpan] = field(default_factory=list)  # the passages' sentences, best supporting first
+    supporting: list[ReaderSpan]  # the passages' sentences, best supporting first (`evidence` holds the top few)
 
 
 @dataclass(frozen=True)
@@ -359,7 +359,7 @@ class AskChain:
             if found.spans and found.spans[0].key in by_key:
                 spans.append(sentence_of(found.spans[0], by_key[found.spans[0].key]))
         distinct: dict[str, ReaderSpan] = {}  # overlapping chunks hold the same sentence twice
-        for span in prepared.supporting or prepared.evidence.spans:
+        for span in prepared.supporting:
             if len(distinct) >= self.evidence_quotes:
                 break
             distinct.setdefault(" ".join(span.text.split()), span)

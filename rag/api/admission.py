@@ -13,7 +13,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+
+from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class AnswerQueueFullError(RuntimeError):
@@ -75,3 +80,14 @@ class AnswerQueue:
                 self._waiting.popleft().set()  # the slot passes straight to the longest-waiting request
             else:
                 self._running -= 1
+
+
+def stream_holding(slot: ExitStack, events: Iterator[str]) -> StreamingResponse:
+    """Server-sent `events` that keep the slot `slot` holds (taken before the status line, so a full queue is a
+    429) until the stream ends, or until the response is done if the client left before the stream began."""
+    def holding() -> Iterator[str]:
+        with slot:
+            yield from events
+
+    return StreamingResponse(holding(), media_type="text/event-stream", headers=SSE_HEADERS,
+                             background=BackgroundTask(slot.close))

@@ -72,7 +72,7 @@ class Services:
         self.jobs = JobQueue(max_pending=settings.max_jobs)
         self.generation = AnswerQueue(slots=settings.generation_slots, max_waiting=settings.generation_queue)
         self.answering = AnswerQueue(slots=settings.answer_slots, max_waiting=settings.answer_queue,
-                                         expected_seconds=0.6)
+                                     expected_seconds=0.6)
         self.router = TaskRouter()
         self.ready = threading.Event()
         self.warm_up_error: str | None = None

@@ -56,6 +56,11 @@ class ScriptedGenerator:
             yield self.reply[i : i + self.piece_chars]
 
 
+def gated(gate, reply: str, piece_chars: int) -> str:  # noqa: ANN001
+    """What the support gate lets out of `reply` fed in pieces of `piece_chars` characters, then finished."""
+    return "".join(gate.feed(reply[i : i + piece_chars]) for i in range(0, len(reply), piece_chars)) + gate.finish()
+
+
 def read(reply: str, document: str = DOCUMENT) -> ReaderResult:
     reader = GenerativeReader(ScriptedGenerator(reply))
     result = reader.run("What is the capital?", passages_of(document))
@@ -316,7 +321,7 @@ def test_numbered_steps_keep_their_numbers_and_a_framing_line_is_not_a_claim():
              "2. **Read the environment variable**: Use os.getenv in settings.\n3. Deploy it to Mars.")
     for piece_chars in (1, 3, 1000):
         gate = SupportGate(passages, 0.5)
-        out = "".join(gate.feed(reply[i : i + piece_chars]) for i in range(0, len(reply), piece_chars)) + gate.finish()
+        out = gated(gate, reply, piece_chars)
         assert out.startswith("To do it, follow these steps:")  # framing waits for a supported claim, then goes out
         assert "\n1. **Create an environment variable**: Create OPENAPI_URL.\n2. **Read" in out
         assert "Mars" not in out and gate.dropped == ["3. Deploy it to Mars."]
@@ -380,7 +385,7 @@ def test_a_colon_inside_inline_code_does_not_end_a_segment():
     reply = 'The input model takes the default `"tax": 10.5` instead of the stored `"tax": 20.2`.'
     for piece_chars in (1, 1000):
         gate = SupportGate(passages, 0.5, grounded_names=True)
-        out = "".join(gate.feed(reply[i : i + piece_chars]) for i in range(0, len(reply), piece_chars)) + gate.finish()
+        out = gated(gate, reply, piece_chars)
         assert out == reply and gate.kept_claims == 1
 
 

@@ -19,8 +19,8 @@ from contextlib import ExitStack
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
-from starlette.background import BackgroundTask
 
+from rag.api.admission import SSE_HEADERS, stream_holding
 from rag.api.deps import CallerDep, ServicesDep, SettingsDep
 from rag.api.errors import ApiError
 from rag.api.routers.chat_tasks import TASK_HANDLERS
@@ -122,7 +122,7 @@ def chat_completions(body: ChatRequest, services: ServicesDep, caller: CallerDep
         if body.stream:
             return StreamingResponse(_task_stream(body.model, content, info, completion_id, created),
                                      media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                                     headers=SSE_HEADERS)
         return ChatCompletion(id=completion_id, created=created, model=body.model,
                               choices=[Choice(message=AssistantMessage(content=content))], task=info)
     mode = models[body.model][0]
@@ -132,14 +132,10 @@ def chat_completions(body: ChatRequest, services: ServicesDep, caller: CallerDep
         raise MissingIndexError(collection.index_dir)  # before the stream starts: a 404, not an error event
     qa = TaskInfo(name="qa", reason=route.reason)
     if body.stream:
-        # The slot is taken before the status line (a full queue is a 429) and given back when the stream ends,
-        # or after the response if the client left before the stream began.
         slot = ExitStack()
         slot.enter_context(services.admit(mode))
-        return StreamingResponse(
-            _stream(services, collection, body, mode, question, query, history, completion_id, created, qa, slot),
-            media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            background=BackgroundTask(slot.close))
+        return stream_holding(
+            slot, _stream(services, collection, body, mode, question, query, history, completion_id, created, qa))
     with services.admit(mode), collection.chain() as chain:
         response = chain.run(question, mode=mode, top_k=body.top_k, retrieval_query=query, history=history)
     services.metrics.observe_chain(response.mode, response.abstained, response.timings_ms)
@@ -166,8 +162,7 @@ def _task_stream(model: str, content: str, info: TaskInfo, completion_id: str, c
 
 
 def _stream(services, collection, body: ChatRequest, mode: str, question: str, query: str,
-            history: list[dict[str, str]], completion_id: str, created: int, qa: TaskInfo,
-            slot: ExitStack) -> Iterator[str]:
+            history: list[dict[str, str]], completion_id: str, created: int, qa: TaskInfo) -> Iterator[str]:
     """OpenAI `chat.completion.chunk` events: the role, the text deltas, then a last chunk with
     `finish_reason`, the citations and `rag`; then `[DONE]`. Errors mid-stream arrive as an `error` event."""
     def chunk(delta: dict, finish: str | None = None, **extra) -> str:
@@ -177,7 +172,7 @@ def _stream(services, collection, body: ChatRequest, mode: str, question: str, q
 
     yield chunk({"role": "assistant", "content": ""})
     try:
-        with slot, collection.chain() as chain:
+        with collection.chain() as chain:
             streamed: list[str] = []
             for event in chain.stream(question, mode=mode, top_k=body.top_k, retrieval_query=query, history=history):
                 if isinstance(event, str):

@@ -23,12 +23,12 @@ from pathlib import Path
 
 from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
-from starlette.background import BackgroundTask
 
 from generators.captioner import load_image, render_heatmap
 from generators.images import png_bytes
 from generators.text_generators import Sampling
 from generators.video import mp4_bytes
+from rag.api.admission import SSE_HEADERS, stream_holding
 from rag.api.deps import CallerDep, ServicesDep
 from rag.api.errors import ApiError
 from rag.api.jobs import Job, JobOutput, QueueFullError
@@ -135,12 +135,9 @@ def completions(body: CompletionRequest, services: ServicesDep, caller: CallerDe
                 yield chunk("", "stop")
             finally:
                 pieces.close()
-                slot.close()
             yield "data: [DONE]\n\n"
 
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-                                 background=BackgroundTask(slot.close))
+        return stream_holding(slot, events())
     with services.generation.admit():
         text = generator.complete(prompt, sampling)
     return Completion(id=completion_id, created=created, model=body.model, choices=[CompletionChoice(text=text)])
@@ -245,7 +242,7 @@ def job_events(job_id: str, services: ServicesDep, caller: CallerDep) -> Streami
             services.jobs.wait_for_change(job, seen, _EVENT_WAIT_SECONDS)
 
     return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                             headers=SSE_HEADERS)
 
 
 @router.get("/jobs/{job_id}/content", responses={200: {"content": {"video/mp4": {}}}, **ERRORS})
