@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -83,6 +84,7 @@ class SentenceEmbedder(ResolvesModel):
         processes: int = 1,
         cache_dir: Path | None = None,
         setting: str = "RAG_EMBEDDER_MODEL",
+        query_cache_size: int = 1024,
     ) -> None:
         self.model_name = model
         self.backend = backend
@@ -104,6 +106,11 @@ class SentenceEmbedder(ResolvesModel):
         self._pooling: dict | None = None
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self._lock = threading.Lock()
+        # Query vectors, most recent last: one question is embedded by retrieval and again by the evidence
+        # gate, and chat users repeat and rephrase questions.
+        self.query_cache_size = query_cache_size
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._queries_lock = threading.Lock()
 
     # -- resolution and loading -------------------------------------------------
     @property
@@ -240,7 +247,20 @@ class SentenceEmbedder(ResolvesModel):
         return EmbeddingResult(out, int(sum(lengths)))
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed([text]).vectors[0]
+        """The vector of one query (read-only), from the cache of recent queries when it is there."""
+        with self._queries_lock:
+            vector = self._queries.get(text)
+            if vector is not None:
+                self._queries.move_to_end(text)
+                return vector
+        vector = self.embed([text]).vectors[0]
+        vector.flags.writeable = False  # shared by every caller that asks for the same query
+        if self.query_cache_size > 0:
+            with self._queries_lock:
+                self._queries[text] = vector
+                while len(self._queries) > self.query_cache_size:
+                    self._queries.popitem(last=False)
+        return vector
 
     # -- worker processes -------------------------------------------------------------
     def _embed_in_processes(self, texts: Sequence[str]) -> EmbeddingResult:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from generators.reading import AnswerType, ReaderPassage, ReaderResult, ReaderSpan
 from generators.question_kinds import QuestionKind, question_kind
@@ -30,6 +30,7 @@ from generators.sentence_reader import split_sentences
 from generators.text_generators import Message, TextGenerator
 
 NOT_FOUND_REPLY = "The passages do not contain the answer."
+RETRY_NOTE = "asked again with the top passage alone"
 
 # Fixed for every request, so llama.cpp evaluates it once and reuses its KV cache.
 SYSTEM_PROMPT = (
@@ -517,6 +518,7 @@ class GenerativeReader:
         max_context_chars: int = 1000,
         min_support: float = 0.5,
         grounded_names: bool = False,
+        retry_top_passage: bool = False,
         system_prompt: str = SYSTEM_PROMPT,
     ) -> None:
         self.generator = generator
@@ -528,6 +530,9 @@ class GenerativeReader:
         self.min_support = min_support
         # Drop a segment naming a name, number or code the passages do not hold (see `specific_terms`).
         self.grounded_names = grounded_names
+        # A small model handed several passages often declines although the first one answers: when an answer
+        # comes out empty (declined, or nothing supported), ask once more with the top passage alone.
+        self.retry_top_passage = retry_top_passage
         self.system_prompt = system_prompt
 
     def warm_up(self) -> GenerativeReader:
@@ -568,8 +573,18 @@ class GenerativeReader:
         *,
         top_k: int = 3,
         history: Sequence[Message] | None = None,
+        retry_top_passage: bool | None = None,
     ) -> ReaderResult:
-        """Generate, then check and resolve the citations. `top_k` is unused: every cited span is kept."""
+        """Generate, then check and resolve the citations. `top_k` is unused: every cited span is kept.
+        `retry_top_passage` overrides the reader's default for this call."""
+        result = self._read_once(question, passages, history)
+        if self._retries(result, passages, retry_top_passage):
+            retried = self._read_once(question, passages[:1], history)
+            result = replace(retried, notes=[*result.notes, RETRY_NOTE, *retried.notes])
+        return result
+
+    def _read_once(self, question: str, passages: Sequence[ReaderPassage],
+                   history: Sequence[Message] | None) -> ReaderResult:
         prompt = self.build_prompt(question, passages, history=history)
         if not prompt.passages:
             return self._no_passages()
@@ -579,12 +594,17 @@ class GenerativeReader:
         assert isinstance(result, ReaderResult)
         return result
 
+    def _retries(self, result: ReaderResult, passages: Sequence[ReaderPassage], retry: bool | None) -> bool:
+        retry = self.retry_top_passage if retry is None else retry
+        return retry and not result.answer and len(passages) > 1
+
     def stream(
         self,
         question: str,
         passages: Sequence[ReaderPassage],
         *,
         history: Sequence[Message] | None = None,
+        retry_top_passage: bool | None = None,
     ) -> Iterator[ReaderStreamEvent]:
         """Text deltas of the rewritten answer as the generator streams, then the `ReaderResult` (always last).
 
@@ -592,6 +612,22 @@ class GenerativeReader:
         (`result.answer` is "" and a note says the generator declined), so the caller decides what to show.
         Closing the iterator early closes the generator's stream.
         """
+        result = None
+        for event in self._stream_once(question, passages, history):
+            if isinstance(event, ReaderResult):
+                result = event
+            else:
+                yield event
+        assert result is not None
+        if self._retries(result, passages, retry_top_passage):
+            notes = [*result.notes, RETRY_NOTE]
+            for event in self._stream_once(question, passages[:1], history):
+                yield replace(event, notes=[*notes, *event.notes]) if isinstance(event, ReaderResult) else event
+        else:
+            yield result
+
+    def _stream_once(self, question: str, passages: Sequence[ReaderPassage],
+                     history: Sequence[Message] | None) -> Iterator[ReaderStreamEvent]:
         prompt = self.build_prompt(question, passages, history=history)
         if not prompt.passages:
             yield self._no_passages()

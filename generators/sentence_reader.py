@@ -129,7 +129,7 @@ class SentenceReader:
                     headings.append(text)
         if not headings:
             return None
-        cosine = self._sentence_vectors(headings) @ self.embedder.embed([question]).vectors[0]
+        cosine = self._sentence_vectors(headings) @ self.embedder.embed_query(question)
         question_terms = set(self.analyzer(question))
         overlap = [len(question_terms & set(self.analyzer(h))) / len(question_terms) if question_terms else 0.0
                    for h in headings]
@@ -146,7 +146,7 @@ class SentenceReader:
         if not candidates:
             return []
         texts = [p.text[s:e] for p, s, e in candidates]
-        cosine = self._sentence_vectors(texts) @ self.embedder.embed([question]).vectors[0]
+        cosine = self._sentence_vectors(texts) @ self.embedder.embed_query(question)
         question_terms = set(self.analyzer(question))
         overlap = np.array(
             [len(question_terms & set(self.analyzer(t))) / len(question_terms) if question_terms else 0.0 for t in texts],

@@ -269,7 +269,8 @@ class AskChain:
         if reader is self.evidence:  # a rewritten follow-up: the gate looked for the topic, answer the question
             return reader.run(prepared.question, prepared.reader_passages, top_k=3)
         if isinstance(reader, GenerativeReader):
-            result = reader.run(prepared.question, prepared.reader_passages, top_k=3, history=history)
+            result = reader.run(prepared.question, prepared.reader_passages, top_k=3, history=history,
+                                retry_top_passage=self._retry_top_passage(prepared))
             return self._quote(prepared, result)[1]
         return reader.run(prepared.question, prepared.reader_passages, top_k=3)
 
@@ -281,9 +282,7 @@ class AskChain:
         When the generator declined or wrote nothing the passages support but the evidence is strong
         (`thresholds.overrule_margin`), the answer is those quoted sentences alone (answer type "sentence")."""
         if not result.answer:
-            margin = self.thresholds.overrule_margin
-            language = query_language(prepared.question)
-            overrule = None if margin is None else self.thresholds.evidence_for(language) + margin
+            overrule = self._overrule_level(prepared)
             if overrule is None or prepared.evidence.confidence < overrule:
                 return "", result
             text, spans = self._quotes(prepared, "", [])
@@ -301,6 +300,18 @@ class AskChain:
             return "", result
         quote = f"\n\n{text}"
         return quote, ReaderResult(result.answer + quote, result.answer_type, result.confidence, spans, result.notes)
+
+    def _overrule_level(self, prepared: _Prepared) -> float | None:
+        """The evidence score at which an empty generated answer gives way to the quoted sentences (None: never)."""
+        margin = self.thresholds.overrule_margin
+        return None if margin is None else self.thresholds.evidence_for(query_language(prepared.question)) + margin
+
+    def _retry_top_passage(self, prepared: _Prepared) -> bool | None:
+        """False when the evidence would overrule an empty answer anyway: the quoted sentences beat a second
+        generation there (a 0.5B model asked again with one passage said "Yes" where the documents say no);
+        else the reader's default."""
+        overrule = self._overrule_level(prepared)
+        return False if overrule is not None and prepared.evidence.confidence >= overrule else None
 
     def _quotes(self, prepared: _Prepared, answer: str, spans: list[ReaderSpan]) -> tuple[str, list[ReaderSpan]]:
         """Block quotes of the sentences `_quote_spans` picks that `answer` does not already hold, each cited `[n]`
@@ -391,7 +402,8 @@ class AskChain:
             yield response
             return
         result: ReaderResult | None = None
-        for event in prepared.reader.stream(prepared.question, prepared.reader_passages, history=history):
+        for event in prepared.reader.stream(prepared.question, prepared.reader_passages, history=history,
+                                            retry_top_passage=self._retry_top_passage(prepared)):
             if isinstance(event, str):
                 yield event
             else:

@@ -44,6 +44,7 @@ def build_embedder(settings: Settings) -> SentenceEmbedder:
         processes=settings.embedder_processes,
         cache_dir=settings.embedder_cache_dir,
         setting="RAG_EMBEDDER_MODEL",
+        query_cache_size=settings.embedder_query_cache,
     )
 
 
@@ -126,7 +127,8 @@ def build_generative_reader(settings: Settings, generator: TextGenerator | None 
     return GenerativeReader(generator or build_generator(settings), max_new_tokens=settings.generator_max_new_tokens,
                             max_context_chars=settings.generator_context_chars,
                             min_support=settings.generator_min_support,
-                            grounded_names=settings.generator_grounded_names)
+                            grounded_names=settings.generator_grounded_names,
+                            retry_top_passage=settings.generator_retry_top_passage)
 
 
 def build_media_models(settings: Settings) -> ModelManager:

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
         description="Threads each torch model call may use (RAG_TORCH_THREADS); default: torch's own (all cores). "
         "A server answering many requests at once may do better with 1: the requests themselves keep the cores busy.",
     )
+    embedder_query_cache: int = Field(
+        1024, ge=0, description="Recent query vectors kept in memory (RAG_EMBEDDER_QUERY_CACHE): retrieval and the "
+        "evidence gate embed each question once, repeated questions not at all; 0 turns the cache off.")
     embedder_cache_dir: Path | None = Field(
         None, description="Where converted embedder graphs are cached (default ~/.cache/rag-service/onnx)."
     )
@@ -207,6 +210,11 @@ class Settings(BaseSettings):
         True, description="Drop a generated sentence that names a name, number or piece of code (`inline code`, "
         "snake_case, camelCase, 1MB) that no passage or the question holds (RAG_GENERATOR_GROUNDED_NAMES): what small "
         "models invent when the passages lack the answer.")
+    generator_retry_top_passage: bool = Field(
+        # bench/RESULTS.md (docqa fourth pass).
+        True, description="When a generated answer comes out empty (the model declined, or no sentence of it is "
+        "supported), ask once more with the top passage alone (RAG_GENERATOR_RETRY_TOP_PASSAGE): small models decline "
+        "over several passages when the first one answers.")
     generator_quote: bool = Field(
         True, description="End a generated answer with the documents' best supporting sentence, quoted and cited "
         "(RAG_GENERATOR_QUOTE), unless the answer already says it.")

@@ -9,6 +9,7 @@ import pytest
 from generators.generative_reader import (
     KIND_INSTRUCTIONS,
     NOT_FOUND_REPLY,
+    RETRY_NOTE,
     CitationRewriter,
     GenerativeReader,
     is_not_found_reply,
@@ -397,3 +398,65 @@ def test_a_colon_inside_inline_code_does_not_end_a_segment():
 ])
 def test_bare_citation_markers_and_the_question_said_back_are_not_an_answer(reply, answer):
     assert read(reply).answer == answer
+
+
+class SequenceGenerator(ScriptedGenerator):
+    """Gives its replies in turn, one per call."""
+
+    def __init__(self, *replies: str) -> None:
+        super().__init__(replies[0])
+        self.replies = list(replies)
+
+    def generate(self, messages: Sequence[dict], **options) -> str:
+        self.reply = self.replies[len(self.calls)]
+        return super().generate(messages, **options)
+
+    def stream(self, messages: Sequence[dict], **options) -> Iterator[str]:
+        self.reply = self.replies[len(self.calls)]
+        return super().stream(messages, **options)
+
+
+def run_or_stream(reader: GenerativeReader, how: str, passages: list[ReaderPassage]) -> tuple[str, ReaderResult]:
+    """The answer text the caller sees and the final result, by `run` or by joining `stream`'s deltas."""
+    question = "What is the capital of France?"
+    if how == "run":
+        result = reader.run(question, passages)
+        return result.answer, result
+    events = list(reader.stream(question, passages))
+    assert isinstance(events[-1], ReaderResult)
+    return "".join(e for e in events[:-1] if isinstance(e, str)), events[-1]
+
+
+@pytest.mark.parametrize("how", ["run", "stream"])
+@pytest.mark.parametrize("first_reply", [NOT_FOUND_REPLY, "Lyon is a big city in the south [2]."])
+def test_an_empty_answer_is_asked_again_with_the_top_passage_alone(how, first_reply):
+    generator = SequenceGenerator(first_reply, "Paris is the capital of France [1].")
+    reader = GenerativeReader(generator, retry_top_passage=True)
+    shown, result = run_or_stream(reader, how, passages_of(DOCUMENT))
+    assert shown == result.answer == "Paris is the capital of France [1]."
+    assert [span.text for span in result.spans] == ["Paris is the capital of France."]
+    assert RETRY_NOTE in result.notes
+    assert len(generator.calls) == 2
+    first, second = (call[-1]["content"] for call in generator.calls)
+    assert "[2]" in first and "Berlin" in first
+    assert "[2]" not in second and "Berlin" not in second and "Paris" in second
+
+
+@pytest.mark.parametrize("how", ["run", "stream"])
+def test_a_second_decline_stays_empty_with_both_attempts_noted(how):
+    generator = SequenceGenerator(NOT_FOUND_REPLY, NOT_FOUND_REPLY)
+    shown, result = run_or_stream(GenerativeReader(generator, retry_top_passage=True), how, passages_of(DOCUMENT))
+    assert shown == result.answer == ""
+    assert result.notes.count("the generator replied that the passages do not contain the answer") == 2
+    assert RETRY_NOTE in result.notes
+
+
+@pytest.mark.parametrize(("retry", "passages", "reply", "calls"), [
+    (True, slice(None), "Paris is the capital of France [1].", 1),  # answered: no second call
+    (True, slice(0, 1), NOT_FOUND_REPLY, 1),  # one passage only: nothing else to try
+    (False, slice(None), NOT_FOUND_REPLY, 1),  # turned off
+])
+def test_no_retry_when_answered_alone_or_turned_off(retry, passages, reply, calls):
+    generator = SequenceGenerator(reply, "Paris is the capital of France [1].")
+    GenerativeReader(generator, retry_top_passage=retry).run("What is the capital?", passages_of(DOCUMENT)[passages])
+    assert len(generator.calls) == calls

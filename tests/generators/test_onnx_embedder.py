@@ -115,6 +115,29 @@ def test_empty_input_and_query(tiny_onnx):
     assert query.shape == (32,) and abs(float(np.linalg.norm(query)) - 1) < 1e-5
 
 
+def test_query_vectors_are_recalled_from_a_bounded_cache(tiny_folder, cache_dir, monkeypatch):
+    embedder = SentenceEmbedder(str(tiny_folder), backend="onnx-int8", cache_dir=cache_dir, query_cache_size=2)
+    embedded: list[list[str]] = []
+    embed = embedder.embed
+    monkeypatch.setattr(embedder, "embed", lambda texts: embedded.append(list(texts)) or embed(texts))
+    first = embedder.embed_query("where do bees go")
+    assert np.array_equal(first, embed(["where do bees go"]).vectors[0])
+    assert embedder.embed_query("where do bees go") is first  # recalled, not embedded again
+    assert not first.flags.writeable  # shared: no caller may change it for the others
+    embedder.embed_query("how do ants talk")
+    embedder.embed_query("where do bees go")  # touched: the ants are now the oldest
+    embedder.embed_query("why do birds sing")  # past the size: the ants are forgotten
+    embedder.embed_query("how do ants talk")
+    assert embedded == [["where do bees go"], ["how do ants talk"], ["why do birds sing"], ["how do ants talk"]]
+    off = SentenceEmbedder(str(tiny_folder), backend="onnx-int8", cache_dir=cache_dir, query_cache_size=0)
+    calls = []
+    off_embed = off.embed
+    monkeypatch.setattr(off, "embed", lambda texts: calls.append(texts) or off_embed(texts))
+    off.embed_query("where do bees go")
+    off.embed_query("where do bees go")
+    assert len(calls) == 2
+
+
 def test_conversion_is_cached_and_keyed_by_the_model(tiny_folder, cache_dir, monkeypatch):
     path = onnx_export.int8_onnx_path(tiny_folder, cache_dir)
     assert path.is_file() and path.parent == cache_dir

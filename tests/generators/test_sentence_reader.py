@@ -50,6 +50,9 @@ def test_sentence_vectors_are_cached_and_the_cache_stays_bounded(embedder):
             calls.append(list(texts))
             return embedder.embed(texts)
 
+        def embed_query(self, text):  # no query cache: each question is embedded
+            return self.embed([text]).vectors[0]
+
     reader = SentenceReader(Counting(), analyze, cache_size=3)
     passage = [ReaderPassage(1, "Tides follow the Moon closely. Bees dance to point at flowers.", 0)]
     first = reader.rank_sentences("What do bees do?", passage)

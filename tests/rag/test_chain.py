@@ -302,11 +302,14 @@ class _ScriptedGenerator:
 
     def __init__(self, reply: str) -> None:
         self.reply = reply
+        self.prompts: list[str] = []  # the user message of each call
 
     def generate(self, messages, **options) -> str:  # noqa: ANN001
+        self.prompts.append(messages[-1]["content"])
         return self.reply
 
     def stream(self, messages, **options):  # noqa: ANN001
+        self.prompts.append(messages[-1]["content"])
         for i in range(0, len(self.reply), 4):
             yield self.reply[i : i + 4]
 
@@ -394,6 +397,37 @@ def test_a_declining_generator_is_overruled_only_by_strong_evidence(index, embed
         assert " ".join(response.citations[number - 1].text.split()) == sentence
     *deltas, streamed = strong.stream(question, mode="generative")
     assert "".join(deltas) == streamed.answer == response.answer  # nothing of the decline was streamed first
+
+
+@pytest.mark.parametrize("how", ["run", "stream"])
+def test_a_declined_answer_is_asked_again_with_the_top_passage_unless_the_evidence_overrules_it(index, embedder, how):
+    from generators.generative_reader import RETRY_NOTE, GenerativeReader
+
+    sentences = SentenceReader(embedder, analyze)
+    question = "What causes ocean tides?"
+
+    def chain(overrule: float | None, generator: _ScriptedGenerator) -> AskChain:
+        margin = None if overrule is None else overrule - 0.45
+        return AskChain(HybridRetriever(index, embedder),
+                        {"extractive": sentences, "generative": GenerativeReader(generator, retry_top_passage=True)},
+                        sentences, thresholds=AbstentionThresholds(evidence={"*": 0.45}, overrule_margin=margin))
+
+    def ask(overrule: float | None):  # noqa: ANN202
+        generator = _ScriptedGenerator("The passages do not contain the answer.")
+        asking = chain(overrule, generator)
+        response = asking.run(question, mode="generative") if how == "run" else list(
+            asking.stream(question, mode="generative"))[-1]
+        return response, generator
+
+    evidence = chain(None, _ScriptedGenerator("")).trace(question).signals["sentence"]
+    declined, generator = ask(None)
+    assert declined.abstained and RETRY_NOTE in declined.notes
+    first, second = generator.prompts
+    assert "[2]" in first and "[2]" not in second  # the second time, the top passage alone
+    assert second.split("[1] ", 1)[1].split("\n\n")[0] in first.split("[1] ", 1)[1]
+    quoted, generator = ask(evidence - 0.01)  # evidence strong enough to quote: no second generation
+    assert not quoted.abstained and quoted.answer_type == "sentence"
+    assert len(generator.prompts) == 1 and RETRY_NOTE not in quoted.notes
 
 
 def test_a_how_to_answer_quotes_the_code_block_its_quoted_sentence_introduces(tmp_path, embedder, chunker):
