@@ -187,6 +187,7 @@ class AskChain:
         reranker: CrossEncoderReranker | None = None,
         top_k: int = 5,
         rerank_depth: int = 20,
+        rerank_confident_depth: int | None = 5,
         thresholds: AbstentionThresholds | None = None,
         default_mode: str = "extractive",
         evidence_rank_prior: float | None = 0.1,
@@ -206,6 +207,10 @@ class AskChain:
         self.reranker = reranker
         self.top_k = top_k
         self.rerank_depth = rerank_depth
+        # When the dense and the keyword retrievers put the same passage first, retrieval is confident: only this
+        # many candidates are reranked (None: always `rerank_depth`). At 5, SciFact-train nDCG@10 0.7228 → 0.7215
+        # and the docqa pages found did not move, for a quarter of the questions (bench/RESULTS.md).
+        self.rerank_confident_depth = rerank_confident_depth
         self.thresholds = thresholds or AbstentionThresholds()
         self.default_mode = default_mode
         # Without a cross-encoder, the top passages are re-ordered by their best supporting sentence
@@ -455,14 +460,16 @@ class AskChain:
         served = self.retriever.dense_languages
         embedder_serves = served is None or language in served
         if reranks and passages:
-            reranked = self.reranker.run(query, [p.indexed_text for p in passages])
+            count = self._rerank_count(passages)
+            head, tail = passages[:count], passages[count:]
+            reranked = self.reranker.run(query, [p.indexed_text for p in head])
             order = reranked.order
-            if self.rerank_evidence_weight > 0 and embedder_serves and len(passages) > 1:
+            if self.rerank_evidence_weight > 0 and embedder_serves and len(head) > 1:
                 order = order_by_rerank_and_evidence(
-                    passages, reranked.scores,
-                    self.evidence.rank_sentences(query, reader_passages(passages), top_k=self.evidence.max_sentences),
+                    head, reranked.scores,
+                    self.evidence.rank_sentences(query, reader_passages(head), top_k=self.evidence.max_sentences),
                     retrieval_weight=self.reranker.retrieval_weight, evidence_weight=self.rerank_evidence_weight)
-            passages = [passages[i] for i in order]
+            passages = [head[i] for i in order] + tail
             rerank_score = reranked.scores[order[0]]
         lap("rerank")
         passages = passages[:top_k]
@@ -502,6 +509,12 @@ class AskChain:
             reader = self.evidence
         return _Prepared(question, query, mode, reader, passages, for_reader, evidence, timings, notes, started,
                          clock, signals, sentences)
+
+    def _rerank_count(self, passages: Sequence[RetrievedPassage]) -> int:
+        """How many of the retrieved candidates to rerank: fewer when both retrievers rank the first one first."""
+        top = passages[0]
+        confident = self.rerank_confident_depth is not None and top.dense_rank == 1 and top.bm25_rank == 1
+        return min(self.rerank_confident_depth, len(passages)) if confident else len(passages)
 
     def _finish(self, prepared: _Prepared, result: ReaderResult) -> ChainTrace:
         now = time.perf_counter()

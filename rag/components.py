@@ -192,6 +192,7 @@ def build_chain(settings: Settings, index: IndexReader, embedder: SentenceEmbedd
         reranker=models.reranker,
         top_k=settings.top_k,
         rerank_depth=settings.rerank_depth,
+        rerank_confident_depth=settings.rerank_confident_depth,
         thresholds=AbstentionThresholds(
             evidence=settings.abstain_evidence, span=settings.abstain_span, rerank=settings.abstain_rerank,
             heading=settings.abstain_heading, overrule_margin=settings.abstain_overrule_margin,

@@ -186,6 +186,37 @@ def test_a_question_in_a_language_the_reranker_does_not_serve_keeps_retrieval_or
     assert CountingReranker.calls == 1 and not any("reranker serves" in note for note in english.notes)
 
 
+def test_when_both_retrievers_rank_the_same_passage_first_only_the_confident_depth_is_reranked(
+        index, embedder, tiny_cross_encoder_dir):
+    class CountingReranker(CrossEncoderReranker):
+        def run(self, query, passages):
+            self.counts.append(len(passages))
+            return super().run(query, passages)
+
+    questions = ["More on jazz.", "glucose oxygen photosynthesis light", "How do bees communicate?",
+                 "coffee arabica robusta"]
+    retriever = HybridRetriever(index, embedder)
+    agreeing = {q: (top := retriever.run(q, top_k=10).passages[0]).dense_rank == 1 and top.bm25_rank == 1
+                for q in questions}
+    assert any(agreeing.values()) and not all(agreeing.values())  # both cases are tried
+    for confident_depth in (2, None):
+        reranker = CountingReranker(str(tiny_cross_encoder_dir))
+        reranker.counts = []
+        recorder = _RecordingReader()
+        chain = AskChain(retriever, {"extractive": recorder}, SentenceReader(embedder, analyze), reranker=reranker,
+                         top_k=3, rerank_depth=10, rerank_confident_depth=confident_depth,
+                         thresholds=AbstentionThresholds(evidence={"*": 0.0}))
+        for question in questions:
+            chain.run(question)
+            candidates = retriever.run(question, top_k=10).passages
+            scored = 2 if agreeing[question] and confident_depth else len(candidates)
+            assert reranker.counts[-1] == scored, question
+            head = candidates[:scored]
+            scores = reranker.run(question, [p.indexed_text for p in head]).scores
+            order = [head[i].chunk_id for i in fused_order(scores, 0.0)] + [p.chunk_id for p in candidates[scored:]]
+            assert recorder.seen == order[:3]  # the reranked head first, then the rest in retrieval order
+
+
 def test_extractive_reader_spans_are_cited_in_document_offsets(index, embedder, corpus, tiny_qa_model_dir):
     sentences = SentenceReader(embedder, analyze)
     chain = AskChain(HybridRetriever(index, embedder), {"extractive": ExtractiveReader(str(tiny_qa_model_dir))},
