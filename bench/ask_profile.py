@@ -3,7 +3,7 @@
 The chain runs in this process over an index of the docs (as `rag eval docqa` builds it), warm: every
 model is loaded and `--warm` questions are asked first. Each question is then answered by streaming,
 as the chat page asks, once per mode. Reported per mode: p50 / p90 of each stage the chain times
-(retrieve, rerank, evidence, read, total), the time to the first streamed text, and for generative
+(retrieve, rerank, order, evidence, read, total), the time to the first streamed text, and for generative
 modes the generator's own pace: tokens per second between its first and last token and the time to
 its first token. The HTTP layer is left out (bench/load.py and bench/ask_scale.py time whole requests).
 
@@ -95,7 +95,7 @@ def profile_mode(chain, questions: list[str], mode: str) -> dict:  # noqa: ANN00
 
 
 def table(results: dict) -> str:
-    order = ["retrieve", "rerank", "evidence", "read", "total"]
+    order = ["retrieve", "rerank", "order", "evidence", "read", "total"]
     lines = ["| mode | " + " | ".join(f"{s} p50 / p90" for s in order) + " | first text p50 / p90 | generator |",
              "|---|" + "---:|" * (len(order) + 2)]
     for mode, row in results.items():

@@ -332,12 +332,15 @@ def trim_passages(question: str, passages: Sequence[ReaderPassage], budget: int,
     return kept, rendered
 
 
-def claim_support(claim: str, held: set[str]) -> float | None:
+def claim_support(claim: str, held: set[str], asked: set[str] = frozenset()) -> float | None:
     """Share of the claim's content words among the passage terms `held` (None: the claim makes no checkable
-    statement)."""
+    statement). Words of the question (`asked`) are left out when the claim has others: then what the claim
+    adds to the question must come from the passages ("Add a middleware that compresses WebSocket messages"
+    holds the question's "WebSocket" and "messages", not "middleware" or "compresses")."""
     terms = passage_terms(claim) - _ANSWER_FILLER
     if not terms:
         return None
+    terms = (terms - asked) or terms
     return len(terms & held) / len(terms)
 
 
@@ -362,7 +365,7 @@ class SupportGate:
     """
 
     def __init__(self, passages: Sequence[ReaderPassage], min_support: float, *, question: str = "",
-                 grounded_names: bool = False) -> None:
+                 grounded_names: bool = False, novel_support: bool = False) -> None:
         self.passages = list(passages)
         self._terms = [passage_terms(p.text) for p in self.passages]  # once, not per answer sentence
         self.min_support = min_support
@@ -370,6 +373,8 @@ class SupportGate:
         self.grounded_names = grounded_names
         self._asked = passage_terms(question)
         self._known = self._asked.union(*self._terms)
+        # Support judged on the words a segment adds to the question (see `claim_support`).
+        self.novel_support = novel_support
         self.dropped: list[str] = []
         self.kept_claims = 0
         self.declined = False  # the model gave the fixed "not in the passages" reply (held back, never streamed)
@@ -445,7 +450,7 @@ class SupportGate:
         numbers = [int(n) for m in _MARKER.finditer(segment) for n in re.findall(r"\d+", m.group(1))]
         cited = [i for i in numbers if 1 <= i <= len(self.passages)] or range(1, len(self.passages) + 1)
         held = set().union(*(self._terms[i - 1] for i in cited))
-        support = claim_support(text.replace(_FENCE, " "), held)
+        support = claim_support(text.replace(_FENCE, " "), held, self._asked if self.novel_support else frozenset())
         invented = self.grounded_names and bool(specific_terms(text) - self._known)
         if support is not None and (support < self.min_support or invented):
             self.dropped.append(segment.strip())
@@ -579,17 +584,17 @@ class GenerativeReader:
         `retry_top_passage` overrides the reader's default for this call."""
         result = self._read_once(question, passages, history)
         if self._retries(result, passages, retry_top_passage):
-            retried = self._read_once(question, passages[:1], history)
+            retried = self._read_once(question, passages[:1], history, strict=True)
             result = replace(retried, notes=[*result.notes, RETRY_NOTE, *retried.notes])
         return result
 
-    def _read_once(self, question: str, passages: Sequence[ReaderPassage],
-                   history: Sequence[Message] | None) -> ReaderResult:
+    def _read_once(self, question: str, passages: Sequence[ReaderPassage], history: Sequence[Message] | None,
+                   *, strict: bool = False) -> ReaderResult:
         prompt = self.build_prompt(question, passages, history=history)
         if not prompt.passages:
             return self._no_passages()
         answer = self.generator.generate(prompt.messages, max_new_tokens=self.max_new_tokens, temperature=self.temperature)
-        events = list(self._rewrite([answer], prompt, question))
+        events = list(self._rewrite([answer], prompt, question, strict=strict))
         result = events[-1]
         assert isinstance(result, ReaderResult)
         return result
@@ -621,20 +626,20 @@ class GenerativeReader:
         assert result is not None
         if self._retries(result, passages, retry_top_passage):
             notes = [*result.notes, RETRY_NOTE]
-            for event in self._stream_once(question, passages[:1], history):
+            for event in self._stream_once(question, passages[:1], history, strict=True):
                 yield replace(event, notes=[*notes, *event.notes]) if isinstance(event, ReaderResult) else event
         else:
             yield result
 
-    def _stream_once(self, question: str, passages: Sequence[ReaderPassage],
-                     history: Sequence[Message] | None) -> Iterator[ReaderStreamEvent]:
+    def _stream_once(self, question: str, passages: Sequence[ReaderPassage], history: Sequence[Message] | None,
+                     *, strict: bool = False) -> Iterator[ReaderStreamEvent]:
         prompt = self.build_prompt(question, passages, history=history)
         if not prompt.passages:
             yield self._no_passages()
             return
         pieces = self.generator.stream(prompt.messages, max_new_tokens=self.max_new_tokens, temperature=self.temperature)
         try:
-            yield from self._rewrite(pieces, prompt, question)
+            yield from self._rewrite(pieces, prompt, question, strict=strict)
         finally:
             close = getattr(pieces, "close", None)
             if close is not None:
@@ -643,9 +648,12 @@ class GenerativeReader:
     def _no_passages(self) -> ReaderResult:
         return ReaderResult("", self.answer_type, 0.0, [], ["no passages to read"])
 
-    def _rewrite(self, pieces: Iterable[str], prompt: ReaderPrompt, question: str) -> Iterator[ReaderStreamEvent]:
-        """Raw text → the support gate (unsupported segments dropped) → the citation rewriter → deltas."""
-        gate = SupportGate(prompt.passages, self.min_support, question=question, grounded_names=self.grounded_names)
+    def _rewrite(self, pieces: Iterable[str], prompt: ReaderPrompt, question: str, *,
+                 strict: bool = False) -> Iterator[ReaderStreamEvent]:
+        """Raw text → the support gate (unsupported segments dropped) → the citation rewriter → deltas. `strict`
+        (a second try, the model pressed to answer) judges support on what a sentence adds to the question."""
+        gate = SupportGate(prompt.passages, self.min_support, question=question, grounded_names=self.grounded_names,
+                           novel_support=strict)
         rewriter = CitationRewriter(len(prompt.passages))
         emitted: list[str] = []
         for piece in itertools.chain(pieces, [None]):  # None: the end, flush the gate and the rewriter

@@ -463,6 +463,7 @@ class AskChain:
             count = self._rerank_count(passages)
             head, tail = passages[:count], passages[count:]
             reranked = self.reranker.run(query, [p.indexed_text for p in head])
+            lap("rerank")
             order = reranked.order
             if self.rerank_evidence_weight > 0 and embedder_serves and len(head) > 1:
                 order = order_by_rerank_and_evidence(
@@ -471,7 +472,9 @@ class AskChain:
                     retrieval_weight=self.reranker.retrieval_weight, evidence_weight=self.rerank_evidence_weight)
             passages = [head[i] for i in order] + tail
             rerank_score = reranked.scores[order[0]]
-        lap("rerank")
+        else:
+            lap("rerank")
+        lap("order")  # the reranked candidates ordered with the evidence ranking (embeds their sentences)
         passages = passages[:top_k]
         for_reader = reader_passages(passages)
 

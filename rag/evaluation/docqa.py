@@ -249,18 +249,23 @@ def run_docqa(questions: Path, docs: list[Path], *, work: Path, settings=None, m
     return DocQARun(summary, records, eval_table(summary, records))
 
 
+def docs_index_folder(docs: list[Path], work: Path) -> Path:
+    """Where `docs_chain` keeps the index of `docs`: one folder under `work` per set of docs."""
+    import hashlib
+
+    key = hashlib.sha256("\n".join(str(d.resolve()) for d in docs).encode()).hexdigest()[:12]
+    return work / f"docqa-{key}"
+
+
 @contextmanager
 def docs_chain(docs: list[Path], work: Path, settings=None) -> Iterator[tuple[AskChain, str | None]]:  # noqa: ANN001
     """The chain (and its index's fingerprint) over an index of `docs` kept under `work`, one folder per set of
     docs: ingested on first use, brought up to date incrementally after."""
-    import hashlib
-
     from rag.components import build_chain, build_ingest_pipeline, build_store
     from rag.settings import Settings
 
     settings = settings or Settings()
-    key = hashlib.sha256("\n".join(str(d.resolve()) for d in docs).encode()).hexdigest()[:12]
-    store = build_store(settings, work / f"docqa-{key}")
+    store = build_store(settings, docs_index_folder(docs, work))
     pipeline = build_ingest_pipeline(settings, store)
     pipeline.run(docs)
     with store.reader() as index:

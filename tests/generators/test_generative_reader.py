@@ -12,7 +12,9 @@ from generators.generative_reader import (
     RETRY_NOTE,
     CitationRewriter,
     GenerativeReader,
+    claim_support,
     is_not_found_reply,
+    passage_terms,
 )
 from generators.reading import ReaderPassage, ReaderResult
 
@@ -460,3 +462,27 @@ def test_no_retry_when_answered_alone_or_turned_off(retry, passages, reply, call
     generator = SequenceGenerator(reply, "Paris is the capital of France [1].")
     GenerativeReader(generator, retry_top_passage=retry).run("What is the capital?", passages_of(DOCUMENT)[passages])
     assert len(generator.calls) == calls
+
+
+def test_claim_support_can_leave_out_what_the_question_already_says():
+    held = passage_terms("Messages sent over WebSocket connections are text or bytes.")
+    claim = "Add a middleware that compresses messages in WebSocket connections."
+    asked = passage_terms("How do I compress messages on WebSocket connections?")
+    assert claim_support(claim, held) == pytest.approx(3 / 6)  # add, middleware, compresses missing
+    assert claim_support(claim, held, asked) == pytest.approx(0 / 3)  # what it adds: none of it held
+    # A claim made only of the question's words is judged on all of them.
+    assert claim_support("Messages on WebSocket connections.", held, asked) == 1.0
+
+
+@pytest.mark.parametrize("how", ["run", "stream"])
+def test_the_second_try_must_take_what_it_adds_to_the_question_from_the_passage(how):
+    # "capital" and "France" come from the question (and the passage); "Lyon" from nowhere.
+    invented = "The capital of France is Lyon [1]."
+    generator = SequenceGenerator(NOT_FOUND_REPLY, invented)
+    shown, result = run_or_stream(GenerativeReader(generator, retry_top_passage=True), how, passages_of(DOCUMENT))
+    assert shown == result.answer == ""
+    assert "no sentence of the answer is supported by the passages" in result.notes
+    # The same sentence as a first answer is judged as before: two of its three words are in the passages.
+    first = GenerativeReader(SequenceGenerator(invented), min_support=0.5).run(
+        "What is the capital of France?", passages_of(DOCUMENT))
+    assert first.answer.startswith("The capital of France")
