@@ -36,7 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-POLICIES = ["depth 20", "depth 10", "depth 5", "agree→0", "agree→5", "agree→10"]
+POLICIES = ["depth 20", "depth 10", "depth 5", "agree→0", "agree→5", "agree→10", "agree→5, evidence over 10",
+            "agree→5, evidence over 8"]
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Scored:
 
 
 def reranked_count(policy: str, candidates: int, agree: bool) -> int:
+    policy = policy.split(",")[0]
     kind, _, number = policy.partition(" ") if policy.startswith("depth") else policy.partition("→")
     if kind == "depth":
         return min(int(number), candidates)
@@ -65,6 +67,19 @@ def policy_order(policy: str, scored: Scored, retrieval_weight: float, evidence_
     if count <= 1:
         return list(scored.passages)
     reranked = scored.passages[:count]
+    evidence_over = int(policy.rsplit(" ", 1)[1]) if "evidence over" in policy else count
+    if evidence_over < count:
+        # The evidence ranking only over the best `evidence_over` of the retrieval + reranker order.
+        from generators.reranker import fused_order
+
+        first = fused_order(scored.scores[:count], retrieval_weight)
+        reranked = [reranked[i] for i in first]
+        head, rest = reranked[:evidence_over], reranked[evidence_over:]
+        scores = [scored.scores[:count][i] for i in first][:evidence_over]
+        keys = {p.chunk_id for p in head}
+        order = order_by_rerank_and_evidence(head, scores, [s for s in scored.sentences if s.key in keys],
+                                             retrieval_weight=retrieval_weight, evidence_weight=evidence_weight)
+        return [head[i] for i in order] + rest + list(scored.passages[count:])
     keys = {p.chunk_id for p in reranked}
     order = order_by_rerank_and_evidence(reranked, scored.scores[:count],
                                          [s for s in scored.sentences if s.key in keys],
