@@ -35,6 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "bench"))
 
 POLICIES = ["depth 20", "depth 10", "depth 5", "agree→0", "agree→5", "agree→10", "agree→5, evidence over 10",
             "agree→5, evidence over 8"]
@@ -124,17 +125,13 @@ def report(name: str, rows: dict[str, dict[str, list[float]]], pairs: dict[str, 
 def beir(args, settings, chain_parts) -> dict:  # noqa: ANN001
     from pathlib import Path as _Path
 
-    from rag.components import build_ingest_pipeline, build_retriever, build_store
+    from rag.components import build_retriever
     from rag.evaluation.metrics import ndcg_at_k, recall_at_k
-    from rag.evaluation.retrieval import DOCUMENT_DEPTH, load_beir, work_dir_for, write_corpus_documents
+    from rag.evaluation.retrieval import DOCUMENT_DEPTH
+    from rerank_dev import beir_index
 
     embedder, reranker, evidence = chain_parts
-    dataset = load_beir(args.data, args.split)
-    queries = dataset.queries[: args.limit] if args.limit else dataset.queries
-    folder = work_dir_for(dataset.corpus_path, args.work)
-    file_to_corpus_id = write_corpus_documents(dataset.corpus_path, folder / "docs")
-    store = build_store(settings, folder / "index")
-    build_ingest_pipeline(settings, store, embedder=embedder).run([folder / "docs"], prune=True)
+    queries, file_to_corpus_id, store = beir_index(args, settings, embedder)
     chunk_depth = 2 * DOCUMENT_DEPTH
     rows = {p: {"nDCG@10": [], "recall@10": []} for p in POLICIES}
     pairs: dict[str, list[int]] = {p: [] for p in POLICIES}

@@ -175,16 +175,11 @@ def squad(args, settings, embedder, reranker) -> None:
         print(f"| {name} | {at1 / len(signals):.3f} | {at5 / len(signals):.3f} |")
 
 
-def beir(args, settings, embedder, reranker) -> None:
-    from pathlib import Path as _Path
-
-    from generators.reranker import fused_order
-    from generators.sentence_reader import SentenceReader
-    from index.bm25 import analyze
-    from rag.chain import order_by_rerank_and_evidence, reader_passages
-    from rag.components import build_ingest_pipeline, build_retriever, build_store
-    from rag.evaluation.metrics import ndcg_at_k, recall_at_k
-    from rag.evaluation.retrieval import DOCUMENT_DEPTH, load_beir, work_dir_for, write_corpus_documents
+def beir_index(args, settings, embedder):  # noqa: ANN001, ANN201
+    """(the queries of `args.split`, up to `args.limit`; each written corpus file's corpus id; the store of the
+    corpus index under `args.work`, ingested or brought up to date), as `rag eval retrieval` builds them."""
+    from rag.components import build_ingest_pipeline, build_store
+    from rag.evaluation.retrieval import load_beir, work_dir_for, write_corpus_documents
 
     dataset = load_beir(args.data, args.split)
     queries = dataset.queries[: args.limit] if args.limit else dataset.queries
@@ -192,6 +187,21 @@ def beir(args, settings, embedder, reranker) -> None:
     file_to_corpus_id = write_corpus_documents(dataset.corpus_path, folder / "docs")
     store = build_store(settings, folder / "index")
     build_ingest_pipeline(settings, store, embedder=embedder).run([folder / "docs"], prune=True)
+    return queries, file_to_corpus_id, store
+
+
+def beir(args, settings, embedder, reranker) -> None:
+    from pathlib import Path as _Path
+
+    from generators.reranker import fused_order
+    from generators.sentence_reader import SentenceReader
+    from index.bm25 import analyze
+    from rag.chain import order_by_rerank_and_evidence, reader_passages
+    from rag.components import build_retriever
+    from rag.evaluation.metrics import ndcg_at_k, recall_at_k
+    from rag.evaluation.retrieval import DOCUMENT_DEPTH
+
+    queries, file_to_corpus_id, store = beir_index(args, settings, embedder)
     chunk_depth = 2 * DOCUMENT_DEPTH
     evidence = SentenceReader(embedder, analyze)
     evidence_weights = (0.5, 1.0, 2.0)
