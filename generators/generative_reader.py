@@ -617,14 +617,15 @@ class GenerativeReader:
         (`result.answer` is "" and a note says the generator declined), so the caller decides what to show.
         Closing the iterator early closes the generator's stream.
         """
-        result = None
+        result, shown = None, False
         for event in self._stream_once(question, passages, history):
             if isinstance(event, ReaderResult):
                 result = event
             else:
+                shown = shown or bool(event)
                 yield event
         assert result is not None
-        if self._retries(result, passages, retry_top_passage):
+        if not shown and self._retries(result, passages, retry_top_passage):  # never after text went out
             notes = [*result.notes, RETRY_NOTE]
             for event in self._stream_once(question, passages[:1], history, strict=True):
                 yield replace(event, notes=[*notes, *event.notes]) if isinstance(event, ReaderResult) else event
