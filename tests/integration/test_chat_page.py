@@ -46,11 +46,14 @@ def _ask(page, question: str):
     return page.locator(".turn.assistant").last
 
 
-def test_a_question_streams_a_cited_answer_and_the_span_opens(page, tmp_path):
+def test_a_question_streams_a_cited_answer_and_the_span_opens(page, api_url, tmp_path):
     assert page.locator("#model option").all_inner_texts()[:2] == ["extractive", "generative"]
     assert "default" in page.locator("#collection option").all_inner_texts()
     turn = _ask(page, "What causes ocean tides?")
     assert "Moon" in turn.locator(".answer").inner_text() and "[1]" in turn.locator(".answer").inner_text()
+    # Notes are for operators: the API carries them, the page does not show them.
+    notes = page.request.post(f"{api_url}/ask", data={"question": "What causes ocean tides?"}).json()["notes"]
+    assert notes and not any(note in turn.inner_text() for note in notes)
     citation = turn.locator(".citations button").first
     assert "tides.md" in citation.inner_text()
     citation.click()

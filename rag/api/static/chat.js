@@ -73,8 +73,9 @@ function showCitations(turn, citations, rag, collection) {
   if (rag) {
     const meta = document.createElement("div");
     meta.className = "meta";
-    meta.textContent = `${rag.answer_type} · ${rag.mode} · ${Math.round(rag.timings_ms.total || 0)} ms` +
-      (rag.notes.length ? ` · ${rag.notes.join(" · ")}` : "");
+    // `rag.notes` (model stand-ins, dropped sentences...) are for operators: the API returns them and the
+    // server logs them; the person chatting sees what answered and how long it took.
+    meta.textContent = `${rag.answer_type} · ${rag.mode} · ${Math.round(rag.timings_ms.total || 0)} ms`;
     turn.append(meta);
   }
 }
