@@ -37,8 +37,24 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "bench"))
 
-POLICIES = ["depth 20", "depth 10", "depth 5", "agree→0", "agree→5", "agree→10", "agree→5, evidence over 10",
-            "agree→5, evidence over 8"]
+
+@dataclass(frozen=True)
+class Policy:
+    """How many candidates the reranker scores, and which of them the evidence ranking orders."""
+
+    name: str
+    depth: int  # candidates reranked (at most the chain's depth)
+    confident_depth: int | None = None  # reranked instead when both retrievers rank the same passage first
+    evidence_over: int | None = None  # evidence order over only this many of the retrieval + reranker order
+
+    def reranked(self, candidates: int, agree: bool) -> int:
+        depth = self.confident_depth if agree and self.confident_depth is not None else self.depth
+        return min(depth, candidates)
+
+
+POLICIES = [Policy("depth 20", 20), Policy("depth 10", 10), Policy("depth 5", 5),
+            Policy("agree→0", 20, 0), Policy("agree→5", 20, 5), Policy("agree→10", 20, 10),
+            Policy("agree→5, evidence over 10", 20, 5, 10), Policy("agree→5, evidence over 8", 20, 5, 8)]
 
 
 @dataclass
@@ -51,41 +67,25 @@ class Scored:
     agree: bool  # the fused first passage is first for the dense and for the keyword retriever
 
 
-def reranked_count(policy: str, candidates: int, agree: bool) -> int:
-    policy = policy.split(",")[0]
-    kind, _, number = policy.partition(" ") if policy.startswith("depth") else policy.partition("→")
-    if kind == "depth":
-        return min(int(number), candidates)
-    return min(int(number), candidates) if agree else candidates
-
-
-def policy_order(policy: str, scored: Scored, retrieval_weight: float, evidence_weight: float) -> list:
+def policy_order(policy: Policy, scored: Scored, retrieval_weight: float, evidence_weight: float) -> list:
     """The passages in the order the chain would give them under `policy`."""
+    from generators.reranker import fused_order
     from rag.chain import order_by_rerank_and_evidence
 
-    head = len(scored.scores)
-    count = reranked_count(policy, head, scored.agree)
+    count = policy.reranked(len(scored.scores), scored.agree)
     if count <= 1:
         return list(scored.passages)
-    reranked = scored.passages[:count]
-    evidence_over = int(policy.rsplit(" ", 1)[1]) if "evidence over" in policy else count
-    if evidence_over < count:
-        # The evidence ranking only over the best `evidence_over` of the retrieval + reranker order.
-        from generators.reranker import fused_order
-
-        first = fused_order(scored.scores[:count], retrieval_weight)
-        reranked = [reranked[i] for i in first]
-        head, rest = reranked[:evidence_over], reranked[evidence_over:]
-        scores = [scored.scores[:count][i] for i in first][:evidence_over]
-        keys = {p.chunk_id for p in head}
-        order = order_by_rerank_and_evidence(head, scores, [s for s in scored.sentences if s.key in keys],
-                                             retrieval_weight=retrieval_weight, evidence_weight=evidence_weight)
-        return [head[i] for i in order] + rest + list(scored.passages[count:])
-    keys = {p.chunk_id for p in reranked}
-    order = order_by_rerank_and_evidence(reranked, scored.scores[:count],
-                                         [s for s in scored.sentences if s.key in keys],
+    head, scores, rest = scored.passages[:count], scored.scores[:count], []
+    if policy.evidence_over is not None and policy.evidence_over < count:
+        # The evidence ranking sees only the best `evidence_over` of the retrieval + reranker order.
+        first = fused_order(scores, retrieval_weight)
+        ordered = [head[i] for i in first]
+        head, rest, scores = ordered[: policy.evidence_over], ordered[policy.evidence_over :], \
+            [scores[i] for i in first][: policy.evidence_over]
+    keys = {p.chunk_id for p in head}
+    order = order_by_rerank_and_evidence(head, scores, [s for s in scored.sentences if s.key in keys],
                                          retrieval_weight=retrieval_weight, evidence_weight=evidence_weight)
-    return [reranked[i] for i in order] + list(scored.passages[count:])
+    return [head[i] for i in order] + rest + list(scored.passages[count:])
 
 
 def score_questions(questions: list[str], retriever, reranker, evidence, depth: int, extra: int = 0
@@ -133,8 +133,8 @@ def beir(args, settings, chain_parts) -> dict:  # noqa: ANN001
     embedder, reranker, evidence = chain_parts
     queries, file_to_corpus_id, store = beir_index(args, settings, embedder)
     chunk_depth = 2 * DOCUMENT_DEPTH
-    rows = {p: {"nDCG@10": [], "recall@10": []} for p in POLICIES}
-    pairs: dict[str, list[int]] = {p: [] for p in POLICIES}
+    rows = {p.name: {"nDCG@10": [], "recall@10": []} for p in POLICIES}
+    pairs: dict[str, list[int]] = {p.name: [] for p in POLICIES}
     times, agreed = [], 0
     with store.reader() as index:
         retriever = build_retriever(settings, index, embedder, top_k=chunk_depth,
@@ -146,15 +146,15 @@ def beir(args, settings, chain_parts) -> dict:  # noqa: ANN001
             times.append(took)
             agreed += scored.agree
             for policy in POLICIES:
-                pairs[policy].append(reranked_count(policy, len(scored.scores), scored.agree))
+                pairs[policy.name].append(policy.reranked(len(scored.scores), scored.agree))
                 ranked: dict[str, None] = {}
                 for passage in policy_order(policy, scored, reranker.retrieval_weight, args.evidence_weight):
                     corpus_id = file_to_corpus_id.get(_Path(passage.source).name)
                     if corpus_id is not None:
                         ranked.setdefault(corpus_id, None)
                 documents = list(ranked)
-                rows[policy]["nDCG@10"].append(ndcg_at_k(documents, query.qrels, 10))
-                rows[policy]["recall@10"].append(recall_at_k(documents, query.qrels, 10))
+                rows[policy.name]["nDCG@10"].append(ndcg_at_k(documents, query.qrels, 10))
+                rows[policy.name]["recall@10"].append(recall_at_k(documents, query.qrels, 10))
     return report(f"{args.data.name} {args.split}", rows, pairs, times, agreed, len(queries))
 
 
@@ -162,8 +162,8 @@ def docqa(args, settings, chain_parts) -> dict:  # noqa: ANN001
     from rag.evaluation.docqa import docs_chain, load_docqa, same_page
 
     items = [item for item in load_docqa(args.data) if item.answerable][: args.limit or None]
-    rows = {p: {"page@1": [], "page@3": [], "page@5": []} for p in POLICIES}
-    pairs: dict[str, list[int]] = {p: [] for p in POLICIES}
+    rows = {p.name: {"page@1": [], "page@3": [], "page@5": []} for p in POLICIES}
+    pairs: dict[str, list[int]] = {p.name: [] for p in POLICIES}
     times, agreed = [], 0
     with docs_chain(args.docs, args.work, settings) as (chain, _):
         scored_all = score_questions([i.question for i in items], chain.retriever, chain.reranker, chain.evidence,
@@ -172,11 +172,11 @@ def docqa(args, settings, chain_parts) -> dict:  # noqa: ANN001
             times.append(took)
             agreed += scored.agree
             for policy in POLICIES:
-                pairs[policy].append(reranked_count(policy, len(scored.scores), scored.agree))
+                pairs[policy.name].append(policy.reranked(len(scored.scores), scored.agree))
                 top = policy_order(policy, scored, chain.reranker.retrieval_weight, args.evidence_weight)[:5]
                 rank = next((i for i, p in enumerate(top) if same_page(p.source, item.source)), None)
                 for k in (1, 3, 5):
-                    rows[policy][f"page@{k}"].append(float(rank is not None and rank < k))
+                    rows[policy.name][f"page@{k}"].append(float(rank is not None and rank < k))
     return report(args.data.name, rows, pairs, times, agreed, len(items))
 
 
