@@ -8,7 +8,9 @@ makes them) plus synthetic chunks up to the size: each copies a real chunk's wor
 shuffled order (its BM25 terms likewise) with a vector drawn around that chunk's vector
 (bench/ann.py's "noise" generator, the harder one). Nothing is embedded for the synthetic chunks, so building
 1M takes minutes, not days; the index itself (SQLite, BM25, FAISS with the default
-settings: HNSW from 200k vectors) is the one the service builds, through `IndexWriter`.
+settings: HNSW from 200k vectors) is the one the service builds, through `IndexWriter`, with the sentence
+vectors the ingest stores (every chunk's sentences embedded for real, ~5 minutes at 100k; left out with
+--no-sentence-vectors, in folders of their own).
 
 Then `rag serve` runs over each index in turn and one client asks the docs' section
 headings (the same --questions for both sizes, sequentially, after --warm requests),
@@ -50,15 +52,31 @@ def real_chunks(work: Path):
     return ordered, [terms[i] for i in ids.tolist()], vectors.copy()
 
 
-def build_index(folder: Path, size: int, work: Path, per_doc: int = 100) -> None:
+def build_index(folder: Path, size: int, work: Path, per_doc: int = 100, *, sentence_vectors: bool = True) -> None:
+    from generators.sentence_reader import SENTENCE_SPLIT_VERSION, split_sentences
     from index.docstore import ChunkRecord, DocumentRecord
     from index.store import IndexStore
-    from rag.components import build_vector_backend
+    from rag.components import build_embedder, build_vector_backend
     from rag.settings import Settings
 
     if (folder / "index" / "docstore.sqlite").is_file():
         return
     chunks, terms, vectors = real_chunks(work)
+    embedder = build_embedder(Settings()) if sentence_vectors else None
+
+    def store_sentences(writer, keyed_texts: list[tuple[str, str]]) -> None:
+        """What the ingest stores beside each chunk (RAG_SENTENCE_VECTORS): its sentences' vectors."""
+        if embedder is None:
+            return
+        pieces = [[text[a:b] for a, b in split_sentences(text)] for _, text in keyed_texts]
+        flat = embedder.embed([piece for chunk in pieces for piece in chunk]).vectors
+        rows, start = {}, 0
+        for (key, _), chunk in zip(keyed_texts, pieces, strict=True):
+            rows[key] = flat[start : start + len(chunk)]
+            start += len(chunk)
+        writer.store.store_sentence_vectors(rows)
+        writer.set_meta("sentence_split", SENTENCE_SPLIT_VERSION)
+
     generator = Synthetic(vectors, spread=0.6, seed=size, kind="noise")
     rng = np.random.default_rng(size)
     store = IndexStore(folder / "index", backend=build_vector_backend(Settings()))
@@ -70,6 +88,7 @@ def build_index(folder: Path, size: int, work: Path, per_doc: int = 100) -> None
                                     "markdown", chunk.title, chunk.text, len(chunk.text))
             writer.replace_document(record, [ChunkRecord(0, 0, len(chunk.text), chunk.text, chunk.heading, None,
                                                          f"real-{chunk.chunk_id}", chunk_terms)], vector[None, :])
+        store_sentences(writer, [(f"real-{chunk.chunk_id}", chunk.text) for chunk in chunks])
         made, doc = len(chunks), 0
         while made < size:
             count = min(per_doc, size - made)
@@ -86,6 +105,7 @@ def build_index(folder: Path, size: int, work: Path, per_doc: int = 100) -> None
             body = " ".join(texts)
             writer.replace_document(DocumentRecord(f"syn-{doc}", f"/synthetic/{doc}.md", f"s{doc}", "markdown",
                                                    None, body, len(body)), records, synthetic)
+            store_sentences(writer, [(record.text_hash, record.text) for record in records])
             made += count
             doc += 1
             if doc % 1000 == 0:
@@ -127,14 +147,16 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "out" / "ann")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--build-only", action="store_true", help="Write the indexes, measure nothing.")
+    parser.add_argument("--no-sentence-vectors", action="store_true",
+                        help="Build the indexes without the sentence vectors the ingest stores by default.")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     _, headings = real_vectors(args.work)
     questions = list(np.random.default_rng(3).permutation(headings)[: args.questions])
     results = {}
     for size in args.sizes:
-        folder = args.work / f"ask-{size}"
-        build_index(folder, size, args.work)
+        folder = args.work / (f"ask-{size}" if args.no_sentence_vectors else f"ask-{size}-sv")
+        build_index(folder, size, args.work, sentence_vectors=not args.no_sentence_vectors)
         if args.build_only:
             continue
         results[size] = measure(folder, questions, args.warm, args.mode)

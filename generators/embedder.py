@@ -78,7 +78,7 @@ class SentenceEmbedder(ResolvesModel):
         *,
         backend: EmbedderBackend = "torch",
         device: str = "cpu",
-        batch_tokens: int = 8192,
+        batch_tokens: int = 512,
         max_batch: int = 64,
         threads: int | None = None,
         processes: int = 1,

@@ -8,7 +8,8 @@ MatMul and Attention op to int8 per output channel, with dynamic (per batch)
 uint8 activations. An encoder's graph outputs token states; pooling and
 normalisation stay in numpy (`generators.embedder`), so the same graph serves any
 pooling. A cross-encoder's graph (`head="classifier"`) outputs the logits of its
-sequence-classification head (`generators.reranker`).
+sequence-classification head (`generators.reranker`); an extractive QA model's
+(`head="qa"`) its start and end logits (`generators.qa_reader`).
 
 The conversion takes a few seconds on first use and is cached on disk under a
 key of the model files and this recipe, written atomically.
@@ -51,11 +52,12 @@ def cache_key(model_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-GraphHead = Literal["encoder", "classifier"]
+GraphHead = Literal["encoder", "classifier", "qa"]
 
 
 def int8_onnx_path(model_dir: Path, cache_dir: Path | None = None, *, head: GraphHead = "encoder") -> Path:
-    """The cached int8 graph of `model_dir` (token states, or a classifier's logits), converted first when absent."""
+    """The cached int8 graph of `model_dir` (token states, a classifier's logits, or a QA head's start and end
+    logits), converted first when absent."""
     folder = cache_dir or default_cache_dir()
     suffix = "" if head == "encoder" else f".{head}"
     target = folder / f"{model_dir.name}-{cache_key(model_dir)}{suffix}.int8.onnx"
@@ -86,15 +88,22 @@ def export_int8(model_dir: Path, target: Path, *, head: GraphHead = "encoder") -
 
 def _export_fp32(model_dir: Path, out: Path, head: GraphHead = "encoder"):
     import torch
-    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import (AutoModel, AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
+                              AutoTokenizer)
 
+    token_axes = {0: "batch", 1: "sequence"}
+    # float32 whatever the checkpoint holds (the shipped reranker and reader are float16): quantised from it
     if head == "encoder":
         model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
-        output, output_axes = "last_hidden_state", {0: "batch", 1: "sequence"}
-    else:  # float32 whatever the checkpoint holds (the shipped reranker is float16): quantised from it
+        outputs = {"last_hidden_state": token_axes}
+    elif head == "classifier":
         model = AutoModelForSequenceClassification.from_pretrained(
             str(model_dir), attn_implementation="eager", dtype=torch.float32).eval()
-        output, output_axes = "logits", {0: "batch"}
+        outputs = {"logits": {0: "batch"}}
+    else:
+        model = AutoModelForQuestionAnswering.from_pretrained(
+            str(model_dir), attn_implementation="eager", dtype=torch.float32).eval()
+        outputs = {"start_logits": token_axes, "end_logits": token_axes}
     names = graph_inputs(AutoTokenizer.from_pretrained(str(model_dir)))
 
     class Encoder(torch.nn.Module):
@@ -102,15 +111,16 @@ def _export_fp32(model_dir: Path, out: Path, head: GraphHead = "encoder"):
             super().__init__()
             self.inner = inner
 
-        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-            return getattr(self.inner(**dict(zip(names, inputs, strict=True))), output)
+        def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            result = self.inner(**dict(zip(names, inputs, strict=True)))
+            return tuple(getattr(result, name) for name in outputs)
 
     example = torch.ones(2, 16, dtype=torch.long)
     args = tuple(example if n != "token_type_ids" else torch.zeros_like(example) for n in names)
-    axes = {n: {0: "batch", 1: "sequence"} for n in names} | {output: output_axes}
+    axes = {n: token_axes for n in names} | outputs
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about the mask helpers: shapes stay dynamic
-        torch.onnx.export(Encoder(model), args, str(out), input_names=names, output_names=[output],
+        torch.onnx.export(Encoder(model), args, str(out), input_names=names, output_names=list(outputs),
                           dynamic_axes=axes, opset_version=17, dynamo=False)
     return model.config
 

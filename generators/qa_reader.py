@@ -17,7 +17,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -26,9 +27,12 @@ from generators.resolve import ResolvedModel, ResolvesModel
 from generators.sentence_reader import sentence_of
 
 if TYPE_CHECKING:
+    import onnxruntime
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 DEFAULT_READER = "distilbert-base-cased-distilled-squad"
+# torch: the checkpoint in float32; onnx-int8: its int8 ONNX graph (generators.onnx_export), faster on CPUs.
+ReaderBackend = Literal["torch", "onnx-int8"]
 
 
 @dataclass(frozen=True)
@@ -108,9 +112,13 @@ class ExtractiveReader(ResolvesModel):
         widen_below: float = 0.0,
         passage_rank_weight: float = 0.0,
         setting: str = "RAG_READER_MODEL",
+        backend: ReaderBackend = "torch",
+        cache_dir: Path | None = None,
     ) -> None:
         self.model_name = model
         self.device = device
+        self.backend = backend
+        self.cache_dir = cache_dir  # where converted graphs live; None: generators.onnx_export.default_cache_dir()
         self.max_seq_len = max_seq_len
         self.stride = stride
         self.max_question_tokens = max_question_tokens
@@ -124,9 +132,14 @@ class ExtractiveReader(ResolvesModel):
         self._resolved: ResolvedModel | None = None
         self._model: PreTrainedModel | None = None
         self._tokenizer: PreTrainedTokenizerBase | None = None
+        self._session: onnxruntime.InferenceSession | None = None
+        self._input_names: list[str] = []
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
+        if self.backend == "onnx-int8" and self.device == "cpu":
+            self._load_onnx()
+            return
         with self._lock:
             if self._model is not None:
                 return
@@ -144,6 +157,44 @@ class ExtractiveReader(ResolvesModel):
             model.eval()
             self._tokenizer = tokenizer
             self._model = model
+
+    def _load_onnx(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                return
+            import onnxruntime
+            from transformers import AutoTokenizer
+
+            from generators.onnx_export import graph_inputs, int8_onnx_path
+
+            folder = self.resolved.path
+            tokenizer = AutoTokenizer.from_pretrained(str(folder))
+            if not tokenizer.is_fast:
+                raise ValueError(f"the reader {self.model_name!r} needs a fast tokenizer (offset mapping)")
+            path = int8_onnx_path(folder, self.cache_dir, head="qa")
+            options = onnxruntime.SessionOptions()
+            options.log_severity_level = 3
+            session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            # What the graph kept of the tokenizer's inputs (DistilBERT ignores token types: the export drops them).
+            kept = {i.name for i in session.get_inputs()}
+            self._input_names = [name for name in graph_inputs(tokenizer) if name in kept]
+            self._session = session
+            self._tokenizer = tokenizer
+
+    def _logits(self, features: dict[str, list]) -> tuple[np.ndarray, np.ndarray]:
+        """Start and end logits (batch × tokens, float32) of padded windows."""
+        self.warm_up()
+        if self._session is not None:
+            padded = self.tokenizer.pad(features, return_tensors="np")
+            inputs = {name: padded[name].astype(np.int64) for name in self._input_names}
+            starts, ends = self._session.run(["start_logits", "end_logits"], inputs)
+            return starts.astype(np.float32), ends.astype(np.float32)
+        import torch
+
+        padded = self.tokenizer.pad(features, return_tensors="pt")
+        with torch.inference_mode():
+            output = self.model(**{k: v.to(self.device) for k, v in padded.items()})
+        return output.start_logits.float().cpu().numpy(), output.end_logits.float().cpu().numpy()
 
     @classmethod
     def from_loaded(cls, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, **settings) -> ExtractiveReader:
@@ -175,8 +226,7 @@ class ExtractiveReader(ResolvesModel):
 
     def candidates(self, question: str, passages: Sequence[ReaderPassage], *, per_window: int = 5) -> list[SpanCandidate]:
         """The best spans of every window of every passage (a span two overlapping windows share: its best)."""
-        import torch
-
+        self.warm_up()
         tokenizer = self.tokenizer
         question = self._clip_question(question.strip())
         windows = tokenizer(
@@ -192,31 +242,25 @@ class ExtractiveReader(ResolvesModel):
         input_names = [name for name in tokenizer.model_input_names if name in windows]
         order = sorted(range(len(passage_of_window)), key=lambda w: len(windows["input_ids"][w]), reverse=True)
         found: dict[tuple[int, int, int], SpanCandidate] = {}
-        with torch.inference_mode():
-            for first in range(0, len(order), self.batch_size):
-                batch = order[first : first + self.batch_size]
-                features = tokenizer.pad(
-                    {name: [windows[name][w] for w in batch] for name in input_names}, return_tensors="pt"
+        for first in range(0, len(order), self.batch_size):
+            batch = order[first : first + self.batch_size]
+            starts, ends = self._logits({name: [windows[name][w] for w in batch] for name in input_names})
+            for row, window in enumerate(batch):
+                sequence_ids = windows.sequence_ids(window)
+                offsets = windows["offset_mapping"][window]
+                length = len(offsets)
+                context = np.array([sequence_ids[t] == 1 for t in range(length)])
+                spans = best_token_spans(
+                    starts[row, :length], ends[row, :length], context,
+                    max_answer_tokens=self.max_answer_tokens, top_n=per_window,
                 )
-                output = self.model(**{k: v.to(self.device) for k, v in features.items()})
-                starts = output.start_logits.float().cpu().numpy()
-                ends = output.end_logits.float().cpu().numpy()
-                for row, window in enumerate(batch):
-                    sequence_ids = windows.sequence_ids(window)
-                    offsets = windows["offset_mapping"][window]
-                    length = len(offsets)
-                    context = np.array([sequence_ids[t] == 1 for t in range(length)])
-                    spans = best_token_spans(
-                        starts[row, :length], ends[row, :length], context,
-                        max_answer_tokens=self.max_answer_tokens, top_n=per_window,
-                    )
-                    index = passage_of_window[window]
-                    for span in spans:
-                        char_start, char_end = offsets[span.start][0], offsets[span.end][1]
-                        key = (index, char_start, char_end)
-                        seen = found.get(key)
-                        if char_end > char_start and (seen is None or span.score > seen.probability):
-                            found[key] = SpanCandidate(index, char_start, char_end, span.score, span.logit)
+                index = passage_of_window[window]
+                for span in spans:
+                    char_start, char_end = offsets[span.start][0], offsets[span.end][1]
+                    key = (index, char_start, char_end)
+                    seen = found.get(key)
+                    if char_end > char_start and (seen is None or span.score > seen.probability):
+                        found[key] = SpanCandidate(index, char_start, char_end, span.score, span.logit)
         return list(found.values())
 
     def run(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3) -> ReaderResult:

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+import numpy as np
+
 AnswerType = Literal["span", "sentence", "generated"]
 
 
@@ -21,6 +23,8 @@ class ReaderPassage:
     key: int  # the caller's id for the passage (e.g. its chunk id)
     text: str
     offset: int  # start of `text` in the document text
+    # Vectors of `text`'s sentences computed at ingest (one row per `split_sentences` span), if the index has them.
+    sentence_vectors: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

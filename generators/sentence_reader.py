@@ -18,6 +18,9 @@ import numpy as np
 from generators.embedder import SentenceEmbedder
 from generators.reading import ReaderPassage, ReaderResult, ReaderSpan
 
+# Bumped whenever `split_sentences` changes: sentence vectors stored at ingest hold one row per sentence it gave.
+SENTENCE_SPLIT_VERSION = "1"
+
 # A sentence ends at . ! ? (followed by space or end) or at Chinese 。！？, or at a blank line.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？；])|\n\s*\n|\n(?=\s*[-*#>|]|\s*\d+\.)")
 
@@ -116,6 +119,17 @@ class SentenceReader:
                     self._cache.popitem(last=False)
         return np.stack([found[t] for t in texts])
 
+    def _vectors_of(self, texts: list[str], stored: list[np.ndarray | None]) -> np.ndarray:
+        """Vectors of `texts`: the stored ones as they are, the rest embedded (or from the cache)."""
+        missing = [i for i, vector in enumerate(stored) if vector is None]
+        if len(missing) == len(texts):
+            return self._sentence_vectors(texts)
+        blank = np.zeros_like(next(v for v in stored if v is not None))
+        out = np.stack([blank if v is None else v for v in stored])
+        if missing:
+            out[missing] = self._sentence_vectors([texts[i] for i in missing])
+        return out
+
     def best_heading_score(self, question: str, passages: Sequence[ReaderPassage]) -> float | None:
         """The best score (cosine + keyword overlap, as for sentences) of a Markdown heading of the passages:
         documentation often puts the very question in a heading ("## Can I run two ingests at once?") and the
@@ -137,16 +151,22 @@ class SentenceReader:
 
     def rank_sentences(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3) -> list[ReaderSpan]:
         candidates: list[tuple[ReaderPassage, int, int]] = []
+        stored_rows: list[np.ndarray | None] = []  # each candidate's vector stored at ingest, if there is one
         for passage in passages:
-            for start, end in split_sentences(passage.text):
+            spans = split_sentences(passage.text)
+            stored = passage.sentence_vectors
+            if stored is not None and len(stored) != len(spans):
+                stored = None  # not this text's split: embed it here instead
+            for row, (start, end) in enumerate(spans):
                 # A heading restates the topic (often the question itself) but answers nothing.
                 if end - start >= self.min_chars and not passage.text.startswith("#", start):
                     candidates.append((passage, start, end))
+                    stored_rows.append(None if stored is None else stored[row])
         candidates = candidates[: self.max_sentences]
         if not candidates:
             return []
         texts = [p.text[s:e] for p, s, e in candidates]
-        cosine = self._sentence_vectors(texts) @ self.embedder.embed_query(question)
+        cosine = self._vectors_of(texts, stored_rows[: len(candidates)]) @ self.embedder.embed_query(question)
         question_terms = set(self.analyzer(question))
         overlap = np.array(
             [len(question_terms & set(self.analyzer(t))) / len(question_terms) if question_terms else 0.0 for t in texts],

@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id, seq);
 CREATE INDEX IF NOT EXISTS chunks_by_hash ON chunks(text_hash);
 CREATE TABLE IF NOT EXISTS embeddings (text_hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
+-- The vectors of a chunk's sentences (float16, one row per sentence of its text in order), keyed like `embeddings`.
+CREATE TABLE IF NOT EXISTS sentence_vectors (text_hash TEXT PRIMARY KEY, vectors BLOB NOT NULL);
 """
 
 
@@ -301,9 +303,50 @@ class DocStore:
 
     def drop_unused_vectors(self) -> None:
         self.conn.execute("DELETE FROM embeddings WHERE text_hash NOT IN (SELECT text_hash FROM chunks)")
+        self.conn.execute("DELETE FROM sentence_vectors WHERE text_hash NOT IN (SELECT text_hash FROM chunks)")
 
     def drop_all_vectors(self) -> None:
         self.conn.execute("DELETE FROM embeddings")
+        self.drop_sentence_vectors()
+
+    def drop_sentence_vectors(self) -> None:
+        self.conn.execute("DELETE FROM sentence_vectors")
+
+    # -- sentence vectors -------------------------------------------------------------
+    def sentence_vector_keys(self, text_hashes: Iterable[str]) -> set[str]:
+        """Those of `text_hashes` whose sentence vectors are stored."""
+        hashes = list(dict.fromkeys(text_hashes))
+        found: set[str] = set()
+        for part in _batches(hashes):
+            marks = ",".join("?" * len(part))
+            found.update(r[0] for r in self.conn.execute(
+                f"SELECT text_hash FROM sentence_vectors WHERE text_hash IN ({marks})", part))
+        return found
+
+    def store_sentence_vectors(self, vectors: dict[str, np.ndarray]) -> None:
+        """Keep each chunk's sentence vectors (rows in sentence order) as float16: half the bytes, and the
+        cosines they give differ from float32 ones by less than 1e-3."""
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO sentence_vectors(text_hash, vectors) VALUES (?, ?)",
+            ((key, np.asarray(v, dtype=np.float16).tobytes()) for key, v in vectors.items()),
+        )
+
+    def sentence_vectors(self, chunk_ids: Sequence[int], dimension: int) -> dict[int, np.ndarray]:
+        """Chunk id → its sentence vectors (float32, one row per sentence), for the chunks that have them.
+        An index written before sentence vectors were stored has no such table: nothing is found."""
+        found: dict[int, np.ndarray] = {}
+        try:
+            for part in _batches([int(i) for i in chunk_ids]):
+                marks = ",".join("?" * len(part))
+                for chunk_id, blob in self.conn.execute(
+                    f"SELECT c.chunk_id, s.vectors FROM chunks c JOIN sentence_vectors s USING (text_hash) "
+                    f"WHERE c.chunk_id IN ({marks})", part
+                ):
+                    found[chunk_id] = np.frombuffer(blob, dtype=np.float16).reshape(-1, dimension).astype(np.float32)
+        except sqlite3.OperationalError as error:
+            if "no such table" not in str(error):
+                raise
+        return found
 
 
 def _batches(values: list, size: int = 500) -> Iterator[list]:

@@ -380,6 +380,14 @@ class IndexReader:
     def chunks(self, chunk_ids: list[int]) -> dict[int, StoredChunk]:
         return self.store.chunks(chunk_ids)
 
+    def sentence_vectors(self, chunk_ids: Sequence[int], split_version: str) -> dict[int, np.ndarray]:
+        """Chunk id → the vectors of its text's sentences as stored at ingest, when they were split the way
+        `split_version` names (the ingest records its version); chunks without them are left out."""
+        dimension = self.store.get_meta("dimension")
+        if not dimension or self.store.get_meta("sentence_split") != split_version:
+            return {}  # none stored, or stored for another sentence split
+        return self.store.sentence_vectors(chunk_ids, int(dimension))
+
     def chunk_ids_where(
         self, *, doc_ids: Sequence[str] | None = None, source_globs: Sequence[str] | None = None
     ) -> np.ndarray:

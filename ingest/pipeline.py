@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from generators.embedder import SentenceEmbedder
+from generators.sentence_reader import SENTENCE_SPLIT_VERSION, split_sentences
 from index.bm25 import ANALYZER_VERSION, analyze
 from index.docstore import ChunkRecord, DocumentRecord
 from index.store import IndexStore, IndexWriter
@@ -89,6 +90,17 @@ class _Group:
     embedding: Future | None
     after: _Group | None  # an earlier group, still in flight when this one was planned, that embeds shared texts
     from_files: bool
+    # Text hash of each chunk whose sentences this group embeds → the rows of its sentences in the embedded texts
+    sentence_rows: dict[str, list[int]] = field(default_factory=dict)
+
+    def embedded(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """What this group embedded: chunk vectors and sentence vectors, each by chunk text hash."""
+        if self.embedding is None:
+            return {}, {}
+        vectors = self.embedding.result().vectors
+        chunks = dict(zip(self.todo, vectors[: len(self.todo)], strict=True))
+        sentences = {key: vectors[rows] for key, rows in self.sentence_rows.items()}
+        return chunks, sentences
 
 
 def document_id(path: Path) -> str:
@@ -138,6 +150,7 @@ class IngestPipeline:
         commit_every_chunks: int = 2000,
         lock_timeout: float = 600.0,
         on_progress: ProgressCallback | None = None,
+        sentence_vectors: bool = True,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -149,6 +162,8 @@ class IngestPipeline:
         self.commit_every_chunks = commit_every_chunks
         self.lock_timeout = lock_timeout
         self.on_progress = on_progress
+        # Also embed each new chunk's sentences and store them, so that answering does not embed them per question.
+        self.sentence_vectors = sentence_vectors
 
     @property
     def fingerprint(self) -> str:
@@ -191,6 +206,9 @@ class IngestPipeline:
     # -- steps ----------------------------------------------------------------------
     def _begin(self, writer: IndexWriter, roots: list[Path], report: IngestReport) -> Discovery:
         """What every engine does first: re-chunk if the pipeline changed, record it, find the files."""
+        if writer.store.get_meta("sentence_split") not in (None, SENTENCE_SPLIT_VERSION):
+            writer.store.drop_sentence_vectors()  # their rows follow an older sentence split
+            writer.set_meta("sentence_split", SENTENCE_SPLIT_VERSION)
         if writer.fingerprint not in (None, self.fingerprint):
             self._rechunk_stored(writer, report)
         writer.set_fingerprint(self.fingerprint)
@@ -261,6 +279,20 @@ class IngestPipeline:
                 if key not in vectors and key not in earlier:
                     todo.setdefault(key, chunk.indexed_text)
         texts = list(todo.values())
+        sentence_rows: dict[str, list[int]] = {}
+        if self.sentence_vectors:
+            # Chunks whose sentences neither the store nor the group in flight (written before this one) holds;
+            # a sentence that overlapping chunks share is embedded once.
+            planned = set(after.sentence_rows) if after is not None else set()
+            stored = writer.store.sentence_vector_keys(h for doc in hashes for h in doc)
+            rows = {text: row for row, text in enumerate(texts)}
+            for item, doc_hashes in zip(pending, hashes, strict=True):
+                for chunk, key in zip(item.chunks, doc_hashes, strict=True):
+                    if key in stored or key in planned or key in sentence_rows:
+                        continue
+                    pieces = [chunk.text[start:end] for start, end in split_sentences(chunk.text)]
+                    sentence_rows[key] = [rows.setdefault(piece, len(rows)) for piece in pieces]
+            texts = list(rows)
         embedding: Future | None = None
         if texts:
             if background is not None:
@@ -268,17 +300,21 @@ class IngestPipeline:
             else:
                 embedding = Future()
                 embedding.set_result(self.embedder.embed(texts))
-        return _Group(pending, hashes, vectors, list(todo), embedding, after if earlier else None, from_files)
+        return _Group(pending, hashes, vectors, list(todo), embedding, after if earlier else None, from_files,
+                      sentence_rows)
 
     def _write(self, writer: IndexWriter, group: _Group, report: IngestReport) -> int:
         """Wait for `group`'s vectors and stage its documents; returns chunks staged."""
         vectors = group.vectors
-        if group.embedding is not None:
-            vectors.update(zip(group.todo, group.embedding.result().vectors, strict=True))
-            report.chunks_embedded += len(group.todo)
+        embedded, sentences = group.embedded()
+        vectors.update(embedded)
+        report.chunks_embedded += len(embedded)
+        if sentences:
+            writer.store.store_sentence_vectors(sentences)
+            writer.set_meta("sentence_split", SENTENCE_SPLIT_VERSION)
         if group.after is not None:
             assert group.after.embedding is not None and group.after.embedding.done()
-            shared = dict(zip(group.after.todo, group.after.embedding.result().vectors, strict=True))
+            shared, _ = group.after.embedded()
             vectors.update((key, shared[key]) for doc in group.hashes for key in doc if key not in vectors)
         group.after = None  # let the earlier group's vectors go
         pending, hashes, from_files = group.pending, group.hashes, group.from_files

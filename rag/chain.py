@@ -15,6 +15,7 @@ import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from generators.generative_reader import GenerativeReader
@@ -111,9 +112,12 @@ class ChainTrace:
     signals: dict[str, float | None] = field(default_factory=dict)
 
 
-def reader_passages(passages: Sequence[RetrievedPassage]) -> list[ReaderPassage]:
-    """What readers and the evidence scorer take of retrieved passages (key = chunk id)."""
-    return [ReaderPassage(p.chunk_id, p.text, p.start) for p in passages]
+def reader_passages(passages: Sequence[RetrievedPassage],
+                    sentence_vectors: Mapping[int, np.ndarray] | None = None) -> list[ReaderPassage]:
+    """What readers and the evidence scorer take of retrieved passages (key = chunk id), with the sentence
+    vectors the index stored for them when given."""
+    stored = sentence_vectors or {}
+    return [ReaderPassage(p.chunk_id, p.text, p.start, stored.get(p.chunk_id)) for p in passages]
 
 
 def best_sentence_scores(sentences: Sequence[ReaderSpan]) -> dict[int, float]:
@@ -453,6 +457,7 @@ class AskChain:
                          "passages are in retrieval order")
         depth = max(top_k, self.rerank_depth) if reranks else top_k
         passages = self.retriever.run(query, top_k=depth, filters=filters).passages
+        stored = self.retriever.sentence_vectors([p.chunk_id for p in passages])
         lap("retrieve")
         rerank_score = None
         # The evidence score leans on the embedder's cosine: it only re-orders languages the embedder serves
@@ -468,7 +473,7 @@ class AskChain:
             if self.rerank_evidence_weight > 0 and embedder_serves and len(head) > 1:
                 order = order_by_rerank_and_evidence(
                     head, reranked.scores,
-                    self.evidence.rank_sentences(query, reader_passages(head), top_k=self.evidence.max_sentences),
+                    self.evidence.rank_sentences(query, reader_passages(head, stored), top_k=self.evidence.max_sentences),
                     retrieval_weight=self.reranker.retrieval_weight, evidence_weight=self.rerank_evidence_weight)
             passages = [head[i] for i in order] + tail
             rerank_score = reranked.scores[order[0]]
@@ -476,13 +481,13 @@ class AskChain:
             lap("rerank")
         lap("order")  # the reranked candidates ordered with the evidence ranking (embeds their sentences)
         passages = passages[:top_k]
-        for_reader = reader_passages(passages)
+        for_reader = reader_passages(passages, stored)
 
         # Evidence gate: is any sentence of the passages close enough to the question to answer it?
         sentences = self.evidence.rank_sentences(query, for_reader, top_k=self.evidence.max_sentences)
         if not reranks and self.evidence_rank_prior is not None and embedder_serves and len(passages) > 1:
             passages = order_by_evidence(passages, sentences, self.evidence_rank_prior)
-            for_reader = reader_passages(passages)
+            for_reader = reader_passages(passages, stored)
         evidence = self.evidence.answer(sentences)
         sentence_passes = evidence.confidence >= self.thresholds.evidence_for(language)
         # Headings are scored only when the best sentence falls short: most questions never pay for them.

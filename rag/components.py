@@ -92,8 +92,9 @@ def _stand_in_note(role: str, name: str, setting: str, path: Path) -> str:
 
 def build_extractive_reader(settings: Settings, sentence_reader: SentenceReader) -> tuple[Reader, str | None]:
     """The QA model if it resolves, else the sentence extractor and a note saying so."""
-    reader = ExtractiveReader(settings.reader_model, device=resolve_device(settings.device), widen_below=settings.reader_widen_below,
-                              passage_rank_weight=settings.reader_rank_weight)
+    reader = ExtractiveReader(settings.reader_model, device=resolve_device(settings.device),
+                              widen_below=settings.reader_widen_below, passage_rank_weight=settings.reader_rank_weight,
+                              backend=settings.reader_backend)
     try:
         reader.resolved
     except ModelUnavailableError:
@@ -286,6 +287,7 @@ def build_ingest_pipeline(
         embed_batch_chunks=settings.embed_batch_chunks,
         commit_every_chunks=settings.commit_every_chunks,
         lock_timeout=settings.lock_timeout,
+        sentence_vectors=settings.sentence_vectors,
         on_progress=on_progress,
         **engine_options,
     )

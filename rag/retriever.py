@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from generators.embedder import SentenceEmbedder
+from generators.sentence_reader import SENTENCE_SPLIT_VERSION
 from index.bm25 import CJK_CHARS
 from index.store import IndexReader
 from ingest.chunking import indexed_text
@@ -149,3 +152,7 @@ class HybridRetriever:
             "total": round((finished - started) * 1000, 2),
         }
         return RetrievalResult(passages, timings)
+
+    def sentence_vectors(self, chunk_ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """Chunk id → the vectors of its sentences that the ingest stored (for the evidence scorer)."""
+        return self.reader.sentence_vectors(chunk_ids, SENTENCE_SPLIT_VERSION) if chunk_ids else {}

@@ -91,7 +91,8 @@ class Settings(BaseSettings):
     device: str = Field(
         "auto", description='torch device for models (RAG_DEVICE): "auto" (a CUDA GPU if there is one, else the CPU), '
         '"cpu", "cuda", "cuda:1"...')
-    embed_batch_tokens: int = Field(8192, gt=0, description="Padded tokens per embedding batch.")
+    embed_batch_tokens: int = Field(
+        512, gt=0, description="Padded tokens per embedding batch (small batches are faster on CPU: bench/RESULTS.md).")
 
     chunk_tokens: int = Field(200, ge=8, description="Chunk size in embedder tokens (RAG_CHUNK_TOKENS).")
     chunk_overlap: int = Field(32, ge=0, description="Overlap between chunks in tokens (RAG_CHUNK_OVERLAP).")
@@ -104,6 +105,11 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(50.0, gt=0, description="Larger files are reported and skipped (RAG_MAX_FILE_MB).")
     embed_batch_chunks: int = Field(256, gt=0, description="Chunks gathered across files before each embedding call.")
     commit_every_chunks: int = Field(2000, gt=0, description="Commit a generation after this many new chunks.")
+    sentence_vectors: bool = Field(
+        True, description="Embed each chunk's sentences at ingest and store them (RAG_SENTENCE_VECTORS), so that "
+        "answering scores the candidates' sentences without embedding them: about twice the ingest embedding work "
+        "and ~0.8 KB per sentence on disk. The Ray engine does not store them yet (answers then embed them).",
+    )
     lock_timeout: float = Field(600.0, ge=0, description="Seconds to wait for another writer of the same index.")
     ingest_engine: Literal["local", "ray"] = Field(
         "local", description="Who reads, chunks and embeds files (RAG_INGEST_ENGINE): local (this process) or ray "
@@ -160,6 +166,10 @@ class Settings(BaseSettings):
         "distilbert-base-cased-distilled-squad",
         description="Extractive QA reader: Hub name or folder (RAG_READER_MODEL). Offline, the reader this "
         "project trained and ships; without any, a sentence extractor answers (answer_type \"sentence\").",
+    )
+    reader_backend: Literal["torch", "onnx-int8"] = Field(
+        "onnx-int8", description="How the extractive reader runs (RAG_READER_BACKEND): onnx-int8 (an int8 "
+        "onnxruntime graph of the same model, converted once and cached; faster on CPU, bench/RESULTS.md) or torch.",
     )
     reader_widen_below: float = Field(
         # Chosen on SQuAD-train dev questions (bench/reader_granularity.py): the best F1 whose containment

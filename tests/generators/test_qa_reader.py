@@ -136,3 +136,24 @@ def test_low_confidence_spans_widen_to_their_sentence_with_exact_offsets(tiny_qa
     assert sentence.text.endswith(".") and "widened" not in sentence.text and "sentence" in result.notes[0]
     never = ExtractiveReader(str(tiny_qa_model_dir), max_seq_len=64, stride=16, widen_below=0.0)
     assert never.run("When was the Eiffel Tower finished?", passages).answer_type == "span"
+
+
+def test_onnx_int8_backend_gives_the_torch_logits_and_exact_offsets(tiny_qa_model_dir, tmp_path):
+    passages = [ReaderPassage(3, "Bees dance to point at flowers. The hive follows the dance to nectar.", 100),
+                ReaderPassage(4, "Tides follow the Moon, twice a day.", 500)]
+    question = "How do bees point at flowers?"
+    by_torch = ExtractiveReader(str(tiny_qa_model_dir))
+    by_onnx = ExtractiveReader(str(tiny_qa_model_dir), backend="onnx-int8", cache_dir=tmp_path)
+    features = by_torch.tokenizer([question] * 2, [p.text for p in passages], truncation="only_second")
+    features = {name: features[name] for name in by_torch.tokenizer.model_input_names if name in features}
+    torch_starts, torch_ends = by_torch._logits(features)
+    onnx_starts, onnx_ends = by_onnx._logits(features)
+    assert by_onnx._session is not None and by_onnx._model is None  # no torch model was loaded
+    # int8 weights and activations move a logit of the random model by little
+    assert np.allclose(onnx_starts, torch_starts, atol=0.05) and np.allclose(onnx_ends, torch_ends, atol=0.05)
+    result = by_onnx.run(question, passages)
+    by_key = {p.key: p for p in passages}
+    for span in result.spans:
+        passage = by_key[span.key]
+        assert passage.text[span.start - passage.offset : span.end - passage.offset] == span.text
+    assert len(list(tmp_path.glob("*.qa.int8.onnx"))) == 1

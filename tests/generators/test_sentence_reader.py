@@ -89,3 +89,28 @@ def test_the_code_block_a_sentence_introduces_is_found_right_after_it():
     assert text[slice(*code_block_after(text, after_example))] == "~~~console\n$ fastapi run\n~~~"
     assert code_block_after(text, intro_end, max_chars=20) is None  # too long to quote
     assert code_block_after("Run this:\n\n```\nno closing fence", 9) is None
+
+
+def test_stored_sentence_vectors_are_used_instead_of_embedding(embedder):
+    calls = []
+
+    class Counting:
+        def embed(self, texts):
+            calls.append(list(texts))
+            return embedder.embed(texts)
+
+        def embed_query(self, text):
+            return embedder.embed_query(text)
+
+    text = "## Bees\n\nTides follow the Moon closely. Bees dance to point at flowers."
+    spans = split_sentences(text)
+    stored = embedder.embed([text[a:b] for a, b in spans]).vectors
+    reader = SentenceReader(Counting(), analyze)
+    with_stored = reader.rank_sentences("What do bees do?", [ReaderPassage(1, text, 0, stored)])
+    assert calls == []  # every sentence came from the stored rows
+    live = SentenceReader(embedder, analyze).rank_sentences("What do bees do?", [ReaderPassage(1, text, 0)])
+    assert [(s.text, round(s.score, 5)) for s in with_stored] == [(s.text, round(s.score, 5)) for s in live]
+
+    # Rows that do not match the text's sentences (another split, another text) are not trusted.
+    reader.rank_sentences("What do bees do?", [ReaderPassage(2, text, 0, stored[:2])])
+    assert calls == [["Tides follow the Moon closely.", "Bees dance to point at flowers."]]

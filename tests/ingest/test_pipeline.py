@@ -172,3 +172,40 @@ def test_missing_paths_are_reported(tmp_path, embedder, chunker, bad):
     report = make_pipeline(tmp_path / "idx", embedder, chunker).run([tmp_path / "absent" / bad])
     assert report.files_seen == 0 and len(report.failed) == 1
     assert "no such file" in report.failed[0].error
+
+
+def test_sentence_vectors_are_stored_at_ingest_and_follow_their_chunks(tmp_path, corpus, embedder, chunker):
+    from generators.sentence_reader import SENTENCE_SPLIT_VERSION, split_sentences
+
+    pipeline = make_pipeline(tmp_path / "idx", embedder, chunker)
+    pipeline.run([corpus])
+    with IndexStore(tmp_path / "idx").reader() as reader:
+        ids = reader.vectors.ids().tolist()
+        stored = reader.sentence_vectors(ids, SENTENCE_SPLIT_VERSION)
+        assert sorted(stored) == sorted(ids)
+        chunk = reader.chunks(ids[:1])[ids[0]]
+        spans = split_sentences(chunk.text)
+        live = embedder.embed([chunk.text[a:b] for a, b in spans]).vectors
+        assert stored[ids[0]].shape == live.shape
+        np.testing.assert_allclose(stored[ids[0]], live, atol=2e-3)  # kept as float16
+        assert reader.sentence_vectors(ids, "another split") == {}
+
+    # A changed file: its new chunks get sentence vectors, the old ones' go with them.
+    first = sorted(corpus.glob("*"))[0]
+    first.write_text(first.read_text() + "\n\nA brand new closing paragraph about something else entirely.\n")
+    pipeline.run([corpus])
+    with IndexStore(tmp_path / "idx").reader() as reader:
+        ids = reader.vectors.ids().tolist()
+        assert sorted(reader.sentence_vectors(ids, SENTENCE_SPLIT_VERSION)) == sorted(ids)
+        kept = reader.store.conn.execute("SELECT COUNT(*) FROM sentence_vectors").fetchone()[0]
+        distinct = reader.store.conn.execute("SELECT COUNT(DISTINCT text_hash) FROM chunks").fetchone()[0]
+        assert kept == distinct
+
+
+def test_sentence_vectors_can_be_left_out(tmp_path, corpus, embedder, chunker):
+    from generators.sentence_reader import SENTENCE_SPLIT_VERSION
+
+    report = make_pipeline(tmp_path / "idx", embedder, chunker, sentence_vectors=False).run([corpus])
+    assert report.chunks_added > 0
+    with IndexStore(tmp_path / "idx").reader() as reader:
+        assert reader.sentence_vectors(reader.vectors.ids().tolist(), SENTENCE_SPLIT_VERSION) == {}

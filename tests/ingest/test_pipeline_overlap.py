@@ -52,11 +52,12 @@ def state(index_dir: Path) -> tuple[dict, dict]:
 def test_small_groups_in_flight_give_the_same_index_and_embed_each_text_once(tmp_path, embedder, chunker):
     corpus = duplicated_corpus(tmp_path / "corpus")
     overlapped = RecordingEmbedder(embedder)
+    # Chunk texts only: a sentence that chunks in two groups share is embedded by each (stored per chunk).
     report = IngestPipeline(IndexStore(tmp_path / "small"), overlapped, chunker, embed_batch_chunks=3,
-                            commit_every_chunks=5).run([corpus])
+                            commit_every_chunks=5, sentence_vectors=False).run([corpus])
     whole = RecordingEmbedder(embedder)
     reference = IngestPipeline(IndexStore(tmp_path / "whole"), whole, chunker,
-                               embed_batch_chunks=100_000).run([corpus])
+                               embed_batch_chunks=100_000, sentence_vectors=False).run([corpus])
 
     assert report.ingested == reference.ingested == 16 and not report.failed
     assert report.chunks_added == reference.chunks_added
@@ -69,3 +70,19 @@ def test_small_groups_in_flight_give_the_same_index_and_embed_each_text_once(tmp
     assert small_chunks == big_chunks
     for key, vector in big_vectors.items():
         np.testing.assert_allclose(small_vectors[key], vector, atol=1e-4)
+
+
+def test_sentences_are_embedded_once_per_group_and_stored_for_every_chunk(tmp_path, embedder, chunker):
+    from generators.sentence_reader import SENTENCE_SPLIT_VERSION, split_sentences
+
+    corpus = duplicated_corpus(tmp_path / "corpus")
+    recording = RecordingEmbedder(embedder)
+    IngestPipeline(IndexStore(tmp_path / "idx"), recording, chunker, embed_batch_chunks=100_000).run([corpus])
+    embedded = [text for _, texts in recording.calls for text in texts]
+    assert len(embedded) == len(set(embedded))  # the copies' chunks and overlapping sentences: once each
+    with IndexStore(tmp_path / "idx").reader() as reader:
+        ids = reader.vectors.ids().tolist()
+        stored = reader.sentence_vectors(ids, SENTENCE_SPLIT_VERSION)
+        for chunk_id, chunk in reader.chunks(ids).items():
+            assert len(stored[chunk_id]) == len(split_sentences(chunk.text))
+            assert {chunk.text[a:b] for a, b in split_sentences(chunk.text)} <= set(embedded)

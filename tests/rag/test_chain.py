@@ -505,3 +505,23 @@ def test_a_generated_answer_quotes_as_many_supporting_sentences_as_asked(index, 
     assert len(best) >= 2
     quoted = [sentence for sentence, _ in _quoted(trace.response.answer)]
     assert quoted == best[:evidence_quotes]  # the best supporting sentences, best first, none said twice
+
+
+def test_the_chain_scores_sentences_with_the_vectors_stored_at_ingest(index, embedder):
+    embedded = []
+
+    class Counting:
+        dimension = embedder.dimension
+
+        def embed(self, texts):
+            embedded.extend(texts)
+            return embedder.embed(texts)
+
+        def embed_query(self, text):
+            return embedder.embed_query(text)
+
+    sentences = SentenceReader(Counting(), analyze)
+    chain = AskChain(HybridRetriever(index, embedder), {"extractive": sentences}, sentences, thresholds=GATE)
+    response = chain.run("What causes ocean tides?")
+    assert response.answer and response.citations
+    assert embedded == []  # no passage sentence was embedded while answering
