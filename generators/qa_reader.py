@@ -114,11 +114,13 @@ class ExtractiveReader(ResolvesModel):
         setting: str = "RAG_READER_MODEL",
         backend: ReaderBackend = "torch",
         cache_dir: Path | None = None,
+        threads: int | None = None,
     ) -> None:
         self.model_name = model
         self.device = device
         self.backend = backend
         self.cache_dir = cache_dir  # where converted graphs live; None: generators.onnx_export.default_cache_dir()
+        self.threads = threads  # onnx-int8: threads one call may use; None: onnxruntime's default (every core)
         self.max_seq_len = max_seq_len
         self.stride = stride
         self.max_question_tokens = max_question_tokens
@@ -174,6 +176,11 @@ class ExtractiveReader(ResolvesModel):
             path = int8_onnx_path(folder, self.cache_dir, head="qa")
             options = onnxruntime.SessionOptions()
             options.log_severity_level = 3
+            if self.threads:
+                options.intra_op_num_threads = self.threads
+            # Idle threads sleep instead of spinning: spinning ones take the cores that the other requests,
+            # the embedder and the ingest need (bench/RESULTS.md: 1.4x the answers/s at 32 clients, and faster alone).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             # What the graph kept of the tokenizer's inputs (DistilBERT ignores token types: the export drops them).
             kept = {i.name for i in session.get_inputs()}

@@ -67,11 +67,13 @@ class CrossEncoderReranker(ResolvesModel):
         retrieval_weight: float = 0.0,
         backend: RerankerBackend = "torch",
         cache_dir: Path | None = None,
+        threads: int | None = None,
         setting: str = "RAG_RERANKER_MODEL",
     ) -> None:
         self.model_name = model
         self.backend = backend
         self.cache_dir = cache_dir  # where converted graphs live; None: generators.onnx_export.default_cache_dir()
+        self.threads = threads  # onnx-int8: threads one call may use; None: onnxruntime's default (every core)
         self.device = device
         self.batch_size = batch_size
         # onnx-int8: pairs are batched by length, each batch padded to at most this many tokens in all. Small
@@ -119,6 +121,11 @@ class CrossEncoderReranker(ResolvesModel):
             self._input_names = graph_inputs(self._tokenizer)
             options = onnxruntime.SessionOptions()
             options.log_severity_level = 3
+            if self.threads:
+                options.intra_op_num_threads = self.threads
+            # Idle threads sleep instead of spinning: spinning ones take the cores that the other requests,
+            # the embedder and the ingest need (bench/RESULTS.md: 1.4x the answers/s at 32 clients, and faster alone).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     @property

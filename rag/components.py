@@ -68,7 +68,7 @@ def build_reranker(settings: Settings) -> tuple[CrossEncoderReranker | None, str
         return None, "reranking is off (RAG_RERANKER_MODEL=none): passages are in retrieval order"
     reranker = CrossEncoderReranker(settings.reranker_model, device=resolve_device(settings.device),
                                     retrieval_weight=settings.rerank_retrieval_weight or 0.0,
-                                    backend=settings.reranker_backend)
+                                    backend=settings.reranker_backend, threads=settings.onnx_threads)
     try:
         reranker.resolved
     except ModelUnavailableError as exc:
@@ -94,7 +94,7 @@ def build_extractive_reader(settings: Settings, sentence_reader: SentenceReader)
     """The QA model if it resolves, else the sentence extractor and a note saying so."""
     reader = ExtractiveReader(settings.reader_model, device=resolve_device(settings.device),
                               widen_below=settings.reader_widen_below, passage_rank_weight=settings.reader_rank_weight,
-                              backend=settings.reader_backend)
+                              backend=settings.reader_backend, threads=settings.onnx_threads)
     try:
         reader.resolved
     except ModelUnavailableError:

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         description="Threads each torch model call may use (RAG_TORCH_THREADS); default: torch's own (all cores). "
         "A server answering many requests at once may do better with 1: the requests themselves keep the cores busy.",
     )
+    onnx_threads: int | None = Field(
+        None, gt=0,
+        description="Threads each onnxruntime call of the reranker and the extractive reader may use "
+        "(RAG_ONNX_THREADS); default: onnxruntime's own (all cores). See RAG_TORCH_THREADS.",
+    )
     embedder_query_cache: int = Field(
         1024, ge=0, description="Recent query vectors kept in memory (RAG_EMBEDDER_QUERY_CACHE): retrieval and the "
         "evidence gate embed each question once, repeated questions not at all; 0 turns the cache off.")

@@ -143,12 +143,15 @@ def test_onnx_int8_backend_gives_the_torch_logits_and_exact_offsets(tiny_qa_mode
                 ReaderPassage(4, "Tides follow the Moon, twice a day.", 500)]
     question = "How do bees point at flowers?"
     by_torch = ExtractiveReader(str(tiny_qa_model_dir))
-    by_onnx = ExtractiveReader(str(tiny_qa_model_dir), backend="onnx-int8", cache_dir=tmp_path)
+    by_onnx = ExtractiveReader(str(tiny_qa_model_dir), backend="onnx-int8", cache_dir=tmp_path, threads=1)
     features = by_torch.tokenizer([question] * 2, [p.text for p in passages], truncation="only_second")
     features = {name: features[name] for name in by_torch.tokenizer.model_input_names if name in features}
     torch_starts, torch_ends = by_torch._logits(features)
     onnx_starts, onnx_ends = by_onnx._logits(features)
     assert by_onnx._session is not None and by_onnx._model is None  # no torch model was loaded
+    options = by_onnx._session.get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"  # idle threads sleep
     # int8 weights and activations move a logit of the random model by little
     assert np.allclose(onnx_starts, torch_starts, atol=0.05) and np.allclose(onnx_ends, torch_ends, atol=0.05)
     result = by_onnx.run(question, passages)

@@ -57,8 +57,12 @@ def test_onnx_int8_backend_scores_like_torch_and_converts_once(tiny_cross_encode
     passages = ["Bees dance to point at flowers.", "Tides follow the Moon.", "Compilers emit machine code.",
                 "A dance tells the hive where nectar is, and how far."]
     torch_scores = CrossEncoderReranker(str(tiny_cross_encoder_dir)).run(query, passages).scores
-    onnx = CrossEncoderReranker(str(tiny_cross_encoder_dir), backend="onnx-int8", cache_dir=tmp_path, batch_size=3)
+    onnx = CrossEncoderReranker(str(tiny_cross_encoder_dir), backend="onnx-int8", cache_dir=tmp_path, batch_size=3,
+                                threads=1)
     result = onnx.run(query, passages)
+    options = onnx._session.get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"  # idle threads sleep
     # Same pairs, same segments, same sigmoid: int8 weights move a score by little.
     assert np.allclose(result.scores, torch_scores, atol=0.02)
     assert [result.scores[i] for i in result.order] == sorted(result.scores, reverse=True)
