@@ -154,6 +154,13 @@ class DocStore:
         ).fetchone()
         return None if row is None else _document(row)
 
+    def page_spans(self, doc_id: str) -> list[tuple[int, int, int]]:
+        """(page, start, end) of each page (or slide) of a paginated document; [] for other documents."""
+        row = self.conn.execute("SELECT structure FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        if row is None or not row[0]:
+            return []
+        return [(p["page"], p["start"], p["end"]) for p in json.loads(row[0]).get("pages", [])]
+
     def iter_documents(self) -> Iterator[DocumentRecord]:
         cursor = self.conn.execute(
             "SELECT doc_id, source, content_hash, kind, title, text, size, structure FROM documents ORDER BY source"

@@ -305,6 +305,7 @@ class IndexReader:
         self.vectors = vectors
         self.bm25 = bm25
         self.backend = backend
+        self._page_spans: dict[str, list[tuple[int, int, int]]] = {}
 
     @classmethod
     def open(cls, root: Path, *, backend: VectorBackend | None = None, attempts: int = 5) -> IndexReader:
@@ -379,6 +380,14 @@ class IndexReader:
 
     def chunks(self, chunk_ids: list[int]) -> dict[int, StoredChunk]:
         return self.store.chunks(chunk_ids)
+
+    def pages(self, doc_id: str, start: int, end: int) -> list[int]:
+        """The pages (or slides) of a document that the span [start, end) touches; [] when it has none."""
+        spans = self._page_spans.get(doc_id)
+        if spans is None:
+            spans = self._page_spans[doc_id] = self.store.page_spans(doc_id)  # a generation never changes
+        end = max(end, start + 1)
+        return [page for page, page_start, page_end in spans if page_start < end and page_end > start]
 
     def sentence_vectors(self, chunk_ids: Sequence[int], split_version: str) -> dict[int, np.ndarray]:
         """Chunk id → the vectors of its text's sentences as stored at ingest, when they were split the way

@@ -18,8 +18,9 @@ from ingest.loaders import LoadedDocument
 
 # Sentence ends of Chinese and English sit between paragraph breaks and spaces.
 _PROSE_SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", ". ", "! ", "? ", "; ", "，", ", ", " ", ""]
-# 2: offsets of repeated text, setext/reST heading-only sections merge; 3: the heading path is indexed with the text
-CHUNKER_VERSION = "3"
+# 2: offsets of repeated text, setext/reST heading-only sections merge; 3: the heading path is indexed with the text;
+# 4: Markdown tables split at rows only, the header row indexed with every part
+CHUNKER_VERSION = "4"
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,20 @@ class Chunker:
         heading_at = _HeadingPaths(doc)
         page_starts = [p.start for p in doc.pages]
         chunks: list[Chunk] = []
-        for sec_start, sec_end in self._sections(doc):
+
+        def page_at(start: int) -> int | None:
+            return doc.pages[bisect.bisect_right(page_starts, start) - 1].page if doc.pages else None
+
+        for part_start, part_end, is_table in self._parts(doc):
+            if is_table:
+                for start, end, header in self._table_rows(text, part_start, part_end):
+                    path = heading_at(start)
+                    # A chunk that starts below the header row carries it where its heading path goes: what
+                    # is embedded, keyword-indexed and reranked names the columns of every row.
+                    context = f"{path}\n{header}" if header and path else header or path
+                    chunks.append(Chunk(len(chunks), start, end, text[start:end], context, page_at(start)))
+                continue
+            sec_start, sec_end = part_start, part_end
             section = text[sec_start:sec_end]
             cursor = 0
             covered = 0  # end of the previous piece
@@ -140,9 +154,56 @@ class Chunker:
                 cursor = found + 1
                 covered = max(covered, found + len(piece))
                 start = sec_start + found
-                page = doc.pages[bisect.bisect_right(page_starts, start) - 1].page if doc.pages else None
-                chunks.append(Chunk(len(chunks), start, start + len(piece), piece, heading_at(start), page))
+                chunks.append(Chunk(len(chunks), start, start + len(piece), piece, heading_at(start), page_at(start)))
         return chunks
+
+    def _parts(self, doc: LoadedDocument) -> list[tuple[int, int, bool]]:
+        """The sections cut at headings, each cut again around its Markdown tables: (start, end, is_table)."""
+        parts: list[tuple[int, int, bool]] = []
+        for sec_start, sec_end in self._sections(doc):
+            cursor = sec_start
+            for match in _TABLE.finditer(doc.text, sec_start, sec_end):
+                if match.start() > cursor and doc.text[cursor : match.start()].strip():
+                    parts.append((cursor, match.start(), False))
+                parts.append((match.start(), match.end(), True))
+                cursor = match.end()
+            if cursor < sec_end and (doc.text[cursor:sec_end].strip() or cursor == sec_start):
+                parts.append((cursor, sec_end, False))
+        return parts
+
+    def _table_rows(self, text: str, start: int, end: int) -> list[tuple[int, int, str | None]]:
+        """A Markdown table as runs of whole rows within the token budget: (start, end, header) where header is
+        the header and rule lines for a run that does not begin with them (None for the first run)."""
+        lines = [(m.start(), m.end()) for m in re.finditer(r"[^\n]+", text[start:end])]
+        lines = [(start + a, start + b) for a, b in lines]
+        header_end = lines[1][1]
+        header = text[lines[0][0] : header_end]
+        budget = self.chunk_tokens - self.count_tokens(header)
+        runs: list[tuple[int, int, str | None]] = []
+        run_start, run_tokens = lines[0][0], self.count_tokens(header)
+        for line_start, line_end in lines[2:]:
+            tokens = self.count_tokens(text[line_start:line_end]) + 1
+            if run_tokens + tokens > self.chunk_tokens and line_start > run_start and (
+                run_start != lines[0][0] or line_start > lines[2][0]
+            ):
+                runs.append((run_start, _rstrip_end(text, run_start, line_start), header if runs else None))
+                run_start, run_tokens = line_start, 0
+            run_tokens += tokens
+            if run_tokens > budget and run_start == line_start:
+                run_tokens = tokens  # one row longer than the budget: a run of its own
+        runs.append((run_start, lines[-1][1], header if runs else None))
+        return runs
+
+
+# A Markdown table: a header row, a rule row (|---|:--:|) and any body rows, each a line starting with "|".
+_TABLE = re.compile(r"(?m)^\|[^\n]*\|[ \t]*\n\|(?:[ \t]*:?-+:?[ \t]*\|)+[ \t]*(?:\n\|[^\n]*\|[ \t]*)*$")
+
+
+def _rstrip_end(text: str, start: int, end: int) -> int:
+    """`end` moved left past the whitespace before it (not before `start`)."""
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return end
 
 
 # A line of one repeated punctuation character: a setext or reStructuredText underline.

@@ -7,11 +7,17 @@ document. Problems with a file raise `LoadError` with a reason a person can act 
 
 from __future__ import annotations
 
+import csv
 import io
+import logging
 import re
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 class LoadError(Exception):
@@ -39,6 +45,8 @@ class LoadedDocument:
     title: str | None = None
     headings: list[Heading] = field(default_factory=list)
     pages: list[PageSpan] = field(default_factory=list)
+    # Parts that could not be read while the rest went in ("page 3: OCR failed: ..."), for the ingest report.
+    problems: list[str] = field(default_factory=list, compare=False)
 
     def structure(self) -> dict:
         """Headings and pages as plain data, so chunking can be redone from stored text."""
@@ -59,6 +67,92 @@ class LoadedDocument:
 
 
 Loader = Callable[[bytes], LoadedDocument]
+
+
+class TextBuilder:
+    """A document's text assembled block by block, with the offsets of its headings and pages."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._length = 0
+        self.headings: list[Heading] = []
+        self.pages: list[PageSpan] = []
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    def add(self, block: str) -> None:
+        """Append a block (blocks are separated by a blank line); empty blocks are skipped."""
+        block = block.strip()
+        if not block:
+            return
+        if self._parts:
+            self._parts.append("\n\n")
+            self._length += 2
+        self._parts.append(block)
+        self._length += len(block)
+
+    def heading(self, level: int, title: str) -> None:
+        """A Markdown heading line, recorded as a heading of the document."""
+        title = " ".join(title.split())
+        if title:
+            self.add(f"{'#' * level} {title}")
+            self.headings.append(Heading(self._length - len(title) - level - 1, level, title))
+
+    @contextmanager
+    def page(self, number: int) -> Iterator[None]:
+        """Blocks added inside belong to page (or slide) `number`."""
+        start = self._length + (2 if self._parts else 0)
+        yield
+        self.pages.append(PageSpan(number, min(start, self._length), self._length))
+
+    def document(self, kind: str, title: str | None, *, problems: list[str] | None = None) -> LoadedDocument:
+        return LoadedDocument(self.text, kind, title, self.headings, self.pages, problems or [])
+
+
+def markdown_table(rows: Sequence[Sequence[object]]) -> str:
+    """Rows (the first one the header) as a Markdown table; empty rows and empty trailing columns are left out."""
+    cells = [[_table_cell(value) for value in row] for row in rows]
+    cells = [row for row in cells if any(row)]
+    if not cells:
+        return ""
+    width = max(max((i + 1 for i, value in enumerate(row) if value), default=0) for row in cells)
+    cells = [(row + [""] * width)[:width] for row in cells]
+    header, body = cells[0], cells[1:]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * width]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def _table_cell(value: object) -> str:
+    if value is None:
+        return ""
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+# A ZIP-based office file (DOCX, XLSX, PPTX, EPUB) may claim any size inflated: check before reading it.
+MAX_UNZIPPED_BYTES = 1 << 30
+MAX_ZIP_RATIO = 200
+
+
+def check_zip(data: bytes, kind: str) -> None:
+    """`LoadError` for a file that is not a ZIP, or that inflates past 1 GiB or 200× its size (a zip bomb)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise LoadError(f"corrupt {kind} (not a valid ZIP container): {exc}") from None
+    if total > MAX_UNZIPPED_BYTES or total > MAX_ZIP_RATIO * max(len(data), 1) + (1 << 20):
+        raise LoadError(f"{kind} would inflate to {total / 2**20:,.0f} MB from {len(data) / 2**10:,.0f} KB: "
+                        "refused as a possible zip bomb")
+
+
+def ocr_image(image) -> str:  # noqa: ANN001 - a PIL image
+    """The text of an image, in reading order (generators.ocr: RapidOCR, models in its wheel)."""
+    from generators.ocr import shared_reader
+
+    return shared_reader().run(image).text
 
 
 # -- text decoding --------------------------------------------------------------------
@@ -222,6 +316,8 @@ def _html_text_fallback(html: str) -> str:
 
 
 def load_pdf(data: bytes) -> LoadedDocument:
+    """Each page's text layer (pypdf), its tables as Markdown (pdfplumber), and OCR for a page whose text layer
+    is missing or garbage (rendered with pypdfium2). A page that fails is reported; the others go in."""
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, PdfReadError
 
@@ -229,31 +325,117 @@ def load_pdf(data: bytes) -> LoadedDocument:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise LoadError("encrypted PDF: a password is needed to read it")
-        parts: list[str] = []
-        pages: list[PageSpan] = []
-        offset = 0
-        for number, page in enumerate(reader.pages, start=1):
-            page_text = normalize_newlines(page.extract_text() or "").strip()
-            if parts:
-                offset += 2  # the "\n\n" joining pages
-            pages.append(PageSpan(number, offset, offset + len(page_text)))
-            parts.append(page_text)
-            offset += len(page_text)
+        layers = [normalize_newlines(page.extract_text() or "").strip() for page in reader.pages]
     except LoadError:
         raise
     except FileNotDecryptedError:
         raise LoadError("encrypted PDF: a password is needed to read it") from None
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
         raise LoadError(f"corrupt or unreadable PDF: {exc}") from None
-    text = "\n\n".join(parts)
-    if not text.strip():
-        raise LoadError("PDF has no extractable text (scanned images? OCR is not supported)")
+    problems: list[str] = []
+    tables = _pdf_page_tables(data, layers, problems)
+    builder = TextBuilder()
+    for number, layer in enumerate(layers, start=1):
+        if number in tables:
+            page_text = tables[number]
+        elif text_layer_is_usable(layer):
+            page_text = layer
+        else:
+            page_text = _ocr_pdf_page(data, number, problems)
+        with builder.page(number):
+            builder.add(page_text)
+    if not builder.text.strip():
+        reason = "; ".join(problems[:3]) if problems else "no text layer and OCR found no text"
+        raise LoadError(f"PDF has no readable text ({reason})")
     title = None
     try:
         title = (reader.metadata or {}).get("/Title") or None
     except (PdfReadError, ValueError, KeyError, TypeError):
         pass
-    return LoadedDocument(text, "pdf", str(title) if title else None, pages=pages)
+    return builder.document("pdf", str(title) if title else None, problems=problems)
+
+
+# A text layer is garbage when few of its characters are letters, digits or CJK: fonts without a Unicode map
+# give "(cid:12)" runs or private-use symbols.
+_READABLE = re.compile(r"[^\W_]", re.UNICODE)
+_CID = re.compile(r"\(cid:\d+\)")
+
+
+def text_layer_is_usable(text: str) -> bool:
+    """Does a page's text layer hold real text (not nothing, not symbols from a font without a Unicode map)?"""
+    stripped = re.sub(r"\s+", "", text)
+    if len(stripped) < 3:
+        return False
+    readable = _READABLE.findall(_CID.sub("", stripped))
+    readable = [c for c in readable if not 0xE000 <= ord(c) <= 0xF8FF]  # private use: glyph ids, not text
+    return len(readable) / len(stripped) >= 0.5
+
+
+OCR_DPI = 200  # page rendering for OCR: 200 dpi keeps body text at ~28 px a line, what PP-OCR reads best
+
+
+def _ocr_pdf_page(data: bytes, number: int, problems: list[str]) -> str:
+    """The OCR text of page `number` (1-based), or "" with the reason noted in `problems`."""
+    try:
+        import pypdfium2
+
+        document = pypdfium2.PdfDocument(data)
+        try:
+            page = document[number - 1]
+            image = page.render(scale=OCR_DPI / 72).to_pil()
+            page.close()
+        finally:
+            document.close()
+        log.info("OCR of PDF page %s", number)
+        text = ocr_image(image)
+    except Exception as exc:  # noqa: BLE001 - one bad page must not lose the document
+        problems.append(f"page {number}: OCR failed: {type(exc).__name__}: {exc}")
+        return ""
+    if not text.strip():
+        problems.append(f"page {number}: no text layer and OCR found no text")
+    return text
+
+
+def _pdf_page_tables(data: bytes, layers: list[str], problems: list[str]) -> dict[int, str]:
+    """Page number → the page's text with its tables as Markdown tables, for the pages that hold ruled tables."""
+    try:
+        import pdfplumber
+    except ImportError:
+        return {}
+    found: dict[int, str] = {}
+    try:
+        with pdfplumber.open(io.BytesIO(data)) as pdf:
+            for number, page in enumerate(pdf.pages, start=1):
+                if not text_layer_is_usable(layers[number - 1]):
+                    page.close()
+                    continue
+                try:
+                    tables = [t for t in page.find_tables() if len(t.rows) >= 2]
+                    if tables:
+                        found[number] = _page_with_tables(page, tables)
+                except Exception as exc:  # noqa: BLE001 - the page keeps its plain text layer
+                    problems.append(f"page {number}: tables not read ({type(exc).__name__}: {exc})")
+                finally:
+                    page.close()
+    except Exception as exc:  # noqa: BLE001 - pypdf read the file; its text layer stands
+        problems.append(f"tables not read: {type(exc).__name__}: {exc}")
+    return found
+
+
+def _page_with_tables(page, tables) -> str:  # noqa: ANN001
+    """The page's text top to bottom: text between tables as pdfplumber extracts it, each table as Markdown."""
+    blocks: list[str] = []
+    top = 0.0
+    for table in sorted(tables, key=lambda t: t.bbox[1]):
+        x0, table_top, x1, table_bottom = table.bbox
+        if table_top > top:
+            above = page.crop((0, top, page.width, table_top)).extract_text() or ""
+            blocks.append(normalize_newlines(above).strip())
+        blocks.append(markdown_table(table.extract()))
+        top = max(top, table_bottom)
+    if top < page.height:
+        blocks.append(normalize_newlines(page.crop((0, top, page.width, page.height)).extract_text() or "").strip())
+    return "\n\n".join(b for b in blocks if b)
 
 
 _DOCX_HEADING = re.compile(r"^(?:Heading\s*(\d)|Title)$", re.IGNORECASE)
@@ -267,6 +449,7 @@ def load_docx(data: bytes) -> LoadedDocument:
     from docx.table import Table
     from lxml.etree import XMLSyntaxError
 
+    check_zip(data, "DOCX")
     try:
         document = Document(io.BytesIO(data))
     # A damaged zip member fails to inflate (zlib.error); a damaged part fails to parse.
@@ -277,8 +460,7 @@ def load_docx(data: bytes) -> LoadedDocument:
     offset = 0
     for item in document.iter_inner_content():
         if isinstance(item, Table):
-            rows = [" | ".join(cell.text.strip() for cell in row.cells) for row in item.rows]
-            block = "\n".join(r for r in rows if r.strip(" |"))
+            block = markdown_table([[cell.text for cell in row.cells] for row in item.rows])
             style = None
         else:
             block = item.text.strip()
@@ -299,6 +481,169 @@ def load_docx(data: bytes) -> LoadedDocument:
     return LoadedDocument(text, "docx", title, headings)
 
 
+def load_csv(data: bytes) -> LoadedDocument:
+    """A CSV (or TSV) file as one Markdown table; the first row is the header."""
+    text = decode_text(data)
+    try:
+        dialect = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    try:
+        rows = list(csv.reader(io.StringIO(text), dialect))
+    except csv.Error as exc:
+        raise LoadError(f"malformed CSV: {exc}") from None
+    table = markdown_table(rows)
+    if not table:
+        raise LoadError("CSV file with no cells")
+    return LoadedDocument(table, "csv")
+
+
+MAX_SHEET_CELLS = 2_000_000
+
+
+def load_xlsx(data: bytes) -> LoadedDocument:
+    """Each sheet as a heading and a Markdown table of its values (formulas as last computed)."""
+    check_zip(data, "XLSX")
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a damaged workbook
+        raise LoadError(f"corrupt XLSX (not a readable workbook): {type(exc).__name__}: {exc}") from None
+    builder = TextBuilder()
+    cells = 0
+    try:
+        for sheet in workbook.worksheets:
+            rows = []
+            for row in sheet.iter_rows(values_only=True):
+                cells += len(row)
+                if cells > MAX_SHEET_CELLS:
+                    raise LoadError(f"workbook has more than {MAX_SHEET_CELLS:,} cells; split it or export CSV")
+                rows.append(row)
+            table = markdown_table(rows)
+            if table:
+                builder.heading(2, sheet.title)
+                builder.add(table)
+    finally:
+        workbook.close()
+    if not builder.text:
+        raise LoadError("XLSX workbook with no cells")
+    return builder.document("xlsx", None)
+
+
+def load_pptx(data: bytes) -> LoadedDocument:
+    """Each slide's title, text, tables and speaker notes; slide numbers are the pages."""
+    check_zip(data, "PPTX")
+    from pptx import Presentation
+
+    try:
+        presentation = Presentation(io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001 - python-pptx raises many kinds for a damaged file
+        raise LoadError(f"corrupt PPTX (not a readable presentation): {type(exc).__name__}: {exc}") from None
+    builder = TextBuilder()
+    for number, slide in enumerate(presentation.slides, start=1):
+        title_shape = slide.shapes.title
+        title = title_shape.text_frame.text.strip() if title_shape is not None and title_shape.has_text_frame else ""
+        with builder.page(number):
+            builder.heading(2, f"Slide {number}: {title}" if title else f"Slide {number}")
+            for block in _slide_blocks(slide.shapes, skip=title_shape):
+                builder.add(block)
+            if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
+                notes = slide.notes_slide.notes_text_frame.text.strip()
+                if notes:
+                    builder.add(f"Notes: {notes}")
+    if not builder.text:
+        raise LoadError("PPTX presentation with no slides")
+    core_title = presentation.core_properties.title
+    return builder.document("pptx", core_title or None)
+
+
+def _slide_blocks(shapes, skip=None) -> Iterator[str]:  # noqa: ANN001 - python-pptx shape collections
+    """Text frames and tables of `shapes` top to bottom, left to right (groups opened)."""
+    ordered = sorted(shapes, key=lambda shape: (shape.top or 0, shape.left or 0))
+    for shape in ordered:
+        if skip is not None and shape.shape_id == skip.shape_id:
+            continue
+        if shape.shape_type is not None and shape.shape_type == 6:  # MSO_SHAPE_TYPE.GROUP
+            yield from _slide_blocks(shape.shapes)
+        elif getattr(shape, "has_table", False) and shape.has_table:
+            yield markdown_table([[cell.text for cell in row.cells] for row in shape.table.rows])
+        elif shape.has_text_frame:
+            yield shape.text_frame.text
+
+
+def load_epub(data: bytes) -> LoadedDocument:
+    """The chapters of an EPUB in reading (spine) order, their headings, paragraphs, lists and tables."""
+    check_zip(data, "EPUB")
+    import ebooklib
+    from ebooklib import epub
+
+    try:
+        book = epub.read_epub(io.BytesIO(data), options={"ignore_ncx": True})
+    except Exception as exc:  # noqa: BLE001 - ebooklib raises many kinds for a damaged book
+        raise LoadError(f"corrupt EPUB (not a readable book): {type(exc).__name__}: {exc}") from None
+    builder = TextBuilder()
+    for idref, _linear in book.spine:
+        item = book.get_item_with_id(idref)
+        if item is None or item.get_type() != ebooklib.ITEM_DOCUMENT:
+            continue
+        html_blocks(item.get_content(), builder)
+    if not builder.text:
+        raise LoadError("EPUB book with no text")
+    titles = book.get_metadata("DC", "title")
+    return builder.document("epub", titles[0][0] if titles else None)
+
+
+def html_blocks(html: bytes | str, builder: TextBuilder) -> None:
+    """Headings, paragraphs, list items, preformatted text and tables of an HTML page, in document order."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    body = soup.body or soup
+    for element in body.find_all(["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "pre", "table", "blockquote"]):
+        if element.find_parent(["table", "li", "blockquote", "pre"]) is not None:
+            continue  # read with its container
+        if element.name == "table":
+            builder.add(markdown_table([[cell.get_text(" ", strip=True) for cell in row.find_all(["th", "td"])]
+                                        for row in element.find_all("tr")]))
+        elif element.name[0] == "h" and element.name[1:].isdigit():
+            builder.heading(int(element.name[1]), element.get_text(" ", strip=True))
+        elif element.name == "pre":
+            builder.add(element.get_text())
+        else:
+            builder.add(element.get_text(" ", strip=True))
+
+
+def load_image(data: bytes) -> LoadedDocument:
+    """The text of a picture of text by OCR; each frame of a multi-page TIFF is a page."""
+    from PIL import Image, ImageSequence, UnidentifiedImageError
+
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except Image.DecompressionBombError as exc:
+        raise LoadError(f"image too large to read safely: {exc}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise LoadError(f"corrupt or unreadable image: {exc}") from None
+    builder = TextBuilder()
+    problems: list[str] = []
+    frames = list(ImageSequence.Iterator(image))
+    for number, frame in enumerate(frames, start=1):
+        try:
+            text = ocr_image(frame.convert("RGB"))
+        except Exception as exc:  # noqa: BLE001 - one bad frame must not lose the others
+            problems.append(f"page {number}: OCR failed: {type(exc).__name__}: {exc}")
+            continue
+        if len(frames) > 1:
+            with builder.page(number):
+                builder.add(text)
+        else:
+            builder.add(text)
+    if not builder.text.strip():
+        raise LoadError("image with no readable text (OCR found none)")
+    return builder.document("image", None, problems=problems)
+
+
 LOADERS: dict[str, Loader] = {
     ".md": load_markdown,
     ".markdown": load_markdown,
@@ -309,6 +654,16 @@ LOADERS: dict[str, Loader] = {
     ".htm": load_html,
     ".pdf": load_pdf,
     ".docx": load_docx,
+    ".csv": load_csv,
+    ".tsv": load_csv,
+    ".xlsx": load_xlsx,
+    ".pptx": load_pptx,
+    ".epub": load_epub,
+    ".png": load_image,
+    ".jpg": load_image,
+    ".jpeg": load_image,
+    ".tif": load_image,
+    ".tiff": load_image,
 }
 
 

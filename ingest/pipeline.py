@@ -52,6 +52,8 @@ class IngestReport:
     ingested: int = 0
     skipped_unchanged: int = 0
     failed: list[FailedFile] = field(default_factory=list)
+    # Parts of ingested files that could not be read (a page whose OCR failed), the rest of each file went in
+    partial: list[FailedFile] = field(default_factory=list)
     chunks_added: int = 0
     chunks_deleted: int = 0
     documents_deleted: int = 0
@@ -235,6 +237,7 @@ class IngestPipeline:
                 return None
             loaded = load_bytes(path, data)
             chunks = self.chunker.split(loaded)
+            report.partial.extend(FailedFile(str(path), problem) for problem in loaded.problems)
         except LoadError as exc:
             report.failed.append(FailedFile(str(path), str(exc)))
             return None

@@ -48,6 +48,9 @@ class Citation(BaseModel):
     end: int
     text: str
     score: float
+    pages: list[int] = Field(default_factory=list,
+                             description="Pages (PDF, TIFF) or slides (PPTX) of the source that the span is on; "
+                             "empty for a source without pages.")
 
 
 class AskResponse(BaseModel):
@@ -543,23 +546,19 @@ class AskChain:
     def _answer(self, result: ReaderResult, passages: list[RetrievedPassage], mode: str,
                 timings: dict[str, float], notes: list[str]) -> AskResponse:
         by_chunk = {p.chunk_id: p for p in passages}
-        citations = [
-            Citation(doc_id=by_chunk[s.key].doc_id, source=by_chunk[s.key].source, start=s.start, end=s.end,
-                     text=s.text, score=s.score)
-            for s in result.spans
-            if s.key in by_chunk
-        ]
+        citations = [self._citation(by_chunk[s.key], s.start, s.end, s.text, s.score)
+                     for s in result.spans if s.key in by_chunk]
         return AskResponse(answer=result.answer, abstained=False, confidence=result.confidence,
                            answer_type=result.answer_type, mode=mode, citations=citations, timings_ms=timings,
                            notes=notes)
 
-    @staticmethod
-    def _abstain(passages: list[RetrievedPassage], confidence: float, reader: Reader, mode: str,
+    def _citation(self, passage: RetrievedPassage, start: int, end: int, text: str, score: float) -> Citation:
+        return Citation(doc_id=passage.doc_id, source=passage.source, start=start, end=end, text=text, score=score,
+                        pages=self.retriever.pages(passage.doc_id, start, end))
+
+    def _abstain(self, passages: list[RetrievedPassage], confidence: float, reader: Reader, mode: str,
                  timings: dict[str, float], notes: list[str]) -> AskResponse:
         """"Not found", with the closest passages so the user can look for themselves."""
-        closest = [
-            Citation(doc_id=p.doc_id, source=p.source, start=p.start, end=p.end, text=p.text, score=p.score)
-            for p in passages[:3]
-        ]
+        closest = [self._citation(p, p.start, p.end, p.text, p.score) for p in passages[:3]]
         return AskResponse(answer=NOT_FOUND, abstained=True, confidence=confidence, answer_type=reader.answer_type,
                            mode=mode, citations=closest, timings_ms=timings, notes=notes)

@@ -124,6 +124,8 @@ def ingest(
         int | None, typer.Option("--embed-actors", min=1, help="With --engine ray: model actors (RAG_RAY_EMBED_ACTORS).")
     ] = None,
     backend: BackendOption = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Then keep watching PATHS: every change is ingested "
+                                        "(added, changed, moved, deleted files), until Ctrl-C.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Read, chunk and embed files into the index; unchanged files are skipped."""
@@ -162,19 +164,32 @@ def ingest(
         progress.update(task, completed=update.files_done, total=update.files_total)
 
     with _user_errors(), progress:
-        pipeline = build_ingest_pipeline(settings, build_store(settings, index), on_progress=on_progress)
+        store = build_store(settings, index)
+        pipeline = build_ingest_pipeline(settings, store, on_progress=on_progress)
         report = pipeline.run(paths, prune=prune)
+    _print_ingest_report(report, as_json)
+    if watch:
+        from ingest.watch import watch_folders
 
+        err.print(f"watching {', '.join(map(str, paths))} (Ctrl-C stops)")
+        with _user_errors():
+            watch_folders(paths, lambda: pipeline.run(paths, prune=True), ignore=[store.root],
+                          on_report=lambda synced: _print_ingest_report(synced, as_json))
+
+
+def _print_ingest_report(report, as_json: bool) -> None:  # noqa: ANN001 - an IngestReport
     if as_json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False))
-    else:
-        out.print(
-            f"{report.files_seen} files seen: {report.ingested} ingested, {report.skipped_unchanged} unchanged, "
-            f"{len(report.failed)} failed; {report.chunks_added} chunks added, {report.chunks_deleted} deleted "
-            f"in {report.seconds:.1f} s"
-        )
-        for failure in report.failed:
-            err.print(f"[yellow]skipped[/yellow] {failure.path}: {failure.error}")
+        print(json.dumps(report.to_dict(), ensure_ascii=False), flush=True)
+        return
+    out.print(
+        f"{report.files_seen} files seen: {report.ingested} ingested, {report.skipped_unchanged} unchanged, "
+        f"{len(report.failed)} failed; {report.chunks_added} chunks added, {report.chunks_deleted} deleted "
+        f"in {report.seconds:.1f} s"
+    )
+    for failure in report.failed:
+        err.print(f"[yellow]skipped[/yellow] {failure.path}: {failure.error}")
+    for part in report.partial:
+        err.print(f"[yellow]partly read[/yellow] {part.path}: {part.error}")
 
 
 @app.command()
@@ -257,7 +272,9 @@ def ask(
         return
     out.print(f"[bold]{response.answer}[/bold]")
     for number, citation in enumerate(response.citations, start=1):
-        out.print(f"  [{number}] {citation.source} [{citation.start}:{citation.end}] score {citation.score:.2f}")
+        pages = citation.pages
+        where = (f", p. {pages[0]}" if len(pages) == 1 else f", pp. {pages[0]}-{pages[-1]}") if pages else ""
+        out.print(f"  [{number}] {citation.source}{where} [{citation.start}:{citation.end}] score {citation.score:.2f}")
     for note in response.notes:
         err.print(f"[dim]note: {note}[/dim]")
 
@@ -268,6 +285,9 @@ def serve(
     host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default: RAG_HOST, 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="Port (default: RAG_PORT, 8000).")] = None,
     backend: BackendOption = None,
+    watch: Annotated[list[Path] | None, typer.Option(
+        "--watch", help="A folder to keep the default collection in step with while serving (repeatable; "
+        "default: RAG_WATCH).")] = None,
 ) -> None:
     """Serve the HTTP API (POST /ask, OpenAI-compatible /v1/chat/completions, /documents) and the chat page."""
     import uvicorn
@@ -275,7 +295,7 @@ def serve(
     from rag.api.app import create_app
 
     with _user_errors():
-        settings = _settings(backend=backend, index_dir=index)
+        settings = _settings(backend=backend, index_dir=index, watch=watch or None)
     # One JSON line per request (with its request id) on stderr, whatever the CLI's log level.
     access = logging.getLogger("rag.api")
     handler = logging.StreamHandler(sys.stderr)

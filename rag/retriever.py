@@ -153,6 +153,10 @@ class HybridRetriever:
         }
         return RetrievalResult(passages, timings)
 
+    def pages(self, doc_id: str, start: int, end: int) -> list[int]:
+        """The pages (or slides) of the document that a cited span covers; [] for an unpaginated one."""
+        return self.reader.pages(doc_id, start, end)
+
     def sentence_vectors(self, chunk_ids: Sequence[int]) -> dict[int, np.ndarray]:
         """Chunk id → the vectors of its sentences that the ingest stored (for the evidence scorer)."""
         return self.reader.sentence_vectors(chunk_ids, SENTENCE_SPLIT_VERSION) if chunk_ids else {}

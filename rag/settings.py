@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(50.0, gt=0, description="Larger files are reported and skipped (RAG_MAX_FILE_MB).")
     embed_batch_chunks: int = Field(256, gt=0, description="Chunks gathered across files before each embedding call.")
     commit_every_chunks: int = Field(2000, gt=0, description="Commit a generation after this many new chunks.")
+    watch: list[Path] = Field(
+        default_factory=list, description="Folders `rag serve` keeps the default collection in step with (RAG_WATCH, "
+        "a JSON list; `rag serve --watch`): added, changed, moved and deleted files are ingested as they happen.",
+    )
     sentence_vectors: bool = Field(
         True, description="Embed each chunk's sentences at ingest and store them (RAG_SENTENCE_VECTORS), so that "
         "answering scores the candidates' sentences without embedding them: about twice the ingest embedding work "

@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, *, warm_up: str = "background")
             threading.Thread(target=services.warm_up, name="warm-up", daemon=True).start()
         else:
             services.ready.set()
+        services.watch()
         try:
             yield
         finally:

@@ -135,6 +135,14 @@ class Collection:
                 self.refresh()
         return path, report
 
+    def sync(self, folders: list[Path]) -> IngestReport:
+        """Ingest `folders` incrementally, dropping documents whose files are gone; readers switch at the commit."""
+        with self._writer:
+            report = self._make_pipeline(self.store).run(folders, prune=True)
+            if self.exists:
+                self.refresh()
+        return report
+
     def doc_ids_for(self, path: Path) -> list[str]:
         """The ids of the documents ingested from `path` (one file, one document)."""
         with self.chain() as chain:

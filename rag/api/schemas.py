@@ -173,12 +173,20 @@ class DocumentOut(BaseModel):
     chunks: int
 
 
+class PageSpanOut(BaseModel):
+    page: int = Field(description="Page (or slide) number, from 1.")
+    start: int = Field(description="Offset of the page's text in the document text.")
+    end: int
+
+
 class DocumentText(BaseModel):
     doc_id: str
     source: str
     kind: str
     title: str | None
     text: str = Field(description="The extracted text; citation offsets index into it.")
+    pages: list[PageSpanOut] = Field(default_factory=list,
+                                     description="Where each page (or slide) is in `text`; empty without pages.")
 
 
 class CollectionList(BaseModel):

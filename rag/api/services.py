@@ -76,6 +76,23 @@ class Services:
         self.router = TaskRouter()
         self.ready = threading.Event()
         self.warm_up_error: str | None = None
+        self._stop_watching = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def watch(self) -> None:
+        """Keep the default collection in step with the folders of `RAG_WATCH`, on a thread of its own."""
+        if not self.settings.watch or self._watcher is not None:
+            return
+        from ingest.watch import watch_folders
+
+        folders = list(self.settings.watch)
+        default = self.collections.get("default", create=True)
+        self._watcher = threading.Thread(
+            target=watch_folders, name="watch", daemon=True,
+            args=(folders, lambda: default.sync(folders)),
+            kwargs={"ignore": [default.index_dir, self.settings.collections_dir], "stop": self._stop_watching},
+        )
+        self._watcher.start()
 
     def admit(self, mode: str | None) -> AbstractContextManager[None]:
         """A slot for an answer in `mode` (the default mode if None): generative answers and the others queue apart."""
@@ -95,5 +112,8 @@ class Services:
         self.ready.set()
 
     def close(self) -> None:
+        self._stop_watching.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=30)  # a sync in progress finishes its commit
         self.jobs.close()
         self.collections.close()

@@ -12,7 +12,7 @@ from ingest.discovery import DEFAULT_EXCLUDE, discover
 
 FILES = [
     "a.md", "b.txt", "c.rst", "d.html", "e.pdf", "f.docx", "g.PY", "h.json", "notes",
-    "sub/s.md", "sub/s.txt", "sub/image.png",
+    "sub/s.md", "sub/s.txt", "sub/image.gif",
     "sub/deep/x.txt", "sub/deep/y.markdown",
     ".hidden/secret.md", "sub/.cache/cached.md", ".dotfile.md",
     "node_modules/pkg/readme.md", "__pycache__/mod.txt",
@@ -65,8 +65,8 @@ def test_order_is_stable_files_sorted_before_sorted_subfolders(tree):
 
 
 def test_an_explicitly_named_file_is_taken_whatever_its_extension(tree):
-    found = discover([tree / "g.PY", tree / "notes", tree / "sub" / "image.png"])
-    assert rel(found.files, tree) == ["g.PY", "notes", "sub/image.png"]
+    found = discover([tree / "g.PY", tree / "notes", tree / "sub" / "image.gif"])
+    assert rel(found.files, tree) == ["g.PY", "notes", "sub/image.gif"]
     # Even one a hidden folder or an exclude pattern would drop.
     assert rel(discover([tree / ".hidden" / "secret.md"], exclude=["*.md"]).files, tree) == [".hidden/secret.md"]
 

@@ -76,6 +76,26 @@ def test_uploading_from_the_page_makes_the_document_answerable(page, tmp_path):
     assert "glaciers.md" in turn.locator(".citations").inner_text()
 
 
+def test_a_slide_citation_names_its_page_and_opens_that_slide_alone(page, tmp_path):
+    from tests.ingest.test_formats import make_pptx
+
+    deck = tmp_path / "deck.pptx"
+    deck.write_bytes(make_pptx())
+    page.set_input_files("#file", str(deck))
+    page.click("#upload")
+    page.wait_for_function("document.querySelector('#upload-status').textContent.includes('chunks added')",
+                           timeout=120_000)
+    turn = _ask(page, "Where is the new office?")
+    citation = turn.locator(".citations button").first
+    assert "deck.pptx, p. 1" in citation.inner_text()
+    citation.click()
+    page.wait_for_selector("#source-panel:not([hidden])")
+    assert "Lisbon" in page.locator("#source-text mark").inner_text()
+    shown = page.locator("#source-text").inner_text()
+    assert "Quarterly results" in shown and "Headcount" not in shown  # slide 1 only, not the whole deck
+    assert "deck.pptx, p. 1" in page.locator("#source-title").inner_text()
+
+
 def test_errors_show_in_the_page_not_as_a_blank(page):
     page.evaluate("document.querySelector('#model').add(new Option('gpt-9', 'gpt-9'))")
     page.select_option("#model", "gpt-9")

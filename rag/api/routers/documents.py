@@ -12,7 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from ingest.loaders import LOADERS
 from rag.api.deps import CallerDep, ServicesDep
 from rag.api.errors import ApiError
-from rag.api.schemas import CollectionName, DocumentOut, DocumentPage, DocumentText, ErrorResponse, UploadResult
+from rag.api.schemas import (CollectionName, DocumentOut, DocumentPage, DocumentText, ErrorResponse, PageSpanOut,
+                             UploadResult)
 
 router = APIRouter(prefix="/documents", tags=["documents"])
 
@@ -27,6 +28,16 @@ CONTENT_TYPES: dict[str, set[str]] = {
     ".htm": {"text/html", "application/xhtml+xml"},
     ".pdf": {"application/pdf", "application/x-pdf"},
     ".docx": {"application/vnd.openxmlformats-officedocument.wordprocessingml.document", "application/zip"},
+    ".csv": {"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel"},
+    ".tsv": {"text/tab-separated-values", "text/plain"},
+    ".xlsx": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/zip"},
+    ".pptx": {"application/vnd.openxmlformats-officedocument.presentationml.presentation", "application/zip"},
+    ".epub": {"application/epub+zip", "application/zip"},
+    ".png": {"image/png"},
+    ".jpg": {"image/jpeg"},
+    ".jpeg": {"image/jpeg"},
+    ".tif": {"image/tiff"},
+    ".tiff": {"image/tiff"},
 }
 ANY = {"", "application/octet-stream", "binary/octet-stream"}
 ERRORS = {code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 413, 415, 422)}
@@ -92,8 +103,9 @@ def get_document(doc_id: Annotated[str, Path_(max_length=200)], services: Servic
     record = services.collections.get(collection).document(doc_id)
     if record is None:
         raise ApiError(404, f"no document {doc_id!r} in the collection {collection!r}", "not_found_error")
+    pages = [PageSpanOut(**span) for span in record.structure.get("pages", [])]
     return DocumentText(doc_id=record.doc_id, source=record.source, kind=record.kind, title=record.title,
-                        text=record.text)
+                        text=record.text, pages=pages)
 
 
 @router.delete("/{doc_id}", status_code=204, responses=ERRORS)

@@ -62,7 +62,7 @@ function showCitations(turn, citations, rag, collection) {
       const item = document.createElement("li");
       const link = document.createElement("button");
       link.type = "button";
-      const name = citation.source.split("/").pop();
+      const name = sourceLabel(citation);
       link.textContent = `[${citation.index}] ${name}: “${citation.text.slice(0, 90)}${citation.text.length > 90 ? "…" : ""}”`;
       link.addEventListener("click", () => openSource(citation, collection));
       item.append(link);
@@ -80,15 +80,29 @@ function showCitations(turn, citations, rag, collection) {
   }
 }
 
+// "R-intro.pdf, p. 12" (or "pp. 12–13") for a source with pages, else the file name.
+function sourceLabel(citation) {
+  const name = citation.source.split("/").pop();
+  const pages = citation.pages || [];
+  if (!pages.length) return name;
+  const last = pages[pages.length - 1];
+  return pages.length === 1 ? `${name}, p. ${pages[0]}` : `${name}, pp. ${pages[0]}–${last}`;
+}
+
 async function openSource(citation, collection) {
   const url = `/documents/${encodeURIComponent(citation.doc_id)}?collection=${encodeURIComponent(collection)}`;
   const response = await fetch(url, { headers: headers() });
   if (!response.ok) return showError(`Could not open ${citation.source}: ${await errorText(response)}`);
-  const documentText = (await response.json()).text;
+  const body = await response.json();
+  const documentText = body.text;
+  // A paginated source opens on the cited page(s) alone; others show the whole text.
+  const cited = (body.pages || []).filter((page) => (citation.pages || []).includes(page.page));
+  const from = cited.length ? Math.min(citation.start, ...cited.map((page) => page.start)) : 0;
+  const to = cited.length ? Math.max(citation.end, ...cited.map((page) => page.end)) : documentText.length;
   const mark = document.createElement("mark");
   mark.textContent = documentText.slice(citation.start, citation.end);
-  $("source-text").replaceChildren(documentText.slice(0, citation.start), mark, documentText.slice(citation.end));
-  $("source-title").textContent = `${citation.source.split("/").pop()} (characters ${citation.start}–${citation.end})`;
+  $("source-text").replaceChildren(documentText.slice(from, citation.start), mark, documentText.slice(citation.end, to));
+  $("source-title").textContent = `${sourceLabel(citation)} (characters ${citation.start}–${citation.end})`;
   $("source-panel").hidden = false;
   mark.scrollIntoView({ block: "center" });
 }
