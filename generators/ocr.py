@@ -87,7 +87,8 @@ class ImageTextReader:
                 raise RuntimeError(INSTALL_HINT) from exc
             # RapidOCR logs every model file it opens at INFO; ours say what matters.
             logging.getLogger("RapidOCR").setLevel(logging.WARNING)
-            self._engine = RapidOCR()
+            # No angle classifier: document lines are upright, and it turned some of them upside down (garbage).
+            self._engine = RapidOCR(params={"Global.use_cls": False, "Global.log_level": "warning"})
 
     def run(self, image: Image | np.ndarray) -> OcrResult:
         self.warm_up()

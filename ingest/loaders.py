@@ -335,15 +335,16 @@ def load_pdf(data: bytes) -> LoadedDocument:
     problems: list[str] = []
     tables = _pdf_page_tables(data, layers, problems)
     builder = TextBuilder()
-    for number, layer in enumerate(layers, start=1):
-        if number in tables:
-            page_text = tables[number]
-        elif text_layer_is_usable(layer):
-            page_text = layer
-        else:
-            page_text = _ocr_pdf_page(data, number, problems)
-        with builder.page(number):
-            builder.add(page_text)
+    with _PageRenderer(data) as renderer:
+        for number, layer in enumerate(layers, start=1):
+            if number in tables:
+                page_text = tables[number]
+            elif text_layer_is_usable(layer):
+                page_text = layer
+            else:
+                page_text = _ocr_pdf_page(renderer, number, len(layers), problems)
+            with builder.page(number):
+                builder.add(page_text)
     if not builder.text.strip():
         reason = "; ".join(problems[:3]) if problems else "no text layer and OCR found no text"
         raise LoadError(f"PDF has no readable text ({reason})")
@@ -374,20 +375,37 @@ def text_layer_is_usable(text: str) -> bool:
 OCR_DPI = 200  # page rendering for OCR: 200 dpi keeps body text at ~28 px a line, what PP-OCR reads best
 
 
-def _ocr_pdf_page(data: bytes, number: int, problems: list[str]) -> str:
-    """The OCR text of page `number` (1-based), or "" with the reason noted in `problems`."""
-    try:
+class _PageRenderer:
+    """Pages of one PDF as images for OCR; the document is opened (by pypdfium2) on the first page asked for."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._document = None
+
+    def __enter__(self) -> _PageRenderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._document is not None:
+            self._document.close()
+
+    def render(self, number: int):  # noqa: ANN201 - a PIL image
         import pypdfium2
 
-        document = pypdfium2.PdfDocument(data)
+        if self._document is None:
+            self._document = pypdfium2.PdfDocument(self.data)
+        page = self._document[number - 1]
         try:
-            page = document[number - 1]
-            image = page.render(scale=OCR_DPI / 72).to_pil()
-            page.close()
+            return page.render(scale=OCR_DPI / 72, grayscale=True).to_pil()
         finally:
-            document.close()
-        log.info("OCR of PDF page %s", number)
-        text = ocr_image(image)
+            page.close()
+
+
+def _ocr_pdf_page(renderer: _PageRenderer, number: int, pages: int, problems: list[str]) -> str:
+    """The OCR text of page `number` (1-based), or "" with the reason noted in `problems`."""
+    try:
+        log.info("OCR of PDF page %s of %s", number, pages)
+        text = ocr_image(renderer.render(number))
     except Exception as exc:  # noqa: BLE001 - one bad page must not lose the document
         problems.append(f"page {number}: OCR failed: {type(exc).__name__}: {exc}")
         return ""

@@ -179,3 +179,18 @@ def test_corrupt_office_files_get_a_clear_error():
     for name in ["broken.xlsx", "broken.pptx", "broken.epub"]:
         with pytest.raises(LoadError, match="corrupt"):
             load_bytes(Path(name), b"PK\x03\x04 not really a zip")
+
+
+def test_html_tables_stay_tables_and_are_split_at_rows():
+    from ingest.loaders import load_html
+
+    rows = "".join(f"<tr><td>Zone {i}</td><td>Carrier {i}</td><td>{i}.10 EUR</td></tr>" for i in range(40))
+    html = (f"<html><body><article><h1>Shipping</h1><p>Our carriers and what they charge per parcel in each zone."
+            f"</p><table><tr><th>Zone</th><th>Carrier</th><th>Rate</th></tr>{rows}</table>"
+            f"<p>Rates change every January, and are announced in December.</p></article></body></html>")
+    doc = load_bytes(Path("rates.html"), html.encode())
+    assert "| Zone 7 | Carrier 7 | 7.10 EUR |" in doc.text
+    chunks = Chunker(words, chunk_tokens=50, overlap_tokens=5).split(doc)
+    table_chunks = [c for c in chunks if "Carrier 3" in c.text or "Carrier 30" in c.text]
+    assert table_chunks and all("Zone | Carrier | Rate" in c.indexed_text for c in table_chunks)
+    assert sum(c.text.count("EUR |") for c in chunks) == 40
