@@ -318,8 +318,8 @@ class IndexReader:
             # One read transaction for the reader's whole life: every docstore query sees the same commit
             # as the vectors and BM25 files of its generation, however many commits come after.
             conn.execute("BEGIN")
-            generation = store.generation
             try:
+                generation = store.generation
                 recorded = _recorded_backend(store)
                 if recorded != backend.name and store.count_chunks():
                     conn.close()
@@ -332,6 +332,12 @@ class IndexReader:
                 conn.execute("ROLLBACK")
                 time.sleep(0.05)
                 continue
+            except sqlite3.OperationalError as error:
+                # The first ingest has created the file but not committed its tables yet: no index so far.
+                conn.close()
+                if "no such table" in str(error):
+                    raise MissingIndexError(root) from None
+                raise
             return cls(root, conn, generation, vectors, bm25, backend.name)
         conn.close()
         raise RuntimeError(f"The index at {root} kept changing while it was being opened; try again")

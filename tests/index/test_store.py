@@ -129,3 +129,13 @@ def test_an_index_opened_with_another_backend_says_how_to_migrate(tmp_path):
             writer.replace_document(*document("b", ["bananas"]), vectors(1, 5))
     assert not (tmp_path / "never-opened.db").exists(), "nothing touched Milvus"
     assert IndexStore(tmp_path).stats().chunks == 1
+
+
+def test_a_docstore_whose_first_commit_has_not_happened_is_no_index_yet(tmp_path):
+    import sqlite3
+
+    root = tmp_path / "idx"
+    root.mkdir()
+    sqlite3.connect(root / "docstore.sqlite").close()  # the file a first ingest creates before its tables
+    with pytest.raises(MissingIndexError):
+        IndexStore(root).reader()
