@@ -164,24 +164,16 @@ class ExtractiveReader(ResolvesModel):
         with self._lock:
             if self._session is not None:
                 return
-            import onnxruntime
             from transformers import AutoTokenizer
 
-            from generators.onnx_export import graph_inputs, int8_onnx_path
+            from generators.onnx_export import cpu_session, graph_inputs, int8_onnx_path
 
             folder = self.resolved.path
             tokenizer = AutoTokenizer.from_pretrained(str(folder))
             if not tokenizer.is_fast:
                 raise ValueError(f"the reader {self.model_name!r} needs a fast tokenizer (offset mapping)")
             path = int8_onnx_path(folder, self.cache_dir, head="qa")
-            options = onnxruntime.SessionOptions()
-            options.log_severity_level = 3
-            if self.threads:
-                options.intra_op_num_threads = self.threads
-            # Idle threads sleep instead of spinning: spinning ones take the cores that the other requests,
-            # the embedder and the ingest need (bench/RESULTS.md: 1.4x the answers/s at 32 clients, and faster alone).
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            session = cpu_session(path, threads=self.threads)
             # What the graph kept of the tokenizer's inputs (DistilBERT ignores token types: the export drops them).
             kept = {i.name for i in session.get_inputs()}
             self._input_names = [name for name in graph_inputs(tokenizer) if name in kept]

@@ -110,23 +110,15 @@ class CrossEncoderReranker(ResolvesModel):
         with self._lock:
             if self._session is not None:
                 return
-            import onnxruntime
             from transformers import AutoTokenizer
 
-            from generators.onnx_export import graph_inputs, int8_onnx_path
+            from generators.onnx_export import cpu_session, graph_inputs, int8_onnx_path
 
             folder = self.resolved.path
             path = int8_onnx_path(folder, self.cache_dir, head="classifier")
             self._tokenizer = AutoTokenizer.from_pretrained(str(folder))
             self._input_names = graph_inputs(self._tokenizer)
-            options = onnxruntime.SessionOptions()
-            options.log_severity_level = 3
-            if self.threads:
-                options.intra_op_num_threads = self.threads
-            # Idle threads sleep instead of spinning: spinning ones take the cores that the other requests,
-            # the embedder and the ingest need (bench/RESULTS.md: 1.4x the answers/s at 32 clients, and faster alone).
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            self._session = cpu_session(path, threads=self.threads)
 
     @property
     def model(self) -> CrossEncoder:
