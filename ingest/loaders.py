@@ -82,23 +82,25 @@ class TextBuilder:
     def text(self) -> str:
         return "".join(self._parts)
 
-    def add(self, block: str) -> None:
-        """Append a block (blocks are separated by a blank line); empty blocks are skipped."""
+    def add(self, block: str) -> int | None:
+        """Append a block (blocks are separated by a blank line); its offset in the text, None for an empty
+        block (skipped)."""
         block = block.strip()
         if not block:
-            return
+            return None
         if self._parts:
             self._parts.append("\n\n")
             self._length += 2
+        start = self._length
         self._parts.append(block)
         self._length += len(block)
+        return start
 
     def heading(self, level: int, title: str) -> None:
         """A Markdown heading line, recorded as a heading of the document."""
         title = " ".join(title.split())
         if title:
-            self.add(f"{'#' * level} {title}")
-            self.headings.append(Heading(self._length - len(title) - level - 1, level, title))
+            self.headings.append(Heading(self.add(f"{'#' * level} {title}"), level, title))
 
     @contextmanager
     def page(self, number: int) -> Iterator[None]:
@@ -460,7 +462,6 @@ _DOCX_HEADING = re.compile(r"^(?:Heading\s*(\d)|Title)$", re.IGNORECASE)
 
 
 def load_docx(data: bytes) -> LoadedDocument:
-    import zipfile
     import zlib
 
     from docx import Document
@@ -473,30 +474,20 @@ def load_docx(data: bytes) -> LoadedDocument:
     # A damaged zip member fails to inflate (zlib.error); a damaged part fails to parse.
     except (zipfile.BadZipFile, zlib.error, XMLSyntaxError, KeyError, ValueError) as exc:
         raise LoadError(f"corrupt DOCX (not a valid Word file): {exc}") from None
-    blocks: list[str] = []
-    headings: list[Heading] = []
-    offset = 0
+    builder = TextBuilder()
     for item in document.iter_inner_content():
         if isinstance(item, Table):
-            block = markdown_table([[cell.text for cell in row.cells] for row in item.rows])
-            style = None
-        else:
-            block = item.text.strip()
-            style = item.style.name if item.style is not None else None
-        if not block:
+            builder.add(markdown_table([[cell.text for cell in row.cells] for row in item.rows]))
             continue
-        if blocks:
-            offset += 2
-        match = _DOCX_HEADING.match(style or "")
-        if match:
-            headings.append(Heading(offset, int(match.group(1) or 1), block))
-        blocks.append(block)
-        offset += len(block)
-    text = "\n\n".join(blocks)
-    if not text.strip():
+        start = builder.add(item.text)
+        # Paragraphs styled "Heading N" (or "Title") are the document's headings, as they are in Word.
+        match = _DOCX_HEADING.match(item.style.name if item.style is not None else "")
+        if match and start is not None:
+            builder.headings.append(Heading(start, int(match.group(1) or 1), item.text.strip()))
+    if not builder.text.strip():
         raise LoadError("DOCX has no text")
-    title = document.core_properties.title or next((h.title for h in headings), None)
-    return LoadedDocument(text, "docx", title, headings)
+    title = document.core_properties.title or next((h.title for h in builder.headings), None)
+    return builder.document("docx", title)
 
 
 def load_csv(data: bytes) -> LoadedDocument:
