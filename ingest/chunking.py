@@ -176,21 +176,17 @@ class Chunker:
         the header and rule lines for a run that does not begin with them (None for the first run)."""
         lines = [(m.start(), m.end()) for m in re.finditer(r"[^\n]+", text[start:end])]
         lines = [(start + a, start + b) for a, b in lines]
-        header_end = lines[1][1]
-        header = text[lines[0][0] : header_end]
-        budget = self.chunk_tokens - self.count_tokens(header)
+        header = text[lines[0][0] : lines[1][1]]
         runs: list[tuple[int, int, str | None]] = []
         run_start, run_tokens = lines[0][0], self.count_tokens(header)
         for line_start, line_end in lines[2:]:
             tokens = self.count_tokens(text[line_start:line_end]) + 1
-            if run_tokens + tokens > self.chunk_tokens and line_start > run_start and (
-                run_start != lines[0][0] or line_start > lines[2][0]
-            ):
+            # A row that does not fit starts the next run; the first run keeps at least one row under its header,
+            # and a row longer than the budget is a run of its own.
+            if run_tokens + tokens > self.chunk_tokens and line_start != lines[2][0]:
                 runs.append((run_start, _rstrip_end(text, run_start, line_start), header if runs else None))
                 run_start, run_tokens = line_start, 0
             run_tokens += tokens
-            if run_tokens > budget and run_start == line_start:
-                run_tokens = tokens  # one row longer than the budget: a run of its own
         runs.append((run_start, lines[-1][1], header if runs else None))
         return runs
 
