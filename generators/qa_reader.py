@@ -225,8 +225,7 @@ class ExtractiveReader(ResolvesModel):
 
     def candidates(self, question: str, passages: Sequence[ReaderPassage], *, per_window: int = 5) -> list[SpanCandidate]:
         """The best spans of every window of every passage (a span two overlapping windows share: its best)."""
-        self.warm_up()
-        tokenizer = self.tokenizer
+        tokenizer = self.tokenizer  # loads the model (torch or onnx) on first use
         question = self._clip_question(question.strip())
         windows = tokenizer(
             [question] * len(passages),

@@ -339,20 +339,16 @@ class DocStore:
         )
 
     def sentence_vectors(self, chunk_ids: Sequence[int], dimension: int) -> dict[int, np.ndarray]:
-        """Chunk id → its sentence vectors (float32, one row per sentence), for the chunks that have them.
-        An index written before sentence vectors were stored has no such table: nothing is found."""
+        """Chunk id → its sentence vectors (float32, one row per sentence), for the chunks that have them (the
+        caller checks `meta.sentence_split` first: an index that never stored any may lack the table)."""
         found: dict[int, np.ndarray] = {}
-        try:
-            for part in _batches([int(i) for i in chunk_ids]):
-                marks = ",".join("?" * len(part))
-                for chunk_id, blob in self.conn.execute(
-                    f"SELECT c.chunk_id, s.vectors FROM chunks c JOIN sentence_vectors s USING (text_hash) "
-                    f"WHERE c.chunk_id IN ({marks})", part
-                ):
-                    found[chunk_id] = np.frombuffer(blob, dtype=np.float16).reshape(-1, dimension).astype(np.float32)
-        except sqlite3.OperationalError as error:
-            if "no such table" not in str(error):
-                raise
+        for part in _batches([int(i) for i in chunk_ids]):
+            marks = ",".join("?" * len(part))
+            for chunk_id, blob in self.conn.execute(
+                f"SELECT c.chunk_id, s.vectors FROM chunks c JOIN sentence_vectors s USING (text_hash) "
+                f"WHERE c.chunk_id IN ({marks})", part
+            ):
+                found[chunk_id] = np.frombuffer(blob, dtype=np.float16).reshape(-1, dimension).astype(np.float32)
         return found
 
 

@@ -22,6 +22,7 @@ import shutil
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from collections.abc import Sequence
 from types import TracebackType
@@ -398,10 +399,15 @@ class IndexReader:
     def sentence_vectors(self, chunk_ids: Sequence[int], split_version: str) -> dict[int, np.ndarray]:
         """Chunk id → the vectors of its text's sentences as stored at ingest, when they were split the way
         `split_version` names (the ingest records its version); chunks without them are left out."""
-        dimension = self.store.get_meta("dimension")
-        if not dimension or self.store.get_meta("sentence_split") != split_version:
+        dimension, stored_split = self._sentence_layout
+        if not dimension or stored_split != split_version:
             return {}  # none stored, or stored for another sentence split
         return self.store.sentence_vectors(chunk_ids, int(dimension))
+
+    @cached_property
+    def _sentence_layout(self) -> tuple[str | None, str | None]:
+        """(vector dimension, sentence split) of this generation: read once, not on every question."""
+        return self.store.get_meta("dimension"), self.store.get_meta("sentence_split")
 
     def chunk_ids_where(
         self, *, doc_ids: Sequence[str] | None = None, source_globs: Sequence[str] | None = None

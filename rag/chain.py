@@ -482,7 +482,7 @@ class AskChain:
             rerank_score = reranked.scores[order[0]]
         else:
             lap("rerank")
-        lap("order")  # the reranked candidates ordered with the evidence ranking (embeds their sentences)
+        lap("order")  # the reranked candidates ordered with the evidence ranking (their stored sentence vectors)
         passages = passages[:top_k]
         for_reader = reader_passages(passages, stored)
 
