@@ -39,6 +39,27 @@ def write_corpus(folder: Path, topics: dict[str, str] = TOPICS, repeat: int = 6)
     return paths
 
 
+class CountingEmbedder:
+    """The real embedder, noting the texts of every `embed` call (a question's too when `count_queries`: then
+    it is embedded each time, as with no query cache)."""
+
+    def __init__(self, inner, *, count_queries: bool = False) -> None:
+        self.inner = inner
+        self.count_queries = count_queries
+        self.calls: list[list[str]] = []
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    def embed(self, texts):
+        self.calls.append(list(texts))
+        return self.inner.embed(texts)
+
+    def embed_query(self, text: str):
+        return self.embed([text]).vectors[0] if self.count_queries else self.inner.embed_query(text)
+
+
 @pytest.fixture(scope="session")
 def embedder():
     from generators.embedder import SentenceEmbedder

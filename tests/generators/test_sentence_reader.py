@@ -3,6 +3,7 @@ from __future__ import annotations
 from generators.reading import ReaderPassage
 from generators.sentence_reader import SentenceReader, split_sentences
 from index.bm25 import analyze
+from tests.conftest import CountingEmbedder
 
 
 def test_split_sentences_gives_trimmed_spans_in_english_and_chinese():
@@ -43,17 +44,9 @@ def test_sentence_vectors_are_cached_and_the_cache_stays_bounded(embedder):
     from generators.sentence_reader import SentenceReader
     from index.bm25 import analyze
 
-    calls = []
-
-    class Counting:
-        def embed(self, texts):
-            calls.append(list(texts))
-            return embedder.embed(texts)
-
-        def embed_query(self, text):  # no query cache: each question is embedded
-            return self.embed([text]).vectors[0]
-
-    reader = SentenceReader(Counting(), analyze, cache_size=3)
+    counting = CountingEmbedder(embedder, count_queries=True)  # no query cache: each question is embedded
+    calls = counting.calls
+    reader = SentenceReader(counting, analyze, cache_size=3)
     passage = [ReaderPassage(1, "Tides follow the Moon closely. Bees dance to point at flowers.", 0)]
     first = reader.rank_sentences("What do bees do?", passage)
     second = reader.rank_sentences("What do bees do?", passage)
@@ -92,20 +85,12 @@ def test_the_code_block_a_sentence_introduces_is_found_right_after_it():
 
 
 def test_stored_sentence_vectors_are_used_instead_of_embedding(embedder):
-    calls = []
-
-    class Counting:
-        def embed(self, texts):
-            calls.append(list(texts))
-            return embedder.embed(texts)
-
-        def embed_query(self, text):
-            return embedder.embed_query(text)
-
+    counting = CountingEmbedder(embedder)
+    calls = counting.calls
     text = "## Bees\n\nTides follow the Moon closely. Bees dance to point at flowers."
     spans = split_sentences(text)
     stored = embedder.embed([text[a:b] for a, b in spans]).vectors
-    reader = SentenceReader(Counting(), analyze)
+    reader = SentenceReader(counting, analyze)
     with_stored = reader.rank_sentences("What do bees do?", [ReaderPassage(1, text, 0, stored)])
     assert calls == []  # every sentence came from the stored rows
     live = SentenceReader(embedder, analyze).rank_sentences("What do bees do?", [ReaderPassage(1, text, 0)])

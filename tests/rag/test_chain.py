@@ -11,6 +11,7 @@ from index.store import IndexStore
 from ingest.pipeline import IngestPipeline
 from rag.chain import NOT_FOUND, AbstentionThresholds, AskChain, order_by_rerank_and_evidence
 from rag.retriever import HybridRetriever, MetadataFilter, reciprocal_rank_fusion
+from tests.conftest import CountingEmbedder
 
 # A gate that lets on-topic questions through and stops off-topic ones on the tiny corpus.
 GATE = AbstentionThresholds(evidence={"*": 0.45})
@@ -508,20 +509,9 @@ def test_a_generated_answer_quotes_as_many_supporting_sentences_as_asked(index, 
 
 
 def test_the_chain_scores_sentences_with_the_vectors_stored_at_ingest(index, embedder):
-    embedded = []
-
-    class Counting:
-        dimension = embedder.dimension
-
-        def embed(self, texts):
-            embedded.extend(texts)
-            return embedder.embed(texts)
-
-        def embed_query(self, text):
-            return embedder.embed_query(text)
-
-    sentences = SentenceReader(Counting(), analyze)
+    counting = CountingEmbedder(embedder)
+    sentences = SentenceReader(counting, analyze)
     chain = AskChain(HybridRetriever(index, embedder), {"extractive": sentences}, sentences, thresholds=GATE)
     response = chain.run("What causes ocean tides?")
     assert response.answer and response.citations
-    assert embedded == []  # no passage sentence was embedded while answering
+    assert counting.calls == []  # no passage sentence was embedded while answering
