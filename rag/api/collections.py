@@ -104,23 +104,28 @@ class Collection:
                 raise MissingIndexError(self.index_dir)
             self.refresh()
 
+    # An index whose first ingest has not committed yet (its file exists, its tables do not) reads as empty,
+    # like one that does not exist at all.
     def stats(self) -> dict:
-        if not self.exists:
+        try:
+            with self.store.reader() as reader:
+                return reader.stats().to_dict()
+        except MissingIndexError:
             return {"documents": 0, "chunks": 0, "fingerprint": None}
-        with self.store.reader() as reader:
-            return reader.stats().to_dict()
 
     def documents(self, offset: int, limit: int) -> tuple[int, list[DocumentSummary]]:
-        if not self.exists:
+        try:
+            with self.chain() as chain:
+                return chain.retriever.reader.documents(offset=offset, limit=limit)
+        except MissingIndexError:
             return 0, []
-        with self.chain() as chain:
-            return chain.retriever.reader.documents(offset=offset, limit=limit)
 
     def document(self, doc_id: str) -> DocumentRecord | None:
-        if not self.exists:
+        try:
+            with self.chain() as chain:
+                return chain.retriever.reader.document(doc_id)
+        except MissingIndexError:
             return None
-        with self.chain() as chain:
-            return chain.retriever.reader.document(doc_id)
 
     def add(self, name: str, content: bytes) -> tuple[Path, IngestReport]:
         """Save an upload under a derived name and ingest it; readers switch when the commit is done."""
