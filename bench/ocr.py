@@ -12,6 +12,13 @@ from its text layer by pypdf.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/ocr.py --pages 5 --scan-dpi 300 --ocr-dpi 200
     HF_HUB_OFFLINE=1 .venv/bin/python bench/ocr.py --pages 5 --scan-dpi 150 --ocr-dpi 150 [--peer]
+
+Another engine with RapidOCR's API, e.g. rapidocrlite's bundled Indra models (not a dependency: see
+bench/RESULTS.md for why), put ahead of the installed `rapidocr` on the path:
+
+    .venv/bin/pip install --no-deps --pre --target /tmp/ocr-lite rapidocrlite==5.0.0a15
+    PYTHONPATH=/tmp/ocr-lite HF_HUB_OFFLINE=1 .venv/bin/python bench/ocr.py --pages 4 --scan-dpi 150 \
+        --ocr-dpi 150 --engine-params '{"Det.model_type": "lite", "Rec.model_type": "lite"}'
 """
 
 from __future__ import annotations
@@ -106,11 +113,14 @@ def cer(found: str, expected: str) -> float:
     return 1 - matched / max(len(b), 1)
 
 
-def ours(pdf: bytes, ocr_dpi: int) -> tuple[list[str], float]:
+def ours(pdf: bytes, ocr_dpi: int, engine_params: dict) -> tuple[list[str], float]:
     import ingest.loaders as loaders
-    from generators.ocr import shared_reader
+    from generators import ocr
 
-    shared_reader().warm_up()  # the engine loads once per process: not a per-page cost
+    if engine_params:  # the loader asks generators.ocr.shared_reader for its engine at each page
+        reader = ocr.ImageTextReader(engine_params=engine_params)
+        ocr.shared_reader = lambda: reader
+    ocr.shared_reader().warm_up()  # the engine loads once per process: not a per-page cost
     loaders.OCR_DPI = ocr_dpi
     started = time.perf_counter()
     doc = loaders.load_pdf(pdf)
@@ -138,6 +148,9 @@ def main() -> None:
     parser.add_argument("--scan-dpi", type=int, default=300)
     parser.add_argument("--ocr-dpi", type=int, default=200)
     parser.add_argument("--peer", action="store_true", help="also ocrmypdf + tesseract, when installed")
+    parser.add_argument("--engine-params", type=json.loads, default={},
+                        help='RapidOCR params as JSON, e.g. \'{"Det.model_type": "lite", "Rec.model_type": "lite"}\' '
+                             "with rapidocrlite on PYTHONPATH (see bench/RESULTS.md)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rows = []
@@ -146,7 +159,8 @@ def main() -> None:
         pages = set_pages(prose(folder, 40_000), args.pages, args.scan_dpi, chinese)
         pdf = image_pdf([image for image, _ in pages], args.scan_dpi)
         expected = [text for _, text in pages]
-        systems = {"rapidocr (ours)": ours(pdf, args.ocr_dpi)}
+        name = "rapidocr (ours)" + (f" {json.dumps(args.engine_params)}" if args.engine_params else "")
+        systems = {name: ours(pdf, args.ocr_dpi, args.engine_params)}
         if args.peer:
             result = peer(pdf, tesseract)
             if result is not None:

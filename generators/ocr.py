@@ -70,10 +70,14 @@ def join_rows(rows: list[list[OcrLine]]) -> str:
 
 
 class ImageTextReader:
-    """OCR of one image at a time (RapidOCR on onnxruntime); lines below `min_score` are left out."""
+    """OCR of one image at a time (RapidOCR on onnxruntime); lines below `min_score` are left out.
 
-    def __init__(self, *, min_score: float = 0.5) -> None:
+    `engine_params` go to RapidOCR as they are (its `params`), e.g. other model files.
+    """
+
+    def __init__(self, *, min_score: float = 0.5, engine_params: dict | None = None) -> None:
         self.min_score = min_score
+        self.engine_params = dict(engine_params or {})
         self._engine = None
         self._lock = threading.Lock()
 
@@ -88,7 +92,8 @@ class ImageTextReader:
             # RapidOCR logs every model file it opens at INFO; ours say what matters.
             logging.getLogger("RapidOCR").setLevel(logging.WARNING)
             # No angle classifier: document lines are upright, and it turned some of them upside down (garbage).
-            self._engine = RapidOCR(params={"Global.use_cls": False, "Global.log_level": "warning"})
+            self._engine = RapidOCR(params={"Global.use_cls": False, "Global.log_level": "warning",
+                                            **self.engine_params})
 
     def run(self, image: Image | np.ndarray) -> OcrResult:
         self.warm_up()

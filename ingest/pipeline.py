@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ from index.docstore import ChunkRecord, DocumentRecord
 from index.store import IndexStore, IndexWriter
 from ingest.chunking import Chunk, Chunker
 from ingest.discovery import DEFAULT_EXCLUDE, Discovery, discover
-from ingest.loaders import LoadedDocument, LoadError, load_bytes
+from ingest.loaders import LoadedDocument, LoadError, load_bytes, reporting_pages
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,10 @@ class IngestProgress:
     files_done: int
     files_total: int
     chunks_done: int
+    # While a paged document (PDF, TIFF) is being read: its path and how far the reading is.
+    reading: str | None = None
+    pages_done: int = 0
+    pages_total: int = 0
 
 
 ProgressCallback = Callable[[IngestProgress], None]
@@ -182,7 +187,8 @@ class IngestPipeline:
             with ThreadPoolExecutor(1, thread_name_prefix="ingest-embed") as background:
                 in_flight: _Group | None = None
                 for done, path in enumerate(found.files, start=1):
-                    item = self._prepare(writer, path, report)
+                    item = self._prepare(writer, path, report, on_page=partial(
+                        self._page_progress, done - 1, len(found.files), report, str(path)))
                     if item is not None:
                         pending.append(item)
                     if sum(len(p.chunks) for p in pending) >= self.embed_batch_chunks:
@@ -226,8 +232,17 @@ class IngestPipeline:
         if self.on_progress is not None:
             self.on_progress(IngestProgress(files_done, files_total, chunks_done))
 
-    def _prepare(self, writer: IndexWriter, path: Path, report: IngestReport) -> _Pending | None:
-        """Read, hash, load and chunk one file; None when it is unchanged or failed."""
+    def _page_progress(self, files_done: int, files_total: int, report: IngestReport, reading: str,
+                       pages_done: int, pages_total: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(IngestProgress(files_done, files_total, report.chunks_added, reading, pages_done,
+                                            pages_total))
+
+    def _prepare(self, writer: IndexWriter, path: Path, report: IngestReport, *,
+                 on_page: Callable[[int, int], None] | None = None) -> _Pending | None:
+        """Read, hash, load and chunk one file; None when it is unchanged or failed.
+
+        `on_page(done, total)` follows the reading of a paged document, page by page."""
         try:
             data = read_file(path, self.max_file_bytes)
             content_hash = hashlib.sha256(data).hexdigest()
@@ -235,7 +250,8 @@ class IngestPipeline:
             if writer.store.content_hash(doc_id) == content_hash:
                 report.skipped_unchanged += 1
                 return None
-            loaded = load_bytes(path, data)
+            with reporting_pages(on_page):
+                loaded = load_bytes(path, data)
             chunks = self.chunker.split(loaded)
             report.partial.extend(FailedFile(str(path), problem) for problem in loaded.problems)
         except LoadError as exc:

@@ -144,6 +144,7 @@ class _Prepared:
     embedded: int = 0  # texts this item ran through the model (a text shared within a batch counts once)
     skipped: bool = False
     failure: FailedFile | None = None
+    partial: list[FailedFile] = field(default_factory=list)  # pages or parts that could not be read
 
 
 class _LedgerView:
@@ -213,7 +214,8 @@ class _IngestWorker:
         path = Path(str(path))
         ledger = _LedgerView({document_id(path): str(known)} if known else {})
         pending = self.engine._prepare(ledger, path, report)  # type: ignore[arg-type]
-        return _Prepared(pending, skipped=bool(report.skipped_unchanged), failure=next(iter(report.failed), None))
+        return _Prepared(pending, skipped=bool(report.skipped_unchanged), failure=next(iter(report.failed), None),
+                         partial=report.partial)
 
     def _prepare_stored(self, record) -> _Prepared:
         loaded = LoadedDocument.from_stored(record.text, record.kind, record.title, record.structure)
@@ -377,6 +379,7 @@ class RayIngestPipeline(IngestPipeline):
         """Stage one document as the local engine does; returns chunks staged."""
         if item.failure is not None:
             report.failed.append(item.failure)
+        report.partial.extend(item.partial)
         report.skipped_unchanged += int(item.skipped)
         if item.pending is None:
             return 0

@@ -89,6 +89,8 @@ class _RateColumn(ProgressColumn):
         self.chunks = 0
 
     def render(self, task) -> Text:
+        if task.fields.get("unit") != "files":
+            return Text("")
         elapsed = max(time.perf_counter() - self.started, 1e-6)
         return Text(f"{task.completed / elapsed:.1f} files/s {self.chunks / elapsed:.1f} chunks/s")
 
@@ -153,15 +155,22 @@ def ingest(
     started = time.perf_counter()
     rate = _RateColumn(started)
     progress = Progress(
-        TextColumn("ingesting"), BarColumn(bar_width=24), MofNCompleteColumn(), TextColumn("files"), rate,
-        TimeElapsedColumn(),
+        TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+        TextColumn("{task.fields[unit]}"), rate, TimeElapsedColumn(),
         console=err, disable=not err.is_terminal, transient=False,
     )
-    task = progress.add_task("ingest", total=None)
+    task = progress.add_task("ingesting", total=None, unit="files")
+    # A second bar while a long PDF or a scanned TIFF is read (OCR can take seconds a page).
+    pages = progress.add_task("", total=None, unit="pages", visible=False)
 
     def on_progress(update) -> None:
         rate.chunks = update.chunks_done
         progress.update(task, completed=update.files_done, total=update.files_total)
+        if update.reading is not None and update.pages_total > 1:
+            progress.update(pages, description=f"  {Path(update.reading).name}", completed=update.pages_done,
+                            total=update.pages_total, visible=update.pages_done < update.pages_total)
+        elif update.reading is None:
+            progress.update(pages, visible=False)
 
     with _user_errors(), progress:
         store = build_store(settings, index)

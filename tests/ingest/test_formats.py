@@ -8,7 +8,16 @@ import zipfile
 import pytest
 
 from ingest.chunking import Chunker
-from ingest.loaders import LoadError, load_bytes, load_csv, load_docx, load_pdf, markdown_table
+from ingest.loaders import (
+    LoadError,
+    pdf_pages_with_paths,
+    load_bytes,
+    load_csv,
+    load_docx,
+    load_pdf,
+    markdown_table,
+    reporting_pages,
+)
 from pathlib import Path
 
 
@@ -139,12 +148,15 @@ def test_docx_tables_are_markdown_tables():
     assert "| Day | Hours |\n|---|---|\n| Monday | 9-17 |" in doc.text
 
 
-def test_pdf_ruled_tables_become_markdown_tables():
+def test_pdf_ruled_tables_become_markdown_tables_on_their_page():
     from fpdf import FPDF
 
     pdf = FPDF()
-    pdf.add_page()
     pdf.set_font("Helvetica", size=12)
+    for number in (1, 2):
+        pdf.add_page()
+        pdf.multi_cell(0, 10, f"Page {number} is plain prose about shipping.")
+    pdf.add_page()
     pdf.cell(0, 10, "Shipping rates by zone", new_x="LMARGIN", new_y="NEXT")
     with pdf.table() as table:
         for values in [["Zone", "Rate"], ["North", "4.20 EUR"], ["South", "5.10 EUR"]]:
@@ -152,10 +164,17 @@ def test_pdf_ruled_tables_become_markdown_tables():
             for value in values:
                 row.cell(value)
     pdf.cell(0, 10, "Rates change every January.", new_x="LMARGIN", new_y="NEXT")
-    doc = load_pdf(bytes(pdf.output()))
-    assert "| Zone | Rate |\n|---|---|\n| North | 4.20 EUR |\n| South | 5.10 EUR |" in doc.text
-    assert doc.text.index("Shipping rates") < doc.text.index("| Zone") < doc.text.index("Rates change")
-    assert [p.page for p in doc.pages] == [1]
+    data = bytes(pdf.output())
+
+    assert pdf_pages_with_paths(data, 3) == [3]  # where the table finder looks: the page that draws lines
+    pages_read = []
+    with reporting_pages(lambda done, total: pages_read.append((done, total))):
+        doc = load_pdf(data)
+    third = doc.text[doc.pages[2].start : doc.pages[2].end]
+    assert "| Zone | Rate |\n|---|---|\n| North | 4.20 EUR |\n| South | 5.10 EUR |" in third
+    assert third.index("Shipping rates") < third.index("| Zone") < third.index("Rates change")
+    assert [p.page for p in doc.pages] == [1, 2, 3]
+    assert pages_read == [(1, 3), (2, 3), (3, 3)]
 
 
 def zip_bomb(inner_name: str) -> bytes:

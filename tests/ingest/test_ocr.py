@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from generators.ocr import OcrLine, join_rows, reading_order
-from ingest.loaders import LoadError, load_bytes, load_pdf, text_layer_is_usable
+from ingest.loaders import LoadError, load_bytes, load_pdf, reporting_pages, text_layer_is_usable
 
 ENGLISH = ["Scanned invoice 2291", "The total due is 1,234.50 EUR.", "Payment is due within 30 days."]
 CHINESE = ["扫描的发票", "应付总额为一千二百元。", "请在三十天内付款。"]
@@ -115,9 +115,14 @@ def test_images_are_documents_and_tiff_frames_are_pages():
 
     tiff = io.BytesIO()
     page_image(ENGLISH[:1]).save(tiff, "TIFF", save_all=True, append_images=[page_image(ENGLISH[1:2])])
-    doc = load_bytes(Path("scan.tiff"), tiff.getvalue())
+    pages_read = []
+    with reporting_pages(lambda done, total: pages_read.append((done, total))):
+        doc = load_bytes(Path("scan.tiff"), tiff.getvalue())
     assert [p.page for p in doc.pages] == [1, 2]
-    assert "1,234.50" in doc.text[doc.pages[1].start : doc.pages[1].end]
+    first, second = (doc.text[p.start : p.end] for p in doc.pages)
+    assert "invoice 2291" in first and "1,234.50" not in first  # each frame's own text, not the last frame twice
+    assert "1,234.50" in second
+    assert pages_read == [(1, 2), (2, 2)]
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from index.store import IndexStore
 from ingest.chunking import Chunker, indexed_text
 from ingest.pipeline import IngestPipeline
 from tests.conftest import write_corpus
+from tests.ingest.test_loaders import make_pdf
 
 
 def make_pipeline(index_dir: Path, embedder, chunker, **kwargs) -> IngestPipeline:
@@ -133,6 +134,18 @@ def test_bad_files_are_reported_and_the_rest_goes_in(tmp_path, corpus, embedder,
     state = index_state(tmp_path / "idx")
     latin = [text for (src, _), (_, _, text) in state.items() if src.endswith("latin1.txt")]
     assert latin and "café était très naïf" in latin[0]
+
+
+def test_progress_follows_the_pages_of_a_long_document(tmp_path, embedder, chunker):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nShort note.")
+    (folder / "report.pdf").write_bytes(make_pdf([f"Chapter {n} of the annual report." for n in range(1, 5)]))
+    progress = []
+    make_pipeline(tmp_path / "idx", embedder, chunker, on_progress=progress.append).run([folder])
+    reading = [(Path(p.reading).name, p.pages_done, p.pages_total, p.files_done) for p in progress if p.reading]
+    assert reading == [("report.pdf", n, 4, 1) for n in range(1, 5)]  # while the second of two files is read
+    assert (progress[-1].files_done, progress[-1].files_total, progress[-1].reading) == (2, 2, None)
 
 
 def test_a_previously_good_file_that_breaks_keeps_its_last_version(tmp_path, corpus, embedder, chunker):

@@ -20,6 +20,7 @@ from index.store import IndexStore, IndexWriter
 from ingest.chunking import Chunker
 from ingest.pipeline import IngestPipeline
 from ingest.ray_engine import INSTALL_HINT, RayIngestPipeline, ray_session
+from tests.ingest.test_loaders import make_pdf
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 pytest.importorskip("ray.data", reason="the ray engine needs the optional extra: pip install 'rag-service[ray]'")
@@ -75,6 +76,7 @@ def no_embedding_here(*args, **kwargs):
 def test_the_ray_engine_indexes_what_the_local_engine_does(tmp_path, corpus, embedder, chunker, ray_local, monkeypatch):
     (corpus / "broken.pdf").write_bytes(b"%PDF-1.4\n" + bytes(range(256)) * 8)
     (corpus / "empty.md").write_text("")
+    (corpus / "half-blank.pdf").write_bytes(make_pdf(["A page with text on it.", ""]))  # page 2: nothing to read
     local = local_run(tmp_path / "local", embedder, chunker, corpus)
     progress = []
     with monkeypatch.context() as patch:
@@ -83,10 +85,13 @@ def test_the_ray_engine_indexes_what_the_local_engine_does(tmp_path, corpus, emb
 
     assert set(failed_names(remote)) == {"broken.pdf", "empty.md"}  # reported, and the rest went in
     assert failed_names(remote) == failed_names(local)
+    assert [(Path(f.path).name, f.error) for f in remote.partial] == [
+        (Path(f.path).name, f.error) for f in local.partial] == [
+        ("half-blank.pdf", "page 2: no text layer and OCR found no text")]
     for name in ("files_seen", "ingested", "skipped_unchanged", "chunks_added", "chunks_deleted", "chunks_embedded"):
         assert getattr(remote, name) == getattr(local, name), name
-    assert remote.ingested == 8 and remote.chunks_embedded == remote.chunks_added > 8
-    assert [(p.files_done, p.files_total) for p in progress][-1] == (10, 10)
+    assert remote.ingested == 9 and remote.chunks_embedded == remote.chunks_added > 9
+    assert [(p.files_done, p.files_total) for p in progress][-1] == (11, 11)
     assert progress[-1].chunks_done == remote.chunks_added
     assert_same_index(contents(tmp_path / "ray"), contents(tmp_path / "local"))
     with IndexStore(tmp_path / "ray").reader() as a, IndexStore(tmp_path / "local").reader() as b:
