@@ -321,15 +321,54 @@ def trim_passages(question: str, passages: Sequence[ReaderPassage], budget: int,
     rendered: list[str] = []
     for rank in sorted(chosen):
         passage = passages[rank]
+        segments = _segments(passage.text)
+        orders = _with_table_headers(passage.text, segments, {order for order, _ in chosen[rank]})
         pieces, last_order = [], None
-        for order, (start, end) in sorted(chosen[rank]):
+        if _is_table_row(passage.text[slice(*segments[min(orders)])]) and not _TABLE_RULE.search(
+                passage.text[segments[0][0]:segments[min(orders)][1]]) and passage.table_header:
+            pieces.append(passage.table_header)  # rows of a table whose header is in an earlier chunk
+        for order in sorted(orders):
             if last_order is not None and order != last_order + 1:
                 pieces.append("…")
-            pieces.append(passage.text[start:end])
+            pieces.append(passage.text[slice(*segments[order])])
             last_order = order
         kept.append(passage)
-        rendered.append(" ".join(pieces) if not any(_FENCE in p for p in pieces) else "\n".join(pieces))
+        rendered.append(_join_pieces(pieces))
     return kept, rendered
+
+
+_TABLE_RULE = re.compile(r"(?m)^\|(?:[ \t]*:?-+:?[ \t]*\|)+[ \t]*$")
+
+
+def _is_table_row(segment: str) -> bool:
+    return segment.startswith("|") and segment.rstrip().endswith("|")
+
+
+def _with_table_headers(text: str, segments: list[tuple[int, int]], orders: set[int]) -> set[int]:
+    """`orders` plus the header and rule rows of every table one of whose rows is kept: a row means nothing to a
+    reader without the column names."""
+    wanted = set(orders)
+    for order in orders:
+        if not _is_table_row(text[slice(*segments[order])]):
+            continue
+        row = order
+        while row > 0 and _is_table_row(text[slice(*segments[row - 1])]):
+            row -= 1  # up to the table's first row
+        if row + 1 < len(segments) and _TABLE_RULE.fullmatch(text[slice(*segments[row + 1])].strip()):
+            wanted.update((row, row + 1))
+    return wanted
+
+
+def _join_pieces(pieces: list[str]) -> str:
+    """Sentences joined by a space; with a code block, every piece on its own line; table rows on theirs."""
+    if any(_FENCE in piece for piece in pieces):
+        return "\n".join(pieces)
+    out = ""
+    for piece in pieces:
+        if out:
+            out += "\n" if piece.startswith("|") or out.endswith("|") else " "
+        out += piece
+    return out
 
 
 def claim_support(claim: str, held: set[str], asked: set[str] = frozenset()) -> float | None:

@@ -25,6 +25,8 @@ class ReaderPassage:
     offset: int  # start of `text` in the document text
     # Vectors of `text`'s sentences computed at ingest (one row per `split_sentences` span), if the index has them.
     sentence_vectors: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # The header and rule rows of the Markdown table that `text` continues (a table split across chunks).
+    table_header: str | None = None
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,15 @@ def reader_passages(passages: Sequence[RetrievedPassage],
     """What readers and the evidence scorer take of retrieved passages (key = chunk id), with the sentence
     vectors the index stored for them when given."""
     stored = sentence_vectors or {}
-    return [ReaderPassage(p.chunk_id, p.text, p.start, stored.get(p.chunk_id)) for p in passages]
+    return [ReaderPassage(p.chunk_id, p.text, p.start, stored.get(p.chunk_id), table_header(p.heading))
+            for p in passages]
+
+
+def table_header(heading: str | None) -> str | None:
+    """The table rows of a chunk's heading path: the chunker puts a table's header there for the parts after
+    its first (ingest.chunking)."""
+    rows = [line for line in (heading or "").split("\n") if line.startswith("|")]
+    return "\n".join(rows) if rows else None
 
 
 def best_sentence_scores(sentences: Sequence[ReaderSpan]) -> dict[int, float]:

@@ -309,6 +309,28 @@ def test_context_budget_keeps_the_sentences_that_share_the_question_words():
 
 
 
+TABLE = ("Shipping rates by zone. Rates change every January.\n\n| Zone | Rate | Days |\n|---|---|---|\n"
+         "| North | 4.20 EUR | 2 |\n| South | 5.10 EUR | 3 |\n| East | 6.00 EUR | 4 |")
+
+
+@pytest.mark.parametrize("budget", [60, 1000])
+def test_table_rows_reach_the_model_as_rows_under_their_header(budget):
+    reader = GenerativeReader(ScriptedGenerator("5.10 EUR [1]."), max_context_chars=budget)
+    user = reader.build_prompt("How much is shipping to the South zone?", [ReaderPassage(0, TABLE, 0)]).messages[-1][
+        "content"]
+    assert "| Zone | Rate | Days |\n|---|---|---|\n" in user  # the column names, on their own lines
+    if budget == 1000:
+        assert "|---|---|---|\n| North | 4.20 EUR | 2 |\n| South | 5.10 EUR | 3 |\n" in user
+
+
+def test_rows_of_a_table_continued_from_an_earlier_chunk_get_its_header():
+    rows = TABLE[TABLE.index("| South") :]
+    continued = ReaderPassage(0, rows, 0, table_header="| Zone | Rate | Days |\n|---|---|---|")
+    reader = GenerativeReader(ScriptedGenerator("5.10 EUR [1]."))
+    user = reader.build_prompt("How much is shipping to the South zone?", [continued]).messages[-1]["content"]
+    assert "[1] | Zone | Rate | Days |\n|---|---|---|\n| South | 5.10 EUR | 3 |\n| East | 6.00 EUR | 4 |" in user
+
+
 def test_a_the_passage_states_preamble_is_cut():
     assert read("The passage states that Paris is the capital of France [1].").answer == \
         "Paris is the capital of France [1]."

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from generators.qa_reader import ExtractiveReader
@@ -515,3 +517,22 @@ def test_the_chain_scores_sentences_with_the_vectors_stored_at_ingest(index, emb
     response = chain.run("What causes ocean tides?")
     assert response.answer and response.citations
     assert counting.calls == []  # no passage sentence was embedded while answering
+
+
+def test_readers_get_the_header_of_a_table_continued_from_an_earlier_chunk():
+    from ingest.chunking import Chunker
+    from ingest.loaders import load_bytes
+    from rag.chain import reader_passages
+    from rag.retriever import RetrievedPassage
+
+    rows = "\n".join(f"| region-{n} | {n}.50 EUR | shipped in {n % 5 + 1} days by courier |" for n in range(60))
+    text = f"# Rates\n\n| Region | Price | Delivery |\n|---|---|---|\n{rows}\n"
+    doc = load_bytes(Path("rates.md"), text.encode())
+    chunks = Chunker(lambda t: len(t.split()), chunk_tokens=120, overlap_tokens=0).split(doc)  # words as tokens
+    later = [c for c in chunks if c.text.startswith("| region-")]
+    assert later, "the table was not split across chunks"
+    retrieved = [RetrievedPassage(c.seq, "d", "rates.md", None, c.heading, None, c.start, c.end, c.text, 1.0, 1, 1)
+                 for c in (chunks[0], later[-1])]
+    first, continued = reader_passages(retrieved)
+    assert first.table_header is None  # its own text starts with the header
+    assert continued.table_header == "| Region | Price | Delivery |\n|---|---|---|"
