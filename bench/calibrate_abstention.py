@@ -31,6 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+AGREEMENT_WINDOW = 5  # top passages looked at for the agreement signal
+
+
 def threshold_for_recall(answerable: np.ndarray, min_answered: float) -> float:
     """The highest threshold that keeps at least `min_answered` of the answerable questions answered."""
     ordered = np.sort(answerable)
@@ -91,13 +94,20 @@ def main() -> None:
         retriever = build_retriever(settings, index, embedder)
         evidence = SentenceReader(embedder, analyze)
 
-        def score(question: str) -> float:
-            passages = retriever.run(question, top_k=settings.top_k).passages
+        def score(question: str) -> tuple[float, int]:
+            """(best sentence score, how many of the top `AGREEMENT_WINDOW` passages share the first's article)."""
+            found = retriever.run(question, top_k=max(settings.top_k, AGREEMENT_WINDOW)).passages
+            passages = found[: settings.top_k]
             reader_passages = [ReaderPassage(p.chunk_id, p.text, p.start) for p in passages]
-            return evidence.run(question, reader_passages).confidence
+            articles = [Path(p.source).name[:4] for p in found[:AGREEMENT_WINDOW]]  # AAAA-PPP.txt
+            return evidence.run(question, reader_passages).confidence, articles.count(articles[0]) if articles else 0
 
-        yes = np.array([score(q.question) for q in answerable])
-        no = np.array([score(q.question) for q in unanswerable])
+        yes_scored = [score(q.question) for q in answerable]
+        no_scored = [score(q.question) for q in unanswerable]
+        yes = np.array([s for s, _ in yes_scored])
+        no = np.array([s for s, _ in no_scored])
+        yes_agree = np.array([a for _, a in yes_scored])
+        no_agree = np.array([a for _, a in no_scored])
     balanced_threshold, balanced = choose_threshold(yes, no)
     threshold = threshold_for_recall(yes, args.min_answered)
     print(f"{args.squad.name}: {report.ingested} paragraphs of {n} articles ingested ({report.chunks_added} chunks); "
@@ -111,6 +121,15 @@ def main() -> None:
         mark = " (chosen)" if t == round(threshold, 3) else " (best balanced accuracy)" if t == round(balanced_threshold, 3) else ""
         print(f"| {t:.3f}{mark} | {(yes >= t).mean():.3f} | {(no < t).mean():.3f} | "
               f"{((yes >= t).mean() + (no < t).mean()) / 2:.3f} |")
+    print(f"\nPassing also when the sentence score is within a margin of {threshold:.3f} and at least k of the top "
+          f"{AGREEMENT_WINDOW} passages come from the top passage's article (the retrieval agrees on one document):")
+    print("| margin | k | answerable answered (was) | unanswerable abstained (was) |\n|---|---|---|---|")
+    for margin in (0.02, 0.04, 0.06):
+        for k in (3, 4):
+            def passes(scores, agree, margin=margin, k=k):  # noqa: ANN001, ANN202
+                return (scores >= threshold) | ((scores >= threshold - margin) & (agree >= k))
+            print(f"| {margin:.2f} | {k} | {passes(yes, yes_agree).mean():.3f} ({(yes >= threshold).mean():.3f}) | "
+                  f"{1 - passes(no, no_agree).mean():.3f} ({(no < threshold).mean():.3f}) |")
     print(f"\nRAG_ABSTAIN_EVIDENCE[{args.language!r}] = {threshold:.3f}: answers {(yes >= threshold).mean():.1%} of "
           f"answerable questions, abstains on {(no < threshold).mean():.1%} of unanswerable ones "
           f"(best balanced accuracy {balanced:.3f} at {balanced_threshold:.3f})")
@@ -121,6 +140,7 @@ def main() -> None:
             "balanced_threshold": balanced_threshold, "balanced_accuracy": balanced,
             "answerable_answered": float((yes >= threshold).mean()), "unanswerable_abstained": float((no < threshold).mean()),
             "articles": n, "seed": args.seed, "answerable_scores": yes.tolist(), "unanswerable_scores": no.tolist(),
+            "answerable_agreement": yes_agree.tolist(), "unanswerable_agreement": no_agree.tolist(),
         }, indent=1))
 
 

@@ -404,7 +404,7 @@ class SupportGate:
     """
 
     def __init__(self, passages: Sequence[ReaderPassage], min_support: float, *, question: str = "",
-                 grounded_names: bool = False, novel_support: bool = False) -> None:
+                 grounded_names: bool = False, novel_support: bool = False, cite_unmarked: bool = False) -> None:
         self.passages = list(passages)
         self._terms = [passage_terms(p.text) for p in self.passages]  # once, not per answer sentence
         self.min_support = min_support
@@ -414,6 +414,8 @@ class SupportGate:
         self._known = self._asked.union(*self._terms)
         # Support judged on the words a segment adds to the question (see `claim_support`).
         self.novel_support = novel_support
+        # A supported sentence the model left without a marker gets one for the passage that best supports it.
+        self.cite_unmarked = cite_unmarked
         self.dropped: list[str] = []
         self.kept_claims = 0
         self.declined = False  # the model gave the fixed "not in the passages" reply (held back, never streamed)
@@ -500,9 +502,25 @@ class SupportGate:
             self._held.append((segment, lead_in))
             return ""
         self.kept_claims += 1
+        if self.cite_unmarked and not numbers and _FENCE not in segment:
+            segment = self._with_marker(segment, text)
         out = "".join(held for held, _ in self._held) + segment
         self._held = []
         return out
+
+    def _with_marker(self, segment: str, text: str) -> str:
+        """`segment` citing `[n]`, the passage that alone supports it best (none reaching `min_support`: as it is),
+        the marker before its closing punctuation."""
+        supports = [claim_support(text, terms, self._asked if self.novel_support else frozenset()) or 0.0
+                    for terms in self._terms]
+        best = max(range(len(supports)), key=lambda i: (supports[i], -i), default=None)
+        if best is None or supports[best] < self.min_support:
+            return segment
+        body = segment.rstrip()
+        if body.count("[") > body.count("]"):  # "Paris [a": a cut-off bracket, maybe the start of a marker
+            return segment
+        end = len(body) - 1 if body.endswith((".", "!", "?", "。", "！", "？")) else len(body)
+        return f"{body[:end]} [{best + 1}]{body[end:]}{segment[len(body):]}"
 
 
 # "The passage states that X": small models open with it whatever the prompt says; the answer is X.
@@ -563,6 +581,7 @@ class GenerativeReader:
         min_support: float = 0.5,
         grounded_names: bool = False,
         retry_top_passage: bool = False,
+        cite_unmarked: bool = True,
         system_prompt: str = SYSTEM_PROMPT,
     ) -> None:
         self.generator = generator
@@ -577,6 +596,8 @@ class GenerativeReader:
         # A small model handed several passages often declines although the first one answers: when an answer
         # comes out empty (declined, or nothing supported), ask once more with the top passage alone.
         self.retry_top_passage = retry_top_passage
+        # Small models often leave a sentence without its [n]: it gets the passage that supports it (SupportGate).
+        self.cite_unmarked = cite_unmarked
         self.system_prompt = system_prompt
 
     def warm_up(self) -> GenerativeReader:
@@ -693,7 +714,7 @@ class GenerativeReader:
         """Raw text → the support gate (unsupported segments dropped) → the citation rewriter → deltas. `strict`
         (a second try, the model pressed to answer) judges support on what a sentence adds to the question."""
         gate = SupportGate(prompt.passages, self.min_support, question=question, grounded_names=self.grounded_names,
-                           novel_support=strict)
+                           novel_support=strict, cite_unmarked=self.cite_unmarked)
         rewriter = CitationRewriter(len(prompt.passages))
         emitted: list[str] = []
         for piece in itertools.chain(pieces, [None]):  # None: the end, flush the gate and the rewriter

@@ -77,6 +77,11 @@ class AbstentionThresholds:
     # A heading of the passages this close to the question passes the gate even when no sentence does
     # (FAQ-style docs put the question in a heading); None: headings are not consulted.
     heading: float | None = None
+    # Within this margin below the evidence threshold, a question still passes when the retrieval agrees on one
+    # document: at least `agreement` of the first `AGREEMENT_WINDOW` ordered passages come from the top passage's
+    # document (a page covering the question, phrased unlike any one sentence of it). None: never.
+    agreement_margin: float | None = None
+    agreement: int = 4
     # A generator that declines ("not in the passages") or writes nothing they support is overruled when the best
     # supporting sentence scores at least this much above the language's evidence threshold: the documents' own
     # sentences are quoted instead. None: never.
@@ -84,6 +89,16 @@ class AbstentionThresholds:
 
     def evidence_for(self, language: str) -> float:
         return self.evidence.get(language, self.evidence.get("*", 0.0))
+
+    def agreement_passes(self, language: str, confidence: float, passages: Sequence[RetrievedPassage]) -> bool:
+        """Does a question whose best sentence falls short pass on the retrieval's agreement (see above)?"""
+        if self.agreement_margin is None or not passages or confidence < self.evidence_for(language) - self.agreement_margin:
+            return False
+        window = passages[:AGREEMENT_WINDOW]
+        return sum(p.doc_id == window[0].doc_id for p in window) >= self.agreement
+
+
+AGREEMENT_WINDOW = 5
 
 
 @dataclass
@@ -466,7 +481,9 @@ class AskChain:
         if self.reranker is not None and not reranks:
             notes.append(f"the reranker serves {', '.join(sorted(self.rerank_languages or ()))}, not {language}: "
                          "passages are in retrieval order")
-        depth = max(top_k, self.rerank_depth) if reranks else top_k
+        # Retrieval also fetches the passages the agreement signal looks at (AbstentionThresholds.agreement_passes).
+        depth = max(top_k, self.rerank_depth if reranks else 0,
+                    AGREEMENT_WINDOW if self.thresholds.agreement_margin is not None else 0)
         passages = self.retriever.run(query, top_k=depth, filters=filters).passages
         stored = self.retriever.sentence_vectors([p.chunk_id for p in passages])
         lap("retrieve")
@@ -491,6 +508,7 @@ class AskChain:
         else:
             lap("rerank")
         lap("order")  # the reranked candidates ordered with the evidence ranking (their stored sentence vectors)
+        ordered = passages  # all the candidates in the chain's order: the agreement signal looks at the first few
         passages = passages[:top_k]
         for_reader = reader_passages(passages, stored)
 
@@ -505,12 +523,14 @@ class AskChain:
         heading = (self.evidence.best_heading_score(query, for_reader)
                    if not sentence_passes and passages and self.thresholds.heading is not None and embedder_serves
                    else None)
-        signals = {"sentence": evidence.confidence, "heading": heading, "rerank": rerank_score}
+        agreed = not sentence_passes and self.thresholds.agreement_passes(language, evidence.confidence, ordered)
+        signals = {"sentence": evidence.confidence, "heading": heading, "rerank": rerank_score,
+                   "agreement": float(agreed)}
         lap("evidence")
         reason = None
         if not passages:
             reason = "no passage matched the question" + (" and the filters" if filters and not filters.is_empty else "")
-        elif not sentence_passes and (heading is None or heading < self.thresholds.heading):
+        elif not sentence_passes and not agreed and (heading is None or heading < self.thresholds.heading):
             reason = (f"best supporting sentence scored {evidence.confidence:.3f}, below the "
                       f"{language} threshold {self.thresholds.evidence_for(language):.3f}")
         elif rerank_score is not None and rerank_score < self.thresholds.rerank:

@@ -197,6 +197,7 @@ def build_chain(settings: Settings, index: IndexReader, embedder: SentenceEmbedd
         thresholds=AbstentionThresholds(
             evidence=settings.abstain_evidence, span=settings.abstain_span, rerank=settings.abstain_rerank,
             heading=settings.abstain_heading, overrule_margin=settings.abstain_overrule_margin,
+            agreement_margin=settings.abstain_agreement_margin, agreement=settings.abstain_agreement,
         ),
         default_mode=settings.default_mode if settings.default_mode in models.readers else "extractive",
         extractive_languages=settings.reader_languages,

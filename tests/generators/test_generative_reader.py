@@ -64,8 +64,8 @@ def gated(gate, reply: str, piece_chars: int) -> str:  # noqa: ANN001
     return "".join(gate.feed(reply[i : i + piece_chars]) for i in range(0, len(reply), piece_chars)) + gate.finish()
 
 
-def read(reply: str, document: str = DOCUMENT) -> ReaderResult:
-    reader = GenerativeReader(ScriptedGenerator(reply))
+def read(reply: str, document: str = DOCUMENT, **options) -> ReaderResult:
+    reader = GenerativeReader(ScriptedGenerator(reply), **options)
     result = reader.run("What is the capital?", passages_of(document))
     for span in result.spans:
         assert document[span.start : span.end] == span.text  # citations are exact document spans
@@ -104,9 +104,16 @@ def test_only_out_of_range_citations_fall_back_to_word_overlap():
     assert any("inferred" in note for note in result.notes)
 
 
+def test_a_supported_sentence_without_a_marker_cites_the_passage_that_supports_it():
+    result = read("Paris is the capital of France. Berlin is the capital of Germany [2].")
+    assert result.answer == "Paris is the capital of France [1]. Berlin is the capital of Germany [2]."
+    assert [span.text for span in result.spans] == ["Paris is the capital of France.", "Berlin is the capital of Germany."]
+    assert not any("inferred" in note for note in result.notes)
+
+
 def test_no_citation_is_said_and_the_best_overlapping_passage_is_inferred():
-    cited = read("Paris is the capital of France [1].")
-    result = read("Paris is the capital of France.")
+    cited = read("Paris is the capital of France [1].", cite_unmarked=False)
+    result = read("Paris is the capital of France.", cite_unmarked=False)
     assert result.answer == "Paris is the capital of France."
     assert [span.text for span in result.spans] == ["Paris is the capital of France."]
     assert any("cites no passage" in note and "inferred" in note for note in result.notes)

@@ -331,6 +331,35 @@ def test_a_heading_that_restates_the_question_opens_the_gate(tmp_path, embedder,
         assert opened.trace("How do volcanoes form under the ocean?").response.abstained
 
 
+def test_a_question_just_below_the_threshold_passes_when_the_top_passages_agree_on_one_document(tmp_path, embedder,
+                                                                                                chunker):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "proxy.md").write_text("# Behind a proxy\n\n" + "\n\n".join(
+        f"## Setting {n}\n\nThe proxy setting number {n} controls forwarded headers for redirects." for n in range(6)))
+    for n, topic in enumerate(["tides", "volcanoes", "glaciers", "deserts", "rivers"]):
+        (docs / f"{topic}.md").write_text(f"# {topic.title()}\n\nA short note {n} about {topic} and redirects.")
+    IngestPipeline(IndexStore(tmp_path / "idx"), embedder, chunker).run([docs])
+    question = "How do the proxy settings change forwarded headers for redirects?"
+    with IndexStore(tmp_path / "idx").reader() as index:
+        sentences = SentenceReader(embedder, analyze)
+
+        def trace(**thresholds):  # noqa: ANN003, ANN202
+            chain = AskChain(HybridRetriever(index, embedder), {"extractive": sentences}, sentences,
+                             thresholds=AbstentionThresholds(**thresholds))
+            return chain.trace(question, top_k=2)
+
+        score = trace(evidence={"*": 0.0}).signals["sentence"]
+        assert [p.source.endswith("proxy.md") for p in trace(evidence={"*": 0.0}).passages] == [True, True]
+        just_above = {"*": score + 0.01}  # the best sentence falls short by 0.01
+        assert trace(evidence=just_above).response.abstained
+        agreed = trace(evidence=just_above, agreement_margin=0.02, agreement=4)
+        assert not agreed.response.abstained and agreed.signals["agreement"] == 1.0
+        assert trace(evidence={"*": score + 0.05}, agreement_margin=0.02, agreement=4).response.abstained  # too far
+        # The same margin without agreement: the top five passages never hold six of one document's chunks.
+        assert trace(evidence=just_above, agreement_margin=0.02, agreement=6).response.abstained
+
+
 class _ScriptedGenerator:
     model_name = "scripted"
 
