@@ -35,6 +35,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common.fusion import reciprocal_rank_fusion  # noqa: E402
+from common.language import CJK_CHARS  # noqa: E402
+
 
 def load(path: Path, articles: int | None, seed: int = 7) -> tuple[list[str], list[tuple[str, int]]]:
     data = json.loads(path.read_text(encoding="utf-8"))["data"]
@@ -51,11 +54,7 @@ def load(path: Path, articles: int | None, seed: int = 7) -> tuple[list[str], li
 
 
 def fuse(rankings: list[list[int]], weights: list[float], k: int) -> list[int]:
-    scores: dict[int, float] = {}
-    for ranking, weight in zip(rankings, weights):
-        for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
-    return sorted(scores, key=lambda i: (-scores[i], i))
+    return [item for item, _ in reciprocal_rank_fusion(rankings, weights, k)]
 
 
 def bm25_rankings(paragraphs: list[str], questions: list[str], analyzer, k1: float, b: float) -> list[list[int]]:
@@ -105,7 +104,7 @@ def fusion(args) -> None:
 def chinese_bm25(args) -> None:
     from index.bm25 import _jieba, _stopwords, analyze
 
-    cjk_run = re.compile(r"[\u4e00-\u9fff]+")
+    cjk_run = re.compile(f"[{CJK_CHARS}]+")
 
     def bigrams(text: str) -> list[str]:
         out = []

@@ -55,8 +55,8 @@ def main() -> None:
     configs = {
         "dense": HybridRetriever(reader, embedder, bm25_weight=0.0),
         "bm25": HybridRetriever(reader, embedder, dense_weight=0.0),
-        "hybrid (RRF 1:1, k 60)": HybridRetriever(reader, embedder),
-        "hybrid, language-aware (RRF 1:1, k 60)": HybridRetriever(reader, embedder,
+        "hybrid (RRF 1:1, k 60)": HybridRetriever(reader, embedder, dense_weight=1.0, rrf_k=60),
+        "hybrid, language-aware (RRF 1:1, k 60)": HybridRetriever(reader, embedder, dense_weight=1.0, rrf_k=60,
                                                                   dense_languages=settings.embedder_languages),
         "hybrid, language-aware, tuned on dev data (default)": build_retriever(settings, reader, embedder),
     }

@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
+from common.language import CJK_CHAR, CJK_CHARS, has_cjk
 from generators.reading import AnswerType, ReaderPassage, ReaderResult, ReaderSpan
 from generators.question_kinds import QuestionKind, question_kind
 from generators.sentence_reader import split_sentences
@@ -69,10 +70,7 @@ _MARKER = re.compile(
 _PARTIAL_MARKER = re.compile(rf"[{_OPEN_SET}][^{_OPEN_SET}{_CLOSE_SET}\n]{{0,30}}")
 _REWRITTEN_MARKER = re.compile(r"\[(\d+)\]")
 
-# CJK ideograph blocks (the same ranges as index/bm25.py, which generators/ must not import).
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_TERM = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+", re.UNICODE)
-_CJK_CHAR = re.compile(rf"[{_CJK}]")
+_TERM = re.compile(rf"[{CJK_CHARS}]+|[^\W_{CJK_CHARS}]+", re.UNICODE)
 _WORD = re.compile(r"\w")  # a segment without one (markers, punctuation, blank lines) says nothing
 _STOPWORDS = frozenset(
     "a an and are as at be by for from has have in is it its of on or that the this to was were which with".split()
@@ -90,7 +88,7 @@ def passage_terms(text: str) -> set[str]:
     """Words (lowercased, minus stopwords) and CJK characters plus character bigrams."""
     terms: set[str] = set()
     for piece in _TERM.findall(text.lower()):
-        if _CJK_CHAR.match(piece):
+        if CJK_CHAR.match(piece):
             terms.update(piece)
             terms.update(piece[i : i + 2] for i in range(len(piece) - 1))
         elif piece not in _STOPWORDS:
@@ -621,7 +619,7 @@ class GenerativeReader:
         kept, rendered = trim_passages(question, passages, self.max_context_chars)
         numbered = "\n\n".join(f"[{i}] {text}" for i, text in enumerate(rendered, 1))
         instruction = KIND_INSTRUCTIONS[question_kind(question)]
-        if _CJK_CHAR.search(question):
+        if has_cjk(question):
             # Small models answer a Chinese question in English when told what to do in English; an English answer
             # also fails the support check against Chinese passages.
             instruction = f"{instruction} {CHINESE_REPLY}"

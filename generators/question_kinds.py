@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from common.language import has_cjk
+
 QuestionKind = Literal["yesno", "howto", "compare", "explain", "factoid"]
 
 _YESNO_EN = re.compile(
@@ -32,7 +34,7 @@ _EXPLAIN_ZH = re.compile(r"为什么|为何|原因|解释|作用|是什么意思
 def question_kind(question: str) -> QuestionKind:
     """The kind of answer `question` asks for."""
     text = question.strip()
-    if re.search(r"[\u4e00-\u9fff]", text):
+    if has_cjk(text):
         if _COMPARE_ZH.search(text):
             return "compare"
         if _HOWTO_ZH.search(text):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from common.fusion import RRF_K, reciprocal_rank_fusion
 from generators.embedder import plan_batches
 from generators.resolve import ResolvedModel, ResolvesModel
 
@@ -38,19 +39,14 @@ class RerankResult:
     scores: list[float]  # score of each passage given, in the input order (0..1 after the model's activation)
 
 
-RANK_FUSION_K = 60  # the usual RRF constant; only the weight was tuned (bench/RESULTS.md)
-
-
-def fused_order(scores: Sequence[float], retrieval_weight: float, k: int = RANK_FUSION_K) -> list[int]:
-    """Indices by Σ weight / (k + rank) over the reranker's ranking (weight 1) and the given order
-    (`retrieval_weight`); 0 leaves the reranker's order as it is. Ties keep the given order."""
+def fused_order(scores: Sequence[float], retrieval_weight: float, k: int = RRF_K) -> list[int]:
+    """Indices by reciprocal-rank fusion of the reranker's ranking (weight 1) and the given order
+    (`retrieval_weight`; only the weight was tuned, bench/RESULTS.md); 0 leaves the reranker's order as it is.
+    Ties keep the given order."""
     by_score = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
     if retrieval_weight <= 0:
         return by_score
-    fused = [retrieval_weight / (k + i + 1) for i in range(len(scores))]
-    for rank, i in enumerate(by_score, start=1):
-        fused[i] += 1.0 / (k + rank)
-    return sorted(range(len(scores)), key=lambda i: (-fused[i], i))
+    return [i for i, _ in reciprocal_rank_fusion([by_score, range(len(scores))], [1.0, retrieval_weight], k)]
 
 
 class CrossEncoderReranker(ResolvesModel):

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-# Character class body of the CJK ideograph blocks (shared with query-language detection).
-CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+from common.fusion import reciprocal_rank_fusion
+from common.language import CJK_CHARS
+
 _TOKEN = re.compile(rf"[{CJK_CHARS}]+|[^\W_{CJK_CHARS}]+", re.UNICODE)
 _CJK_RUN = re.compile(rf"[{CJK_CHARS}]")
 _jieba_lock = threading.Lock()
@@ -149,11 +150,7 @@ class BM25Index:
         if self._windows is None:
             return self.ids[own[0]], own[1]
         window = _top(self._windows.get_scores(terms), k, mask)
-        fused: dict[int, float] = {}
-        for (rows, _), weight in ((own, 1.0), (window, WINDOW_WEIGHT)):
-            for rank, row in enumerate(rows.tolist(), start=1):
-                fused[row] = fused.get(row, 0.0) + weight / (WINDOW_RRF_K + rank)
-        best = sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))[:k]
+        best = reciprocal_rank_fusion([own[0].tolist(), window[0].tolist()], [1.0, WINDOW_WEIGHT], WINDOW_RRF_K)[:k]
         rows = np.asarray([row for row, _ in best], dtype=np.int64)
         return self.ids[rows], np.asarray([score for _, score in best], dtype=np.float32)
 

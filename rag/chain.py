@@ -20,18 +20,13 @@ from pydantic import BaseModel, Field
 
 from generators.generative_reader import GenerativeReader
 from generators.reading import Reader, ReaderPassage, ReaderResult, ReaderSpan
-from generators.reranker import RANK_FUSION_K, CrossEncoderReranker, fused_order
+from generators.reranker import CrossEncoderReranker, fused_order
 from generators.question_kinds import question_kind
 from generators.sentence_reader import SentenceReader, code_block_after, sentence_of
 from generators.text_generators import Message
-from rag.retriever import (
-    HybridRetriever,
-    MetadataFilter,
-    RetrievedPassage,
-    query_language,
-    reciprocal_rank_fusion,
-    reply_language,
-)
+from common.fusion import RRF_K, reciprocal_rank_fusion
+from common.language import query_language, reply_language
+from rag.retriever import HybridRetriever, MetadataFilter, RetrievedPassage
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +169,7 @@ def order_by_rerank_and_evidence(passages: Sequence[RetrievedPassage], rerank_sc
     best = best_sentence_scores(sentences)
     by_evidence = sorted(range(len(passages)), key=lambda i: (-best.get(passages[i].chunk_id, -1.0), i))
     fused = reciprocal_rank_fusion([list(range(len(passages))), fused_order(rerank_scores, 0.0), by_evidence],
-                                   [retrieval_weight, 1.0, evidence_weight], k=RANK_FUSION_K)
+                                   [retrieval_weight, 1.0, evidence_weight], k=RRF_K)
     return [i for i, _ in fused]
 
 
@@ -191,6 +186,11 @@ def _shared_share(sentence: str, answer: str) -> float:
     """Share of the sentence's words that the answer already holds."""
     words = set(re.findall(r"\w+", sentence.lower()))
     return len(words & set(re.findall(r"\w+", answer.lower()))) / len(words) if words else 1.0
+
+
+# Quotes: candidates from the evidence ranking and the extractive reader's spans (their sentences), fused.
+QUOTE_SUPPORTING_SENTENCES = 15
+QUOTE_READER_SPANS = 10
 
 
 def gate_signals(chain: AskChain, question: str) -> dict[str, float | None]:
@@ -396,21 +396,33 @@ class AskChain:
 
     def _quote_spans(self, prepared: _Prepared) -> list[ReaderSpan]:
         """The documents' sentences that best answer the question: the extractive reader's best span widened to its
-        sentence (for the languages it serves), then the `evidence_quotes` best supporting sentences."""
-        spans: list[ReaderSpan] = []
+        sentence (for the languages it serves), then the `evidence_quotes` best of the supporting sentences and
+        the reader's next spans' sentences, by reciprocal-rank fusion of the two rankings (either alone put the
+        sentence that holds the answer lower; bench/RESULTS.md, docqa fifth pass)."""
+        reader_sentences: list[ReaderSpan] = []
         language = query_language(prepared.question)
         if self.quote_reader is not None and (self.extractive_languages is None or language in self.extractive_languages):
-            found = self.quote_reader.run(prepared.question, prepared.reader_passages, top_k=1)
+            found = self.quote_reader.run(prepared.question, prepared.reader_passages, top_k=QUOTE_READER_SPANS)
             by_key = {p.key: p for p in prepared.reader_passages}
-            if found.spans and found.spans[0].key in by_key:
-                spans.append(sentence_of(found.spans[0], by_key[found.spans[0].key]))
-        distinct: dict[str, ReaderSpan] = {}  # overlapping chunks hold the same sentence twice
-        for span in prepared.supporting:
-            if len(distinct) >= self.evidence_quotes:
-                break
-            distinct.setdefault(" ".join(span.text.split()), span)
-        spans.extend(distinct.values())
-        return spans
+            reader_sentences = [sentence_of(span, by_key[span.key]) for span in found.spans if span.key in by_key]
+        # One id per distinct sentence text (overlapping chunks hold a sentence twice), numbered supporting
+        # sentences first: fusion ties go to the better supporting sentence.
+        ids: dict[str, int] = {}
+        candidates: list[ReaderSpan] = []
+        rankings: list[list[int]] = []
+        for ranking in (prepared.supporting[:QUOTE_SUPPORTING_SENTENCES], reader_sentences):
+            ranked: list[int] = []
+            for span in ranking:
+                text = " ".join(span.text.split())
+                if text not in ids:
+                    ids[text] = len(candidates)
+                    candidates.append(span)
+                if ids[text] not in ranked:
+                    ranked.append(ids[text])
+            rankings.append(ranked)
+        lead = reader_sentences[:1]  # the reader's best span's sentence leads (its own span: a text can recur)
+        fused = [i for i, _ in reciprocal_rank_fusion(rankings, [1.0, 1.0], k=1) if i not in rankings[1][:1]]
+        return lead + [candidates[i] for i in fused[: self.evidence_quotes]]
 
     def stream(
         self,

@@ -379,7 +379,7 @@ def eval_qa(
     from collections import Counter
 
     from generators.sentence_reader import SentenceReader
-    from rag.retriever import query_language
+    from common.language import query_language
     from index.bm25 import analyze
     from rag.components import build_chain, build_embedder, build_extractive_reader, build_ingest_pipeline, build_store
     from rag.evaluation.qa import (

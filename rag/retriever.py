@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from common.fusion import HYBRID_BM25_WEIGHT, HYBRID_DENSE_WEIGHT, HYBRID_RRF_K, reciprocal_rank_fusion
+from common.language import query_language
 from generators.embedder import SentenceEmbedder
 from generators.sentence_reader import SENTENCE_SPLIT_VERSION
-from index.bm25 import CJK_CHARS
 from index.store import IndexReader
 from ingest.chunking import indexed_text
 
@@ -55,33 +55,6 @@ class RetrievalResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-def reciprocal_rank_fusion(
-    rankings: list[list[int]], weights: list[float], k: int = 60
-) -> list[tuple[int, float]]:
-    """Σ weight / (k + rank) over the rankings an item appears in, best first."""
-    scores: dict[int, float] = {}
-    for ranking, weight in zip(rankings, weights, strict=True):
-        for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
-    return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
-
-
-_CJK = re.compile(rf"[{CJK_CHARS}]")
-_LETTER = re.compile(r"[^\W\d_]")
-
-
-def query_language(text: str) -> str:
-    """"zh" when most letters of `text` are CJK ideographs, else "en" (the languages the defaults serve)."""
-    letters = len(_LETTER.findall(text))
-    return "zh" if letters and len(_CJK.findall(text)) / letters > 0.3 else "en"
-
-
-def reply_language(text: str) -> str:
-    """The language to answer `text` in: "zh" when it holds any CJK ideograph (a Chinese sentence about
-    `BackgroundTasks` and Celery is still Chinese, though most of its letters are Latin), else "en"."""
-    return "zh" if _CJK.search(text) else "en"
-
-
 class HybridRetriever:
     """Retrieve passages for a query from one index reader."""
 
@@ -93,9 +66,9 @@ class HybridRetriever:
         top_k: int = 5,
         dense_depth: int = 50,
         bm25_depth: int = 50,
-        dense_weight: float = 1.0,
-        bm25_weight: float = 1.0,
-        rrf_k: int = 60,
+        dense_weight: float = HYBRID_DENSE_WEIGHT,
+        bm25_weight: float = HYBRID_BM25_WEIGHT,
+        rrf_k: int = HYBRID_RRF_K,
         dense_languages: Collection[str] | None = None,
     ) -> None:
         self.reader = reader

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from common.fusion import HYBRID_BM25_WEIGHT, HYBRID_DENSE_WEIGHT, HYBRID_RRF_K
 from generators.text_generators import DEFAULT_LOCAL_GENERATOR, DEFAULT_LOCAL_GENERATOR_FILE
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -135,9 +136,9 @@ class Settings(BaseSettings):
     dense_depth: int = Field(50, ge=1, description="Dense candidates fused (RAG_DENSE_DEPTH).")
     bm25_depth: int = Field(50, ge=1, description="BM25 candidates fused (RAG_BM25_DEPTH).")
     # Fusion defaults chosen on SQuAD-train articles (development data), see bench/RESULTS.md.
-    dense_weight: float = Field(0.5, ge=0, description="Weight of the dense ranking in the fusion.")
-    bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
-    rrf_k: int = Field(10, ge=1, description="Reciprocal-rank-fusion constant.")
+    dense_weight: float = Field(HYBRID_DENSE_WEIGHT, ge=0, description="Weight of the dense ranking in the fusion.")
+    bm25_weight: float = Field(HYBRID_BM25_WEIGHT, ge=0, description="Weight of the BM25 ranking in the fusion.")
+    rrf_k: int = Field(HYBRID_RRF_K, ge=1, description="Reciprocal-rank-fusion constant.")
     reranker_model: str = Field(
         "cross-encoder/ms-marco-MiniLM-L-6-v2",
         description='Cross-encoder reranker: Hub name or folder; "none" turns reranking off (RAG_RERANKER_MODEL).',

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from common.language import CJK_CHARS
 from rag.evaluation.metrics import percentile
 from rag.evaluation.report import EvalTable
 
@@ -40,7 +41,7 @@ QUESTION_TYPES = ("factoid", "howto", "yesno", "explain", "compare", "unanswerab
 DOCQA_METRICS = ["contains", "key_facts", "citation_hit", "citation_top1", "abstain_unanswerable",
                  "false_abstain_rate"]
 
-_WORD = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]|[^\W_]+", re.UNICODE)
+_WORD = re.compile(rf"[{CJK_CHARS}]|[^\W_]+", re.UNICODE)
 _STOP = frozenset("a an and are as at be by can for from how in is it of on or the to with you your".split())
 
 

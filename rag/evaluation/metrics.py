@@ -18,7 +18,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+from common.language import CJK_CHAR, has_cjk
+
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -40,7 +41,7 @@ def segment_zh(text: str) -> list[str]:
     for char in text.lower().strip():
         if _is_punctuation(char):
             char = " "
-        if _CJK.match(char):
+        if CJK_CHAR.match(char):
             if run:
                 tokens.extend("".join(run).split())
                 run = []
@@ -53,7 +54,7 @@ def segment_zh(text: str) -> list[str]:
 
 
 def is_chinese(text: str) -> bool:
-    return bool(_CJK.search(text))
+    return has_cjk(text)
 
 
 def _longest_common_run(a: list[str], b: list[str]) -> int:

@@ -11,7 +11,7 @@ from generators.sentence_reader import SentenceReader
 from index.bm25 import analyze
 from index.store import IndexStore
 from ingest.pipeline import IngestPipeline
-from rag.chain import NOT_FOUND, AbstentionThresholds, AskChain, order_by_rerank_and_evidence
+from rag.chain import NOT_FOUND, QUOTE_READER_SPANS, AbstentionThresholds, AskChain, order_by_rerank_and_evidence
 from rag.retriever import HybridRetriever, MetadataFilter, reciprocal_rank_fusion
 from tests.conftest import CountingEmbedder
 
@@ -239,14 +239,6 @@ def test_span_threshold_abstains_on_low_reader_confidence(index, embedder, tiny_
     assert response.abstained and any("span" in n for n in response.notes)
 
 
-def test_query_language_detection():
-    from rag.retriever import query_language
-
-    assert query_language("什么是自然语言处理？") == "zh"
-    assert query_language("What is FastAPI 的 Depends?") == "en"
-    assert query_language("FastAPI 如何声明路径参数和查询参数？") == "zh"
-
-
 def test_dense_ranking_is_left_out_for_languages_the_embedder_does_not_serve(tmp_path, embedder, chunker):
     folder = tmp_path / "zh"
     folder.mkdir()
@@ -418,7 +410,7 @@ def test_the_extractive_readers_sentence_is_quoted_before_the_best_supporting_on
     assert quoted, trace.response.answer
     # The first quote is the sentence holding the QA model's best span (random weights: any span, but its sentence).
     passages = [ReaderPassage(p.chunk_id, p.text, p.start) for p in trace.passages]
-    best = qa.run(question, passages, top_k=1).spans[0]
+    best = qa.run(question, passages, top_k=QUOTE_READER_SPANS).spans[0]
     holder = next(p for p in passages if p.key == best.key)
     first_sentence, number = quoted[0]
     cited = trace.response.citations[number - 1]

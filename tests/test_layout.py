@@ -1,0 +1,44 @@
+"""The arrows between the packages run one way: rag/ → ingest/ → (index/, generators/) → common/.
+
+Every import of every module is read (also the ones inside functions): a lower package never imports a higher
+one, index/ and generators/ never import each other, and common/ imports nothing of the project.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("rag", "ingest", "index", "generators", "common")
+MAY_IMPORT = {
+    "rag": {"rag", "ingest", "index", "generators", "common"},
+    "ingest": {"ingest", "index", "generators", "common"},
+    "index": {"index", "common"},
+    "generators": {"generators", "common"},
+    "common": {"common"},
+}
+
+
+def imported_packages(path: Path) -> set[tuple[str, int]]:
+    """(top-level package of ours, line) for every import in the module."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        found.update((name.split(".")[0], node.lineno) for name in names if name.split(".")[0] in PACKAGES)
+    return found
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_import_runs_against_the_arrows(package):
+    wrong = [f"{path.relative_to(ROOT)}:{line} imports {target}"
+             for path in sorted((ROOT / package).rglob("*.py"))
+             for target, line in sorted(imported_packages(path)) if target not in MAY_IMPORT[package]]
+    assert not wrong, "\n".join(wrong)
