@@ -1,0 +1,6 @@
+"""`python -m rag.cli ...`, as the `rag` script."""
+
+from rag.cli import app
+
+
+app()

@@ -1,0 +1,214 @@
+"""`rag finetune reader|reranker|embedder`: train the models this project ships, on your data or public data."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from rag.cli.shared import JsonOption, WorkOption, app, err, progress_bar, user_errors
+from rag.settings import Settings
+
+
+finetune_app = typer.Typer(help="Fine-tune models on SQuAD-format or BEIR data (yours or public).", no_args_is_help=True)
+app.add_typer(finetune_app, name="finetune")
+
+OFFLINE_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+OutDirOption = Annotated[Path, typer.Option("--out", help="Folder for checkpoints and the trained model.")]
+BaseOption = Annotated[str, typer.Option("--base", help="Model to start from: Hub name, local path or packaged model.")]
+EvalLimitOption = Annotated[int, typer.Option("--eval-limit", min=0, help="Held-out questions evaluated each time (0 = all).")]
+MaxExamplesOption = Annotated[int, typer.Option("--max-examples", min=0, help="Train on at most N questions, spread over paragraphs (0 = all).")]
+EpochsOption = Annotated[float, typer.Option("--epochs", min=0.0)]
+MaxStepsOption = Annotated[int, typer.Option("--max-steps", help="Stop after N optimizer steps (overrides --epochs).")]
+BatchSizeOption = Annotated[int, typer.Option("--batch-size", min=1)]
+LearningRateOption = Annotated[float, typer.Option("--lr", min=0.0)]
+MaxSeqLenOption = Annotated[int, typer.Option("--max-seq-len", min=32, help="Tokens per input (question + passage).")]
+EvalStepsOption = Annotated[int, typer.Option("--eval-steps", min=1, help="Evaluate on held-out data every N steps.")]
+SaveStepsOption = Annotated[int, typer.Option("--save-steps", min=1, help="Checkpoint every N steps.")]
+ThreadsOption = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for torch.")]
+TrainSeedOption = Annotated[int, typer.Option("--seed")]
+SaveDtypeOption = Annotated[str, typer.Option("--save-dtype", help="float16 (half the size) or float32.")]
+ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out.")]
+
+
+def _train(run, out: Path):
+    """Run a trainer with user errors made plain and stdout kept for --json
+    (transformers' progress callback prints its logs to stdout)."""
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return run()
+    except FileExistsError:
+        raise ValueError(f"{out} holds checkpoints of an earlier run: add --resume to continue it, "
+                         "or choose another --out") from None
+
+
+def _check_dtype(save_dtype: str) -> None:
+    if save_dtype not in ("float16", "float32"):
+        err.print(f"[red]error:[/red] --save-dtype must be float16 or float32, not {save_dtype!r}")
+        raise typer.Exit(2)
+
+
+def _report_training(summary: dict, as_json: bool, metrics: tuple[str, ...]) -> None:
+    if as_json:
+        print(json.dumps(summary))
+        return
+    out_console = Console()
+    out_console.print(f"saved to {summary['out']} after {summary['steps']} steps ({summary['seconds']:.0f} s)")
+    if summary["evaluations"]:
+        last = summary["evaluations"][-1]
+        out_console.print("held-out " + "  ".join(f"{m} {last[m]:.3f}" for m in metrics if m in last))
+
+
+@finetune_app.command("reader")
+def finetune_reader(
+    squad: Annotated[list[Path], typer.Option("--squad", exists=True, dir_okay=False, help="SQuAD-format training file (repeatable).")],
+    out: OutDirOption,
+    base: BaseOption = OFFLINE_ENCODER,
+    eval_squad: Annotated[Path | None, typer.Option("--eval-squad", exists=True, dir_okay=False, help="Held-out SQuAD-format file (default: the last --holdout-articles of the first --squad file).")] = None,
+    holdout_articles: Annotated[int, typer.Option("--holdout-articles", min=0, help="Articles held out of training for evaluation when no --eval-squad.")] = 10,
+    eval_limit: EvalLimitOption = 300,
+    max_examples: MaxExamplesOption = 0,
+    epochs: EpochsOption = 1.0,
+    max_steps: MaxStepsOption = -1,
+    batch_size: BatchSizeOption = 16,
+    learning_rate: LearningRateOption = 1e-4,
+    max_seq_len: MaxSeqLenOption = 256,
+    stride: Annotated[int, typer.Option("--stride", min=0, help="Tokens shared by consecutive windows of a long paragraph.")] = 64,
+    eval_steps: EvalStepsOption = 250,
+    save_steps: SaveStepsOption = 250,
+    threads: ThreadsOption = None,
+    seed: TrainSeedOption = 42,
+    save_dtype: SaveDtypeOption = "float16",
+    resume: ResumeOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Fine-tune an extractive QA reader (use it with RAG_READER_MODEL=DIR); EM / F1 on held-out questions every --eval-steps."""
+    from generators.training.reader import ReaderTrainingConfig
+    from rag.finetune import finetune_reader as run_finetune, reader_data
+
+    _check_dtype(save_dtype)
+    with user_errors():
+        data = reader_data(squad, eval_squad=eval_squad, holdout_articles=holdout_articles, eval_limit=eval_limit,
+                           max_examples=max_examples or None, seed=seed)
+        err.print(f"training on {len(data.train)} questions; {len(data.heldout)} held-out from {data.heldout_source or '-'}")
+        config = ReaderTrainingConfig(
+            max_seq_len=max_seq_len, stride=stride, batch_size=batch_size, learning_rate=learning_rate,
+            epochs=epochs, max_steps=max_steps, eval_steps=eval_steps, save_steps=save_steps, seed=seed,
+            threads=threads, save_dtype=save_dtype,  # type: ignore[arg-type]
+        )
+        result = _train(lambda: run_finetune(data, base, out, config, resume=resume), out)
+    summary = {"out": str(result.out_dir), "base": result.base, "examples": result.examples,
+               "train_windows": result.train_windows, "steps": result.steps, "examples_seen": result.examples_seen,
+               "seconds": result.seconds, "evaluations": result.evaluations}
+    _report_training(summary, as_json, ("em", "f1", "contains"))
+
+
+RankingSquadOption = Annotated[Path | None, typer.Option("--squad", exists=True, dir_okay=False, help="SQuAD-format file: each question's paragraph is its relevant passage.")]
+RankingBeirOption = Annotated[Path | None, typer.Option("--beir", exists=True, file_okay=False, help="BEIR folder: qrels of --split give the relevant documents.")]
+SplitOption = Annotated[str, typer.Option("--split", help="BEIR qrels split to train on.")]
+HoldoutOption = Annotated[int, typer.Option("--holdout", min=0, help="Last N articles (SQuAD) or queries (BEIR) held out for evaluation.")]
+NegativesOption = Annotated[int, typer.Option("--negatives", min=1, max=50, help="Hard negatives per query, mined with BM25 + the embedder.")]
+
+
+def _ranking_data(settings: Settings, **options):
+    from rag.finetune import ranking_data
+
+    with progress_bar("mining negatives") as progress:
+        task = progress.add_task("queries", total=None)
+        data = ranking_data(settings, on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                            **options)
+    err.print(f"training on {len(data.train)} queries; {len(data.heldout)} held-out from {data.heldout_source}")
+    return data
+
+
+@finetune_app.command("reranker")
+def finetune_reranker(
+    out: OutDirOption,
+    squad: RankingSquadOption = None,
+    beir: RankingBeirOption = None,
+    split: SplitOption = "train",
+    base: BaseOption = OFFLINE_ENCODER,
+    holdout: HoldoutOption = 10,
+    eval_limit: EvalLimitOption = 300,
+    max_examples: MaxExamplesOption = 0,
+    negatives: NegativesOption = 3,
+    epochs: EpochsOption = 1.0,
+    max_steps: MaxStepsOption = -1,
+    batch_size: BatchSizeOption = 32,
+    learning_rate: LearningRateOption = 5e-5,
+    max_seq_len: MaxSeqLenOption = 256,
+    eval_steps: EvalStepsOption = 250,
+    save_steps: SaveStepsOption = 250,
+    threads: ThreadsOption = None,
+    seed: TrainSeedOption = 42,
+    save_dtype: SaveDtypeOption = "float16",
+    work: WorkOption = Path(".rag-finetune"),
+    resume: ResumeOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Fine-tune a cross-encoder reranker (use it with RAG_RERANKER_MODEL=DIR); accuracy@1 and MRR on held-out queries."""
+    from generators.training.reranker import RerankerTrainer, RerankerTrainingConfig
+
+    _check_dtype(save_dtype)
+    with user_errors():
+        data = _ranking_data(Settings(), work=work, squad=squad, beir=beir, split=split, holdout=holdout,
+                             eval_limit=eval_limit, max_examples=max_examples or None, negatives=negatives, seed=seed)
+        config = RerankerTrainingConfig(
+            max_seq_len=max_seq_len, batch_size=batch_size, learning_rate=learning_rate, epochs=epochs,
+            max_steps=max_steps, eval_steps=eval_steps, save_steps=save_steps, seed=seed, threads=threads,
+            save_dtype=save_dtype,  # type: ignore[arg-type]
+        )
+        trainer = RerankerTrainer(base, out, config, heldout=data.heldout)
+        result = _train(lambda: trainer.run(data.train, resume=resume), out)
+    summary = {"out": str(result.out_dir), "base": result.base, "examples": result.examples, "pairs": result.pairs,
+               "steps": result.steps, "pairs_seen": result.pairs_seen, "seconds": result.seconds,
+               "evaluations": result.evaluations}
+    _report_training(summary, as_json, ("accuracy@1", "mrr"))
+
+
+@finetune_app.command("embedder")
+def finetune_embedder(
+    out: OutDirOption,
+    squad: RankingSquadOption = None,
+    beir: RankingBeirOption = None,
+    split: SplitOption = "train",
+    base: BaseOption = OFFLINE_ENCODER,
+    holdout: HoldoutOption = 10,
+    eval_limit: EvalLimitOption = 300,
+    max_examples: MaxExamplesOption = 0,
+    negatives: NegativesOption = 1,
+    epochs: EpochsOption = 1.0,
+    max_steps: MaxStepsOption = -1,
+    batch_size: BatchSizeOption = 32,
+    learning_rate: LearningRateOption = 2e-5,
+    max_seq_len: MaxSeqLenOption = 256,
+    eval_steps: EvalStepsOption = 250,
+    save_steps: SaveStepsOption = 250,
+    threads: ThreadsOption = None,
+    seed: TrainSeedOption = 42,
+    work: WorkOption = Path(".rag-finetune"),
+    resume: ResumeOption = False,
+    as_json: JsonOption = False,
+) -> None:
+
+
+    """Adapt the embedder to a corpus with in-batch negatives (use it with RAG_EMBEDDER_MODEL=DIR; the next ingest re-embeds)."""
+    from generators.training.embedder import EmbedderTrainer, EmbedderTrainingConfig
+
+    with user_errors():
+        data = _ranking_data(Settings(), work=work, squad=squad, beir=beir, split=split, holdout=holdout,
+                             eval_limit=eval_limit, max_examples=max_examples or None, negatives=negatives, seed=seed)
+        config = EmbedderTrainingConfig(
+            max_seq_len=max_seq_len, batch_size=batch_size, learning_rate=learning_rate, epochs=epochs,
+            max_steps=max_steps, eval_steps=eval_steps, save_steps=save_steps, seed=seed, threads=threads,
+        )
+        trainer = EmbedderTrainer(base, out, config, heldout=data.heldout)
+        result = _train(lambda: trainer.run(data.train, resume=resume), out)
+    summary = {"out": str(result.out_dir), "base": result.base, "examples": result.examples, "steps": result.steps,
+               "examples_seen": result.examples_seen, "seconds": result.seconds, "evaluations": result.evaluations}
+    _report_training(summary, as_json, ("accuracy@1", "mrr"))
