@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from common.language import CJK_CHAR, CJK_CHARS, has_cjk
-from generators.reading import AnswerType, ReaderPassage, ReaderResult, ReaderSpan
+from generators.reading import AnswerType, ReaderEvent, ReaderPassage, ReaderResult, ReaderSpan
 from generators.question_kinds import QuestionKind, question_kind
 from generators.sentence_reader import split_sentences
 from generators.text_generators import Message, TextGenerator
@@ -56,7 +56,6 @@ KIND_INSTRUCTIONS: dict[QuestionKind, str] = {
 CHINESE_REPLY = "请用中文回答。"
 
 # What a reader stream yields: text deltas of the answer, then one final ReaderResult.
-ReaderStreamEvent = str | ReaderResult
 
 # [1], [1, 2], [1][2], 【1】, ［1］, [passage 1]: a citation marker as models write them.
 _OPEN, _CLOSE = "[【［", "]】］"
@@ -568,6 +567,7 @@ class GenerativeReader:
     """
 
     answer_type: AnswerType = "generated"
+    generates = True  # the chain checks, quotes and may overrule what it writes (generators.reading.Reader)
 
     def __init__(
         self,
@@ -666,9 +666,10 @@ class GenerativeReader:
         question: str,
         passages: Sequence[ReaderPassage],
         *,
+        top_k: int = 3,
         history: Sequence[Message] | None = None,
         retry_top_passage: bool | None = None,
-    ) -> Iterator[ReaderStreamEvent]:
+    ) -> Iterator[ReaderEvent]:
         """Text deltas of the rewritten answer as the generator streams, then the `ReaderResult` (always last).
 
         The deltas joined equal `result.answer`; the fixed "not in the passages" reply is never streamed
@@ -691,7 +692,7 @@ class GenerativeReader:
             yield result
 
     def _stream_once(self, question: str, passages: Sequence[ReaderPassage], history: Sequence[Message] | None,
-                     *, strict: bool = False) -> Iterator[ReaderStreamEvent]:
+                     *, strict: bool = False) -> Iterator[ReaderEvent]:
         prompt = self.build_prompt(question, passages, history=history)
         if not prompt.passages:
             yield self._no_passages()
@@ -708,7 +709,7 @@ class GenerativeReader:
         return ReaderResult("", self.answer_type, 0.0, [], ["no passages to read"])
 
     def _rewrite(self, pieces: Iterable[str], prompt: ReaderPrompt, question: str, *,
-                 strict: bool = False) -> Iterator[ReaderStreamEvent]:
+                 strict: bool = False) -> Iterator[ReaderEvent]:
         """Raw text → the support gate (unsupported segments dropped) → the citation rewriter → deltas. `strict`
         (a second try, the model pressed to answer) judges support on what a sentence adds to the question."""
         gate = SupportGate(prompt.passages, self.min_support, question=question, grounded_names=self.grounded_names,

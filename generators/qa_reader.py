@@ -15,14 +15,14 @@ passage and from there to the document.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from generators.reading import ReaderPassage, ReaderResult, ReaderSpan
+from generators.reading import ReaderPassage, ReaderResult, ReaderSpan, SpanReader
 from generators.resolve import ResolvedModel, ResolvesModel
 from generators.sentence_reader import sentence_of
 
@@ -92,7 +92,7 @@ class SpanCandidate:
     logit: float  # start + end logit: comparable across windows and passages
 
 
-class ExtractiveReader(ResolvesModel):
+class ExtractiveReader(SpanReader, ResolvesModel):
     """Answer with the best span of the passages, as a SQuAD-trained reader does."""
 
     role = "extractive reader"
@@ -138,13 +138,13 @@ class ExtractiveReader(ResolvesModel):
         self._input_names: list[str] = []
         self._lock = threading.Lock()
 
-    def warm_up(self) -> None:
+    def warm_up(self) -> ExtractiveReader:
         if self.backend == "onnx-int8" and self.device == "cpu":
             self._load_onnx()
-            return
+            return self
         with self._lock:
             if self._model is not None:
-                return
+                return self
             from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
             path = str(self.resolved.path)
@@ -159,6 +159,7 @@ class ExtractiveReader(ResolvesModel):
             model.eval()
             self._tokenizer = tokenizer
             self._model = model
+        return self
 
     def _load_onnx(self) -> None:
         with self._lock:
@@ -261,7 +262,8 @@ class ExtractiveReader(ResolvesModel):
                         found[key] = SpanCandidate(index, char_start, char_end, span.score, span.logit)
         return list(found.values())
 
-    def run(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3) -> ReaderResult:
+    def run(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3,
+            history: Sequence[Mapping[str, str]] | None = None, retry_top_passage: bool | None = None) -> ReaderResult:
         passages = [p for p in passages if p.text.strip()]
         if not passages:
             return ReaderResult("", self.answer_type, 0.0, [])

@@ -7,7 +7,7 @@ citation points at exact characters of a source.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -49,7 +49,49 @@ class ReaderResult:
     notes: list[str] = field(default_factory=list)
 
 
-class Reader(Protocol):
-    answer_type: AnswerType
+ReaderEvent = str | ReaderResult  # what `Reader.stream` yields: text deltas, then the result (always last)
 
-    def run(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3) -> ReaderResult: ...
+
+class Reader(Protocol):
+    """What the chain asks of every reader: load, read, read as a stream.
+
+    `generates` tells the two families apart: a reader that writes its own text (the chain checks it against the
+    passages, quotes the documents after it, may overrule a decline) or one that returns spans of the passages.
+    `history` (earlier chat turns) and `retry_top_passage` matter to generating readers; span readers read the
+    passages alone and ignore them.
+    """
+
+    answer_type: AnswerType
+    generates: bool
+
+    def warm_up(self) -> Reader: ...
+
+    def run(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3,
+            history: Sequence[Mapping[str, str]] | None = None,
+            retry_top_passage: bool | None = None) -> ReaderResult: ...
+
+    def stream(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3,
+               history: Sequence[Mapping[str, str]] | None = None,
+               retry_top_passage: bool | None = None) -> Iterator[ReaderEvent]: ...
+
+
+class SpanReader:
+    """Base of the readers that answer with spans of the passages: nothing to load unless a subclass says so,
+    and a stream that is the whole answer at once."""
+
+    generates = False
+
+    def warm_up(self) -> SpanReader:
+        return self
+
+    def run(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3,
+            history: Sequence[Mapping[str, str]] | None = None,
+            retry_top_passage: bool | None = None) -> ReaderResult:
+        raise NotImplementedError
+
+    def stream(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3,
+               history: Sequence[Mapping[str, str]] | None = None,
+               retry_top_passage: bool | None = None) -> Iterator[ReaderEvent]:
+        result = self.run(question, passages, top_k=top_k)
+        yield result.answer
+        yield result

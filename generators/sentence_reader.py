@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from generators.embedder import SentenceEmbedder
-from generators.reading import ReaderPassage, ReaderResult, ReaderSpan
+from generators.reading import ReaderPassage, ReaderResult, ReaderSpan, SpanReader
 
 # Bumped whenever `split_sentences` changes: sentence vectors stored at ingest hold one row per sentence it gave.
 SENTENCE_SPLIT_VERSION = "1"
@@ -69,7 +69,7 @@ def code_block_after(text: str, end: int, *, max_chars: int = 800) -> tuple[int,
     return match.start(1), match.end()
 
 
-class SentenceReader:
+class SentenceReader(SpanReader):
     """Score every sentence of the passages against the question; best first."""
 
     answer_type = "sentence"
@@ -93,7 +93,12 @@ class SentenceReader:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def run(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3) -> ReaderResult:
+    def warm_up(self) -> SentenceReader:
+        self.embedder.warm_up()
+        return self
+
+    def run(self, question: str, passages: Sequence[ReaderPassage], *, top_k: int = 3,
+            history: Sequence[Mapping[str, str]] | None = None, retry_top_passage: bool | None = None) -> ReaderResult:
         return self.answer(self.rank_sentences(question, passages, top_k=top_k), top_k=top_k)
 
     def answer(self, ranked: Sequence[ReaderSpan], *, top_k: int = 3) -> ReaderResult:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel, Field
 
-from generators.generative_reader import GenerativeReader
 from generators.reading import Reader, ReaderPassage, ReaderResult, ReaderSpan
 from generators.reranker import CrossEncoderReranker, fused_order
 from generators.question_kinds import question_kind
@@ -94,6 +93,19 @@ class AbstentionThresholds:
 
 
 AGREEMENT_WINDOW = 5
+
+
+class _Stopwatch:
+    """Milliseconds per stage of one request, each stage timed from the end of the one before."""
+
+    def __init__(self) -> None:
+        self.started = self.clock = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = round((now - self.clock) * 1000, 2)
+        self.clock = now
 
 
 @dataclass
@@ -303,11 +315,9 @@ class AskChain:
             return prepared.evidence
         if reader is self.evidence:  # a rewritten follow-up: the gate looked for the topic, answer the question
             return reader.run(prepared.question, prepared.reader_passages, top_k=3)
-        if isinstance(reader, GenerativeReader):
-            result = reader.run(prepared.question, prepared.reader_passages, top_k=3, history=history,
-                                retry_top_passage=self._retry_top_passage(prepared))
-            return self._quote(prepared, result)[1]
-        return reader.run(prepared.question, prepared.reader_passages, top_k=3)
+        result = reader.run(prepared.question, prepared.reader_passages, top_k=3, history=history,
+                            retry_top_passage=self._retry_top_passage(prepared))
+        return self._quote(prepared, result)[1] if reader.generates else result
 
     def _quote(self, prepared: _Prepared, result: ReaderResult) -> tuple[str, ReaderResult]:
         """The generated answer followed by the documents' own sentences that answer it, quoted and cited, unless the
@@ -443,7 +453,7 @@ class AskChain:
             yield prepared.response.answer
             yield prepared.response
             return
-        if not isinstance(prepared.reader, GenerativeReader):  # one delta, from the same retrieval and rerank
+        if not prepared.reader.generates:  # a span answer goes out whole, as `_finish` leaves it (it may abstain)
             response = self._finish(prepared, self._read(prepared, history)).response
             yield response.answer
             yield response
@@ -464,69 +474,24 @@ class AskChain:
     def _prepare(self, question: str, mode: str | None, top_k: int | None, filters: MetadataFilter | None,
                  retrieval_query: str | None) -> _Prepared | ChainTrace:
         """Retrieve, rerank and gate: a `ChainTrace` when the chain abstains, else what the reader needs."""
-        question = question.strip()
-        if not question:
-            raise ValueError("the question is empty")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise ValueError(f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
-        query = (retrieval_query or "").strip() or question
-        if len(query) > 2 * MAX_QUESTION_CHARS:
-            query = query[-2 * MAX_QUESTION_CHARS :]
-        mode = mode or self.default_mode
-        if mode not in self.readers:
-            raise ValueError(f"unknown mode {mode!r}; available: {', '.join(self.modes)}")
+        question, query, mode = self._checked(question, mode, retrieval_query)
         top_k = top_k or self.top_k
         reader = self.readers[mode]
         notes = list(self.notes)
-        timings: dict[str, float] = {}
-        clock = time.perf_counter()
-
-        def lap(name: str) -> None:
-            nonlocal clock
-            now = time.perf_counter()
-            timings[name] = round((now - clock) * 1000, 2)
-            clock = now
-
-        started = clock
+        watch = _Stopwatch()
         language = query_language(question)
-        reranks = self.reranker is not None and (self.rerank_languages is None or language in self.rerank_languages)
-        if self.reranker is not None and not reranks:
-            notes.append(f"the reranker serves {', '.join(sorted(self.rerank_languages or ()))}, not {language}: "
-                         "passages are in retrieval order")
-        # Retrieval also fetches the passages the agreement signal looks at (AbstentionThresholds.agreement_passes).
-        depth = max(top_k, self.rerank_depth if reranks else 0,
-                    AGREEMENT_WINDOW if self.thresholds.agreement_margin is not None else 0)
-        passages = self.retriever.run(query, top_k=depth, filters=filters).passages
-        stored = self.retriever.sentence_vectors([p.chunk_id for p in passages])
-        lap("retrieve")
-        rerank_score = None
         # The evidence score leans on the embedder's cosine: it only re-orders languages the embedder serves
         # (re-ordering Chinese by the English MiniLM dropped XQuAD-zh recall@1 from 0.924 to 0.838).
         served = self.retriever.dense_languages
         embedder_serves = served is None or language in served
-        if reranks and passages:
-            count = self._rerank_count(passages)
-            head, tail = passages[:count], passages[count:]
-            reranked = self.reranker.run(query, [p.indexed_text for p in head])
-            lap("rerank")
-            order = reranked.order
-            if self.rerank_evidence_weight > 0 and embedder_serves and len(head) > 1:
-                order = order_by_rerank_and_evidence(
-                    head, reranked.scores,
-                    self.evidence.rank_sentences(query, reader_passages(head, stored), top_k=self.evidence.max_sentences),
-                    retrieval_weight=self.reranker.retrieval_weight, evidence_weight=self.rerank_evidence_weight)
-            passages = [head[i] for i in order] + tail
-            rerank_score = reranked.scores[order[0]]
-        else:
-            lap("rerank")
-        lap("order")  # the reranked candidates ordered with the evidence ranking (their stored sentence vectors)
-        ordered = passages  # all the candidates in the chain's order: the agreement signal looks at the first few
-        passages = passages[:top_k]
+        ordered, stored, rerank_score, reranked = self._ranked(query, language, top_k, filters, embedder_serves,
+                                                               watch, notes)
+        passages = ordered[:top_k]
         for_reader = reader_passages(passages, stored)
 
         # Evidence gate: is any sentence of the passages close enough to the question to answer it?
         sentences = self.evidence.rank_sentences(query, for_reader, top_k=self.evidence.max_sentences)
-        if not reranks and self.evidence_rank_prior is not None and embedder_serves and len(passages) > 1:
+        if not reranked and self.evidence_rank_prior is not None and embedder_serves and len(passages) > 1:
             passages = order_by_evidence(passages, sentences, self.evidence_rank_prior)
             for_reader = reader_passages(passages, stored)
         evidence = self.evidence.answer(sentences)
@@ -538,28 +503,85 @@ class AskChain:
         agreed = not sentence_passes and self.thresholds.agreement_passes(language, evidence.confidence, ordered)
         signals = {"sentence": evidence.confidence, "heading": heading, "rerank": rerank_score,
                    "agreement": float(agreed)}
-        lap("evidence")
-        reason = None
-        if not passages:
-            reason = "no passage matched the question" + (" and the filters" if filters and not filters.is_empty else "")
-        elif not sentence_passes and not agreed and (heading is None or heading < self.thresholds.heading):
-            reason = (f"best supporting sentence scored {evidence.confidence:.3f}, below the "
-                      f"{language} threshold {self.thresholds.evidence_for(language):.3f}")
-        elif rerank_score is not None and rerank_score < self.thresholds.rerank:
-            reason = f"best passage's reranker score {rerank_score:.3f} is below {self.thresholds.rerank:.3f}"
+        watch.lap("evidence")
+        reason = self._abstention_reason(passages, filters, language, evidence.confidence,
+                                         sentence_passes or agreed, heading, rerank_score)
         if reason is not None:
-            timings["read"] = 0.0
-            timings["total"] = round((time.perf_counter() - started) * 1000, 2)
-            return ChainTrace(self._abstain(passages, evidence.confidence, reader, mode, timings, [*notes, reason]),
-                              passages, signals)
+            watch.timings["read"] = 0.0
+            watch.timings["total"] = round((time.perf_counter() - watch.started) * 1000, 2)
+            return ChainTrace(self._abstain(passages, evidence.confidence, reader, mode, watch.timings,
+                                            [*notes, reason]), passages, signals)
 
         if (mode == "extractive" and reader is not self.evidence and self.extractive_languages is not None
                 and language not in self.extractive_languages):
             notes.append(f"the extractive reader serves {', '.join(sorted(self.extractive_languages))}, "
                          f"not {language}: the answer is the best supporting sentence")
             reader = self.evidence
-        return _Prepared(question, query, mode, reader, passages, for_reader, evidence, timings, notes, started,
-                         clock, signals, sentences)
+        return _Prepared(question, query, mode, reader, passages, for_reader, evidence, watch.timings, notes,
+                         watch.started, watch.clock, signals, sentences)
+
+    def _checked(self, question: str, mode: str | None, retrieval_query: str | None) -> tuple[str, str, str]:
+        """(question, what retrieval looks for, mode) of a request, or ValueError saying what is wrong with it."""
+        question = question.strip()
+        if not question:
+            raise ValueError("the question is empty")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise ValueError(f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
+        query = (retrieval_query or "").strip() or question
+        if len(query) > 2 * MAX_QUESTION_CHARS:
+            query = query[-2 * MAX_QUESTION_CHARS :]
+        mode = mode or self.default_mode
+        if mode not in self.readers:
+            raise ValueError(f"unknown mode {mode!r}; available: {', '.join(self.modes)}")
+        return question, query, mode
+
+    def _ranked(self, query: str, language: str, top_k: int, filters: MetadataFilter | None, embedder_serves: bool,
+                watch: _Stopwatch, notes: list[str]
+                ) -> tuple[list[RetrievedPassage], dict[int, np.ndarray], float | None, bool]:
+        """Every candidate in the chain's order (retrieved, reranked and weighed with the evidence where the reranker
+        serves the language), the sentence vectors the index stored for them, the best reranker score, and whether
+        the reranker ran."""
+        reranks = self.reranker is not None and (self.rerank_languages is None or language in self.rerank_languages)
+        if self.reranker is not None and not reranks:
+            notes.append(f"the reranker serves {', '.join(sorted(self.rerank_languages or ()))}, not {language}: "
+                         "passages are in retrieval order")
+        # Retrieval also fetches the passages the agreement signal looks at (AbstentionThresholds.agreement_passes).
+        depth = max(top_k, self.rerank_depth if reranks else 0,
+                    AGREEMENT_WINDOW if self.thresholds.agreement_margin is not None else 0)
+        passages = self.retriever.run(query, top_k=depth, filters=filters).passages
+        stored = self.retriever.sentence_vectors([p.chunk_id for p in passages])
+        watch.lap("retrieve")
+        rerank_score = None
+        if reranks and passages:
+            count = self._rerank_count(passages)
+            head, tail = passages[:count], passages[count:]
+            reranked = self.reranker.run(query, [p.indexed_text for p in head])
+            watch.lap("rerank")
+            order = reranked.order
+            if self.rerank_evidence_weight > 0 and embedder_serves and len(head) > 1:
+                order = order_by_rerank_and_evidence(
+                    head, reranked.scores,
+                    self.evidence.rank_sentences(query, reader_passages(head, stored), top_k=self.evidence.max_sentences),
+                    retrieval_weight=self.reranker.retrieval_weight, evidence_weight=self.rerank_evidence_weight)
+            passages = [head[i] for i in order] + tail
+            rerank_score = reranked.scores[order[0]]
+        else:
+            watch.lap("rerank")
+        watch.lap("order")  # the reranked candidates ordered with the evidence ranking (their stored sentence vectors)
+        return passages, stored, rerank_score, reranks
+
+    def _abstention_reason(self, passages: Sequence[RetrievedPassage], filters: MetadataFilter | None, language: str,
+                           confidence: float, evidence_passes: bool, heading: float | None,
+                           rerank_score: float | None) -> str | None:
+        """Why the chain says "not found" (None: it answers)."""
+        if not passages:
+            return "no passage matched the question" + (" and the filters" if filters and not filters.is_empty else "")
+        if not evidence_passes and (heading is None or heading < self.thresholds.heading):
+            return (f"best supporting sentence scored {confidence:.3f}, below the "
+                    f"{language} threshold {self.thresholds.evidence_for(language):.3f}")
+        if rerank_score is not None and rerank_score < self.thresholds.rerank:
+            return f"best passage's reranker score {rerank_score:.3f} is below {self.thresholds.rerank:.3f}"
+        return None
 
     def _rerank_count(self, passages: Sequence[RetrievedPassage]) -> int:
         """How many of the retrieved candidates to rerank: fewer when both retrievers rank the first one first."""

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from generators.qa_reader import ExtractiveReader
-from generators.reading import ReaderPassage, ReaderResult, ReaderSpan
+from generators.reading import ReaderPassage, ReaderResult, ReaderSpan, SpanReader
 from generators.reranker import CrossEncoderReranker, fused_order
 from generators.sentence_reader import SentenceReader
 from index.bm25 import analyze
@@ -57,7 +57,7 @@ def test_unrelated_question_abstains_with_closest_passages(chain):
 
 
 def test_the_gate_runs_before_the_reader(index, embedder):
-    class Exploding:
+    class Exploding(SpanReader):
         answer_type = "generated"
 
         def run(self, *args, **kwargs):
@@ -91,7 +91,7 @@ def test_source_and_document_filters_restrict_the_citations(chain, index):
     assert nothing.abstained and nothing.citations == [] and any("filters" in n for n in nothing.notes)
 
 
-class _RecordingReader:
+class _RecordingReader(SpanReader):
     """Answers with its first passage and remembers the order it was given (tests the chain, not a model)."""
 
     answer_type = "sentence"
@@ -99,7 +99,7 @@ class _RecordingReader:
     def __init__(self) -> None:
         self.seen: list[int] = []
 
-    def run(self, question, passages, *, top_k=3):
+    def run(self, question, passages, *, top_k=3, **_):
         self.seen = [p.key for p in passages]
         first = passages[0]
         return ReaderResult(first.text, self.answer_type, 1.0,
