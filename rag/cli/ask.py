@@ -61,8 +61,6 @@ def ask(
     backend: BackendOption = None,
     as_json: JsonOption = False,
 ) -> None:
-
-
     """Answer QUESTION from the index, citing the exact spans it comes from (or say it is not there)."""
     from rag.components import build_chain, build_embedder, build_store
     from rag.retriever import MetadataFilter

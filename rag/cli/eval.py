@@ -197,8 +197,6 @@ def eval_retrieval(
     max_drop: MaxDropOption = 0.01,
     as_json: JsonOption = False,
 ) -> None:
-
-
     """nDCG@10, Recall@10/@100, MRR@10 and latency per query of dense, BM25 and hybrid retrieval (and reranked)."""
     from rag.components import build_ingest_pipeline, build_reranker, build_retriever, build_store
     from rag.evaluation.retrieval import (

@@ -195,8 +195,6 @@ def finetune_embedder(
     resume: ResumeOption = False,
     as_json: JsonOption = False,
 ) -> None:
-
-
     """Adapt the embedder to a corpus with in-batch negatives (use it with RAG_EMBEDDER_MODEL=DIR; the next ingest re-embeds)."""
     from generators.training.embedder import EmbedderTrainer, EmbedderTrainingConfig
 

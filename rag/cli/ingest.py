@@ -142,8 +142,6 @@ def index_migrate(
     index: IndexOption = None,
     as_json: JsonOption = False,
 ) -> None:
-
-
     """Copy every vector into another backend (from the docstore: nothing is re-embedded) and switch to it.
 
     Afterwards set RAG_BACKEND (or pass --backend) to the new backend for ingest, ask and serve.

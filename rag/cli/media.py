@@ -120,8 +120,6 @@ def complete(
     top_p: Annotated[float, typer.Option("--top-p", min=0.01, max=1)] = 1.0,
     seed: SeedOption = None,
 ) -> None:
-
-
     """Continue PROMPT with the generator (as the classic GPT-2 example does), streaming the text."""
     from generators.text_generators import Sampling
     from rag.components import build_generator

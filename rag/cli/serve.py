@@ -22,8 +22,6 @@ def serve(
         "--watch", help="A folder to keep the default collection in step with while serving (repeatable; "
         "default: RAG_WATCH).")] = None,
 ) -> None:
-
-
     """Serve the HTTP API (POST /ask, OpenAI-compatible /v1/chat/completions, /documents) and the chat page."""
     import uvicorn
 
