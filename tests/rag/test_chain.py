@@ -156,13 +156,14 @@ def test_with_an_evidence_weight_the_reader_sees_the_three_way_order(index, embe
     expected = [candidates[i].chunk_id for i in order_by_rerank_and_evidence(
         candidates, scores, ranked, retrieval_weight=1.0, evidence_weight=40.0)][:3]
     recorder = _RecordingReader()
+    # Every candidate reranked (no adaptive depth): this test is about the order, `expected` ranks all ten.
     AskChain(HybridRetriever(index, embedder), {"extractive": recorder}, sentences, reranker=reranker, top_k=3,
-             rerank_depth=10, rerank_evidence_weight=40.0).run(question)
+             rerank_depth=10, rerank_confident_depth=None, rerank_evidence_weight=40.0).run(question)
     assert recorder.seen == expected
     assert recorder.seen[0] == ranked[0].key  # at weight 40 the evidence ranking decides
     without = _RecordingReader()
     AskChain(HybridRetriever(index, embedder), {"extractive": without}, sentences, reranker=reranker, top_k=3,
-             rerank_depth=10).run(question)
+             rerank_depth=10, rerank_confident_depth=None).run(question)
     assert without.seen == [candidates[i].chunk_id for i in fused_order(scores, 1.0)][:3]
 
 
