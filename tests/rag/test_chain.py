@@ -110,7 +110,7 @@ def test_reranker_reorders_candidates_and_the_reader_sees_its_order(index, embed
     recorder = _RecordingReader()
     reranker = CrossEncoderReranker(str(tiny_cross_encoder_dir))
     chain = AskChain(HybridRetriever(index, embedder), {"extractive": recorder}, SentenceReader(embedder, analyze),
-                     reranker=reranker, top_k=3, rerank_depth=10)
+                     reranker=reranker, top_k=3, rerank_depth=10, rerank_confident_depth=None)  # all ten, as below
     question = "How do bees communicate?"
     candidates = HybridRetriever(index, embedder).run(question, top_k=10).passages
     # The reranker reads what retrieval matched: each passage's heading path, then its text.
