@@ -55,8 +55,6 @@ KIND_INSTRUCTIONS: dict[QuestionKind, str] = {
 # Said after the instruction when the question is Chinese: "Answer in Chinese."
 CHINESE_REPLY = "请用中文回答。"
 
-# What a reader stream yields: text deltas of the answer, then one final ReaderResult.
-
 # [1], [1, 2], [1][2], 【1】, ［1］, [passage 1]: a citation marker as models write them.
 _OPEN, _CLOSE = "[【［", "]】］"
 _OPEN_SET, _CLOSE_SET = re.escape(_OPEN), re.escape(_CLOSE)  # as character-class bodies
@@ -321,8 +319,7 @@ def trim_passages(question: str, passages: Sequence[ReaderPassage], budget: int,
         segments = _segments(passage.text)
         orders = _with_table_headers(passage.text, segments, {order for order, _ in chosen[rank]})
         pieces, last_order = [], None
-        if _is_table_row(passage.text[slice(*segments[min(orders)])]) and not _TABLE_RULE.search(
-                passage.text[segments[0][0]:segments[min(orders)][1]]) and passage.table_header:
+        if passage.table_header and _is_table_row(passage.text[slice(*segments[min(orders)])]):
             pieces.append(passage.table_header)  # rows of a table whose header is in an earlier chunk
         for order in sorted(orders):
             if last_order is not None and order != last_order + 1:
@@ -411,6 +408,7 @@ class SupportGate:
         self._known = self._asked.union(*self._terms)
         # Support judged on the words a segment adds to the question (see `claim_support`).
         self.novel_support = novel_support
+        self._discounted = self._asked if novel_support else frozenset()  # question words `claim_support` sets aside
         # A supported sentence the model left without a marker gets one for the passage that best supports it.
         self.cite_unmarked = cite_unmarked
         self.dropped: list[str] = []
@@ -488,7 +486,7 @@ class SupportGate:
         numbers = [int(n) for m in _MARKER.finditer(segment) for n in re.findall(r"\d+", m.group(1))]
         cited = [i for i in numbers if 1 <= i <= len(self.passages)] or range(1, len(self.passages) + 1)
         held = set().union(*(self._terms[i - 1] for i in cited))
-        support = claim_support(text.replace(_FENCE, " "), held, self._asked if self.novel_support else frozenset())
+        support = claim_support(text.replace(_FENCE, " "), held, self._discounted)
         invented = self.grounded_names and bool(specific_terms(text) - self._known)
         if support is not None and (support < self.min_support or invented):
             self.dropped.append(segment.strip())
@@ -508,8 +506,7 @@ class SupportGate:
     def _with_marker(self, segment: str, text: str) -> str:
         """`segment` citing `[n]`, the passage that alone supports it best (none reaching `min_support`: as it is),
         the marker before its closing punctuation."""
-        supports = [claim_support(text, terms, self._asked if self.novel_support else frozenset()) or 0.0
-                    for terms in self._terms]
+        supports = [claim_support(text, terms, self._discounted) or 0.0 for terms in self._terms]
         best = max(range(len(supports)), key=lambda i: (supports[i], -i), default=None)
         if best is None or supports[best] < self.min_support:
             return segment

@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -187,8 +186,9 @@ class IngestPipeline:
             with ThreadPoolExecutor(1, thread_name_prefix="ingest-embed") as background:
                 in_flight: _Group | None = None
                 for done, path in enumerate(found.files, start=1):
-                    item = self._prepare(writer, path, report, on_page=partial(
-                        self._page_progress, done - 1, len(found.files), report, str(path)))
+                    item = self._prepare(writer, path, report, on_page=lambda pages_done, pages_total, d=done, p=path:
+                                         self._progress(d - 1, len(found.files), report.chunks_added, str(p),
+                                                        pages_done, pages_total))
                     if item is not None:
                         pending.append(item)
                     if sum(len(p.chunks) for p in pending) >= self.embed_batch_chunks:
@@ -228,15 +228,10 @@ class IngestPipeline:
         report.files_seen = len(found.files)
         return found
 
-    def _progress(self, files_done: int, files_total: int, chunks_done: int) -> None:
+    def _progress(self, files_done: int, files_total: int, chunks_done: int, reading: str | None = None,
+                  pages_done: int = 0, pages_total: int = 0) -> None:
         if self.on_progress is not None:
-            self.on_progress(IngestProgress(files_done, files_total, chunks_done))
-
-    def _page_progress(self, files_done: int, files_total: int, report: IngestReport, reading: str,
-                       pages_done: int, pages_total: int) -> None:
-        if self.on_progress is not None:
-            self.on_progress(IngestProgress(files_done, files_total, report.chunks_added, reading, pages_done,
-                                            pages_total))
+            self.on_progress(IngestProgress(files_done, files_total, chunks_done, reading, pages_done, pages_total))
 
     def _prepare(self, writer: IndexWriter, path: Path, report: IngestReport, *,
                  on_page: Callable[[int, int], None] | None = None) -> _Pending | None:

@@ -161,7 +161,7 @@ class ChainModels:
         on its first use: it may never be asked)."""
         self.evidence.embedder.warm_up()
         for name, reader in self.readers.items():
-            if (name != "generative" or name == default_mode):
+            if name != "generative" or name == default_mode:
                 reader.warm_up()
         if self.reranker is not None:
             self.reranker.warm_up()

@@ -35,8 +35,8 @@ def eval_qa(
     """EM, F1, answer containment, recall@1/@5 of the gold paragraph, abstention rate and latency per stage."""
     from collections import Counter
 
-    from generators.sentence_reader import SentenceReader
     from common.language import query_language
+    from generators.sentence_reader import SentenceReader
     from index.bm25 import analyze
     from rag.components import build_chain, build_embedder, build_extractive_reader, build_ingest_pipeline, build_store
     from rag.evaluation.qa import (

@@ -53,10 +53,6 @@ def segment_zh(text: str) -> list[str]:
     return tokens
 
 
-def is_chinese(text: str) -> bool:
-    return has_cjk(text)
-
-
 def _longest_common_run(a: list[str], b: list[str]) -> int:
     best = 0
     previous = [0] * (len(b) + 1)
@@ -72,7 +68,7 @@ def _longest_common_run(a: list[str], b: list[str]) -> int:
 
 def exact_match(prediction: str, answers: Iterable[str]) -> float:
     answers = list(answers)
-    if any(is_chinese(a) for a in answers):
+    if any(has_cjk(a) for a in answers):
         pred = "".join(segment_zh(prediction))
         return float(any(pred == "".join(segment_zh(a)) for a in answers))
     return float(any(normalize_en(prediction) == normalize_en(a) for a in answers))
@@ -82,7 +78,7 @@ def f1_score(prediction: str, answers: Iterable[str]) -> float:
     answers = list(answers)
     best = 0.0
     for answer in answers:
-        if is_chinese(answer):
+        if has_cjk(answer):
             pred, gold = segment_zh(prediction), segment_zh(answer)
             common = _longest_common_run(pred, gold)
         else:
@@ -98,7 +94,7 @@ def f1_score(prediction: str, answers: Iterable[str]) -> float:
 def contains_answer(prediction: str, answers: Iterable[str]) -> float:
     """Does the prediction hold a gold answer (after normalisation)? The fair measure for sentence answers."""
     answers = list(answers)
-    if any(is_chinese(a) for a in answers):
+    if any(has_cjk(a) for a in answers):
         pred = "".join(segment_zh(prediction))
         return float(any("".join(segment_zh(a)) in pred for a in answers))
     pred = f" {normalize_en(prediction)} "
