@@ -65,6 +65,9 @@ def test_a_watched_folder_stays_in_step_with_its_files(tmp_path, embedder, chunk
         assert sum(r.chunks_embedded for r in reports[before_move:]) == 0  # its chunks' vectors were kept
         (folder / "bees.md").unlink()  # deleted
         wait_for(lambda: set(sources(index_dir)) == {"moon.md"})
+        # The commit is visible before the sync returns its report (and the move's report also deleted a
+        # document): wait for the report of the sync that saw the one file left.
+        wait_for(lambda: reports[-1].files_seen == 1)
         assert reports[-1].documents_deleted == 1
         settled = len(reports)
         time.sleep(1.0)
