@@ -43,11 +43,11 @@ def real_vectors(work: Path) -> tuple[np.ndarray, list[str]]:
     from rag.components import build_ingest_pipeline, build_store
     from rag.settings import Settings
 
-    settings = Settings(index_dir=work / "fastapi-index")
+    settings = Settings(index={"dir": work / "fastapi-index"})
     store = build_store(settings)
     report = build_ingest_pipeline(settings, store).run([CORPUS])
     print(f"fastapi docs: {report.files_seen} files, {report.chunks_embedded} chunks embedded now", flush=True)
-    with IndexStore(settings.index_dir).reader() as reader:
+    with IndexStore(settings.index.dir).reader() as reader:
         ids, vectors = reader.store.all_chunk_vectors(reader.vectors.dimension)
         headings = sorted({c.heading.strip("# ").strip() for c in reader.chunks(ids.tolist()).values() if c.heading})
     return vectors.copy(), [h for h in headings if len(h) > 3]

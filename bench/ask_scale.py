@@ -65,7 +65,7 @@ def build_index(folder: Path, size: int, work: Path, per_doc: int = 100, *, sent
     embedder = build_embedder(Settings()) if sentence_vectors else None
 
     def store_sentences(writer, keyed_texts: list[tuple[str, str]]) -> None:
-        """What the ingest stores beside each chunk (RAG_SENTENCE_VECTORS): its sentences' vectors."""
+        """What the ingest stores beside each chunk (RAG_INGEST__SENTENCE_VECTORS): its sentences' vectors."""
         if embedder is None:
             return
         pieces = [[text[a:b] for a, b in split_sentences(text)] for _, text in keyed_texts]

@@ -98,7 +98,7 @@ def ingest(pdf: Path, index: Path) -> dict:
     started = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     done = subprocess.run([str(rag), "ingest", "--json", str(pdf)], capture_output=True, text=True,
-                          env={**os.environ, "RAG_INDEX_DIR": str(index)}, check=False)
+                          env={**os.environ, "RAG_INDEX__DIR": str(index)}, check=False)
     seconds = time.perf_counter() - started
     if done.returncode:
         sys.exit(done.stderr)

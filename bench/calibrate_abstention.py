@@ -55,7 +55,7 @@ def choose_threshold(answerable: np.ndarray, unanswerable: np.ndarray) -> tuple[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("squad", type=Path)
-    parser.add_argument("--language", required=True, help="Key of RAG_ABSTAIN_EVIDENCE this calibrates (en, zh).")
+    parser.add_argument("--language", required=True, help="Key of RAG_ABSTAIN__EVIDENCE this calibrates (en, zh).")
     parser.add_argument("--articles", type=int, default=30, help="Articles ingested (the same number held out).")
     parser.add_argument("--questions", type=int, default=400, help="Questions per set.")
     parser.add_argument("--seed", type=int, default=13)
@@ -85,8 +85,8 @@ def main() -> None:
     answerable = rng.sample(answerable, min(args.questions, len(answerable)))
     unanswerable = rng.sample(unanswerable, min(args.questions, len(unanswerable)))
 
-    settings = Settings(index_dir=work / "index")
-    store = IndexStore(settings.index_dir)
+    settings = Settings(index={"dir": work / "index"})
+    store = IndexStore(settings.index.dir)
     pipeline = build_ingest_pipeline(settings, store)
     report = pipeline.run([work / "docs"])
     embedder = pipeline.embedder
@@ -96,8 +96,8 @@ def main() -> None:
 
         def score(question: str) -> tuple[float, int]:
             """(best sentence score, how many of the top `AGREEMENT_WINDOW` passages share the first's article)."""
-            found = retriever.run(question, top_k=max(settings.top_k, AGREEMENT_WINDOW)).passages
-            passages = found[: settings.top_k]
+            found = retriever.run(question, top_k=max(settings.retrieval.top_k, AGREEMENT_WINDOW)).passages
+            passages = found[: settings.retrieval.top_k]
             reader_passages = [ReaderPassage(p.chunk_id, p.text, p.start) for p in passages]
             articles = [Path(p.source).name[:4] for p in found[:AGREEMENT_WINDOW]]  # AAAA-PPP.txt
             return evidence.run(question, reader_passages).confidence, articles.count(articles[0]) if articles else 0

@@ -3,7 +3,7 @@ answer (the support gate, quotes, abstention) over the whole dev set in a minute
 
 The first run generates every answer with the configured model and stores the raw replies in `--cache`, keyed by
 the exact prompt; later runs with the same retrieval, rerank and prompt settings replay them (a changed prompt
-misses the cache and generates). Settings come from the environment as usual (`RAG_GENERATOR_MIN_SUPPORT=0.6 ...`);
+misses the cache and generates). Settings come from the environment as usual (`RAG_GENERATOR__MIN_SUPPORT=0.6 ...`);
 `--set reader.echo_weight=0.5` changes an attribute of the reader (or `chain.`) that no setting names.
 Latency figures of a replayed run measure everything but generation: take time figures from `rag eval docqa`.
 

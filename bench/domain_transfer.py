@@ -56,7 +56,7 @@ def rag(*args: str, env: dict[str, str]) -> dict:
 
 def gold_eval(test: Path, reader: Path, work: Path, limit: int) -> dict:
     # Spans only (no widening to sentences): F1 of the reader itself, as the XQuAD gold figure is measured.
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_READER_MODEL": str(reader), "RAG_READER_WIDEN_BELOW": "0"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_READER__MODEL": str(reader), "RAG_READER__WIDEN_BELOW": "0"}
     report = rag("eval", "qa", "--squad", str(test), "--setting", "gold", "--limit", str(limit),
                  "--work", str(work / "eval"), env=env)
     return {k: report[k] for k in ("questions", "em", "f1", "contains")} | {"notes": report.get("notes", [])}

@@ -7,7 +7,7 @@ their section headings as queries. Query latency is one `embed_query` call per h
 (p50 / p95, after 10 warm-up calls), as the retriever makes it for each request. Ingest
 throughput embeds --chunks chunk texts with `SentenceEmbedder.embed`, as the local ingest
 engine does: in this process (onnx-int8 runs its batches on one thread per core; torch
-spreads each batch over the cores) and with `processes=2` (RAG_EMBEDDER_PROCESSES: worker
+spreads each batch over the cores) and with `processes=2` (RAG_EMBEDDER__PROCESSES: worker
 processes with one model and one core each). Backends are run alternately, twice each.
 """
 

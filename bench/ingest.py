@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "data" / "corpus" / "fastapi-docs"
 CHUNK_TOKENS = 200
 OVERLAP_TOKENS = 32
-# "-chunks-only": without the sentence vectors the default also embeds and stores (RAG_SENTENCE_VECTORS=false).
+# "-chunks-only": without the sentence vectors the default also embeds and stores (RAG_INGEST__SENTENCE_VECTORS=false).
 CONFIGS = ["ours-onnx-int8", "ours-onnx-int8-chunks-only", "ours-int8", "ours-torch", "langchain-tokens",
            "langchain-chars"]
 
@@ -48,9 +48,8 @@ def run_ours(variant: str, corpus: Path, workdir: Path) -> tuple[list[str], floa
     from rag.settings import Settings
 
     backend = variant.removesuffix("-chunks-only")
-    settings = Settings(embedder_backend=backend, chunk_tokens=CHUNK_TOKENS, chunk_overlap=OVERLAP_TOKENS,
-                        index_dir=workdir / "index", sentence_vectors=backend == variant)
-    store = IndexStore(settings.index_dir)
+    settings = Settings(embedder={"backend": backend}, ingest={"chunk_tokens": CHUNK_TOKENS, "chunk_overlap": OVERLAP_TOKENS, "sentence_vectors": backend == variant}, index={"dir": workdir / "index"})
+    store = IndexStore(settings.index.dir)
     pipeline = build_ingest_pipeline(settings, store)
     pipeline.run([corpus])
     with store.reader() as reader:

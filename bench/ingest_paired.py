@@ -29,8 +29,8 @@ from transformers import AutoTokenizer
 lc_emb = HuggingFaceEmbeddings(model_name=MP, encode_kwargs={"normalize_embeddings": True})
 tok = AutoTokenizer.from_pretrained(MP)
 def ours():
-    d = Path(tempfile.mkdtemp()); s = Settings(index_dir=d / "index")
-    p = build_ingest_pipeline(s, IndexStore(s.index_dir)); r = p.run([sub]); shutil.rmtree(d); return r.chunks_added
+    d = Path(tempfile.mkdtemp()); s = Settings(index={"dir": d / "index"})
+    p = build_ingest_pipeline(s, IndexStore(s.index.dir)); r = p.run([sub]); shutil.rmtree(d); return r.chunks_added
 def lc():
     docs = DirectoryLoader(str(sub), glob="**/*.md", loader_cls=TextLoader, loader_kwargs={"encoding": "utf-8"}).load()
     chunks = RecursiveCharacterTextSplitter.from_huggingface_tokenizer(tok, chunk_size=200, chunk_overlap=32).split_documents(docs)

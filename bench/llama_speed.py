@@ -43,10 +43,10 @@ def main() -> None:
 
     from generators.generative_reader import SYSTEM_PROMPT
     from generators.llama_generator import LlamaCppGenerator, import_xllamacpp, server_params
-    from generators.text_generators import DEFAULT_LOCAL_GENERATOR, DEFAULT_LOCAL_GENERATOR_FILE
+    from generators.model_names import GENERATOR
 
     gguf = Path(args.model) if args.model else LlamaCppGenerator(
-        DEFAULT_LOCAL_GENERATOR, gguf_file=DEFAULT_LOCAL_GENERATOR_FILE).gguf_path
+        GENERATOR.name, gguf_file=GENERATOR.file).gguf_path
     xllamacpp = import_xllamacpp()
     flash = {"auto": -1, "off": 0, "on": 1}
     print(f"model {gguf.name}; prompt ~{args.prompt_chars} chars; {args.repeats} requests per configuration")

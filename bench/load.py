@@ -71,8 +71,8 @@ def big_upload(paragraphs: int) -> bytes:
 
 
 def start_server(folder: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_INDEX_DIR": str(folder / "index"),
-           "RAG_COLLECTIONS_DIR": str(folder / "collections")}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_INDEX__DIR": str(folder / "index"),
+           "RAG_INDEX__COLLECTIONS_DIR": str(folder / "collections")}
     rag = shutil.which("rag", path=os.path.dirname(sys.executable)) or "rag"
     log = open(folder / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen([rag, "serve", "--host", "127.0.0.1", "--port", str(port)], stdout=log,
@@ -150,7 +150,7 @@ def overhead(url: str, index_dir: Path, rounds: int) -> dict:
     from rag.settings import Settings
     from index.store import IndexStore
 
-    settings = Settings(index_dir=index_dir)
+    settings = Settings(index={"dir": index_dir})
     embedder = build_embedder(settings)
     direct, http = [], []
     with IndexStore(index_dir).reader() as reader, httpx.Client(timeout=120) as client:
@@ -185,7 +185,7 @@ def main() -> None:
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="rag-load-"))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_INDEX_DIR": str(folder / "index")}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_INDEX__DIR": str(folder / "index")}
     rag = shutil.which("rag", path=os.path.dirname(sys.executable)) or "rag"
     subprocess.run([rag, "ingest", str(ROOT / "docs")], check=True, env=env, stdout=subprocess.DEVNULL)
     port = free_port()

@@ -2,7 +2,7 @@
 
 The peer is what a LangChain user builds for the same job: `FAISS.from_documents` over `HuggingFaceEmbeddings`
 and a `BM25Retriever` fused by an `EnsembleRetriever` (reciprocal rank, equal weights), the fused candidates cut
-to our rerank depth (`RAG_RERANK_DEPTH`, 20) and rescored by `CrossEncoderReranker` over a
+to our rerank depth (`RAG_RERANK__DEPTH`, 20) and rescored by `CrossEncoderReranker` over a
 `HuggingFaceCrossEncoder`, keeping `top_k` (5). Both sides index the same chunks (the ones this project's
 ingest made of the docs, each with its heading path, as our retriever and reranker read them), embed with the
 same model folder and rerank with the same cross-encoder folder (the ones the service resolves to). The peer
@@ -97,7 +97,7 @@ def main() -> None:
     if reranker is None:
         raise SystemExit(f"no reranker: {note}")
     peer = build_peer(indexed_chunks(store_folder), build_embedder(settings).resolved.path, reranker.resolved.path,
-                      settings.rerank_depth, settings.top_k)
+                      settings.rerank.depth, settings.retrieval.top_k)
 
     with tempfile.TemporaryDirectory() as serving:
         (Path(serving) / "index").symlink_to(store_folder.resolve())
@@ -135,7 +135,7 @@ def main() -> None:
     print(f"| this project | whole extractive `/ask` over HTTP | {summary['ours']['p50_ms']} | {summary['ours']['p90_ms']} "
           f"| {summary['ours']['page_found']} (cited) |")
     print(f"| LangChain | hybrid retrieval + rerank | {summary['peer']['p50_ms']} | {summary['peer']['p90_ms']} "
-          f"| {summary['peer']['page_found']} (top {settings.top_k}) |")
+          f"| {summary['peer']['page_found']} (top {settings.retrieval.top_k}) |")
     print(f"ours / peer p50: {summary['p50_ratio_ours_over_peer']}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

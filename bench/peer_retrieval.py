@@ -159,7 +159,7 @@ def build_ours(names: list[str], corpus: Corpus, work: Path, model_folder: Path,
     pipeline = build_ingest_pipeline(settings, store)
     if pipeline.embedder.resolved.path != model_folder:
         raise SystemExit(f"this project's embedder resolves to {pipeline.embedder.resolved.path}, not {model_folder}: "
-                         f"unset RAG_EMBEDDER_MODEL so every system uses the same model")
+                         f"unset RAG_EMBEDDER__MODEL so every system uses the same model")
     pipeline.embedder.warm_up()  # load (and convert once) before timing, as the peers load theirs first
     with Stopwatch() as clock:
         index_info = ingest_corpus(pipeline, store, folder / "docs")
@@ -167,7 +167,7 @@ def build_ours(names: list[str], corpus: Corpus, work: Path, model_folder: Path,
         "index": {"folder": index_info.folder, "documents": index_info.documents, "chunks": index_info.chunks,
                   "fingerprint": index_info.fingerprint, "files_ingested": index_info.files_ingested,
                   "chunks_embedded": index_info.chunks_embedded},
-        "embedder_backend": settings.embedder_backend, "chunk_tokens": settings.chunk_tokens,
+        "embedder_backend": settings.embedder.backend, "chunk_tokens": settings.ingest.chunk_tokens,
     }
     reranker, rerank_note = build_reranker(settings) if "hybrid+rerank" in names else (None, None)
     chunk_depth = 2 * DOCUMENT_DEPTH  # documents are ranked by their best chunk
@@ -178,7 +178,7 @@ def build_ours(names: list[str], corpus: Corpus, work: Path, model_folder: Path,
         system = System(name, run=lambda _q: [], build_seconds=clock.wall, build_cpu_seconds=clock.cpu,
                         reused_index=index_info.reused, details=dict(details))
         if name == "hybrid+rerank":
-            system.details["rerank_depth"] = settings.rerank_depth
+            system.details["rerank_depth"] = settings.rerank.depth
             if rerank_note:
                 system.details["note"] = rerank_note
             if reranker is None:
@@ -187,12 +187,12 @@ def build_ours(names: list[str], corpus: Corpus, work: Path, model_folder: Path,
                 continue
         retriever = build_retriever(
             settings, index, pipeline.embedder, top_k=chunk_depth,
-            dense_depth=max(settings.dense_depth, chunk_depth), bm25_depth=max(settings.bm25_depth, chunk_depth),
+            dense_depth=max(settings.retrieval.dense_depth, chunk_depth), bm25_depth=max(settings.retrieval.bm25_depth, chunk_depth),
             **weights[name],
         )
         ranker = DocumentRanker(retriever, file_to_corpus_id, chunk_depth=chunk_depth,
                                 reranker=reranker if name == "hybrid+rerank" else None,
-                                rerank_depth=settings.rerank_depth)
+                                rerank_depth=settings.rerank.depth)
         system.run = ranker.run
         systems.append(system)
     return systems
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> None:
     if not queries:
         raise SystemExit(f"{args.beir} has no queries with relevant documents in qrels/{args.split}.tsv")
     corpus = load_corpus(dataset.corpus_path, queries, args.corpus_limit, args.work)
-    model_folder = resolve_model(EMBEDDER, role="embedder", setting="RAG_EMBEDDER_MODEL").path
+    model_folder = resolve_model(EMBEDDER, role="embedder", setting="RAG_EMBEDDER__MODEL").path
     print(f"{args.beir.name} ({args.split}): {len(queries)} queries, {len(corpus.entries)} documents, "
           f"model {model_folder}", file=sys.stderr, flush=True)
 

@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--squad", type=Path, default=ROOT.parent / "shared/data/qa/train/squad_v1.1_train.json")
     parser.add_argument("--last-articles", type=int, default=10)
     parser.add_argument("--limit", type=int, default=600)
-    parser.add_argument("--widen-below", type=float, default=None, help="default: RAG_READER_WIDEN_BELOW")
+    parser.add_argument("--widen-below", type=float, default=None, help="default: RAG_READER__WIDEN_BELOW")
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "out" / "reader_open_candidates.json",
                         help="candidates per question; reused when present (delete to recompute)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "reader_open.json")
@@ -52,7 +52,7 @@ def main() -> None:
     from rag.settings import Settings
 
     settings = Settings()
-    widen_below = settings.reader_widen_below if args.widen_below is None else args.widen_below
+    widen_below = settings.reader.widen_below if args.widen_below is None else args.widen_below
     rows = json.loads(args.cache.read_text()) if args.cache.exists() else collect(args, settings)
     if not args.cache.exists():
         args.cache.parent.mkdir(parents=True, exist_ok=True)
@@ -98,14 +98,14 @@ def collect(args, settings) -> list[dict]:
     if args.limit and len(items) > args.limit:
         step = len(items) / args.limit
         items = [items[int(k * step)] for k in range(args.limit)]
-    settings = settings.model_copy(update={"index_dir": work / "index"})
-    store = IndexStore(settings.index_dir)
+    settings = settings.updated({"index.dir": work / "index"})
+    store = IndexStore(settings.index.dir)
     pipeline = build_ingest_pipeline(settings, store)
     pipeline.run([work / "docs"])
     models = build_chain_models(settings, pipeline.embedder)
     reader = models.readers["extractive"]
     if not isinstance(reader, ExtractiveReader):
-        raise SystemExit("no extractive reader resolves: set RAG_READER_MODEL")
+        raise SystemExit("no extractive reader resolves: set RAG_READER__MODEL")
     # Only the passages matter here: the cheap sentence reader stands in so the QA model runs once per question.
     models.readers["extractive"] = models.evidence
     rows = []

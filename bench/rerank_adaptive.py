@@ -138,8 +138,8 @@ def beir(args, settings, chain_parts) -> dict:  # noqa: ANN001
     times, agreed = [], 0
     with store.reader() as index:
         retriever = build_retriever(settings, index, embedder, top_k=chunk_depth,
-                                    dense_depth=max(settings.dense_depth, chunk_depth),
-                                    bm25_depth=max(settings.bm25_depth, chunk_depth))
+                                    dense_depth=max(settings.retrieval.dense_depth, chunk_depth),
+                                    bm25_depth=max(settings.retrieval.bm25_depth, chunk_depth))
         scored_all = score_questions([q.text for q in queries], retriever, reranker, evidence, args.depth,
                                      extra=max(0, chunk_depth - args.depth))
         for query, (scored, took) in zip(queries, scored_all, strict=True):
@@ -187,7 +187,7 @@ def main() -> None:
     parser.add_argument("--docs", type=Path, action="append", help="docqa: the documents the questions are about.")
     parser.add_argument("--split", default="train", help="beir: which qrels split.")
     parser.add_argument("--limit", type=int, default=0, help="Only the first N queries / answerable questions.")
-    parser.add_argument("--depth", type=int, default=None, help="Candidates (default: RAG_RERANK_DEPTH).")
+    parser.add_argument("--depth", type=int, default=None, help="Candidates (default: RAG_RERANK__DEPTH).")
     parser.add_argument("--work", type=Path, default=ROOT / ".rag-eval", help="Where indexes are kept.")
     parser.add_argument("--out", type=Path, default=None, help="Write the summary as JSON.")
     args = parser.parse_args()
@@ -199,7 +199,7 @@ def main() -> None:
     from rag.settings import Settings
 
     settings = Settings()
-    args.depth = args.depth or settings.rerank_depth
+    args.depth = args.depth or settings.rerank.depth
     reranker, note = build_reranker(settings)
     if reranker is None:
         raise SystemExit(f"no reranker: {note}")

@@ -4,7 +4,7 @@ The candidates the chain reranks (the hybrid retriever's top `--depth`, in
 retrieval order) are scored once by the cross-encoder; then the final order is
 the reranker's alone (weight 0) or its reciprocal-rank fusion with the
 retrieval order at each weight of the grid (`generators.reranker.fused_order`,
-the code the service runs; `RAG_RERANK_RETRIEVAL_WEIGHT`).
+the code the service runs; `RAG_RERANK__RETRIEVAL_WEIGHT`).
 
 - `squad`: the last `--articles` articles of a SQuAD-format file (for SQuAD v1.1
   train: the 10 articles the shipped reranker and reader were not trained on),
@@ -16,7 +16,7 @@ the code the service runs; `RAG_RERANK_RETRIEVAL_WEIGHT`).
   orderings can be compared without scoring again (`--from-signals FILE`).
 - `beir`: a BEIR split (SciFact *train* for development); documents ranked by
   their best chunk, as `rag eval retrieval` does; nDCG@10 and recall@10; also the
-  chain's order with the evidence ranking (`RAG_RERANK_EVIDENCE_WEIGHT`), which
+  chain's order with the evidence ranking (`RAG_RERANK__EVIDENCE_WEIGHT`), which
   `rag eval retrieval` leaves out.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/rerank_dev.py squad ../shared/data/qa/train/squad_v1.1_train.json
@@ -135,7 +135,7 @@ def squad_orders(record: dict) -> dict[str, list[int]]:
     for w in (1.0, 2.0):
         orders[f"weight {w}, top 5 by evidence"] = by_evidence(fused_order(record["rerank"], w))
     for w in (1.0, 2.0):
-        for w_e in (0.5, 1.0, 2.0):  # the chain's order with RAG_RERANK_EVIDENCE_WEIGHT
+        for w_e in (0.5, 1.0, 2.0):  # the chain's order with RAG_RERANK__EVIDENCE_WEIGHT
             orders[f"RRF retrieval {w} + reranker 1 + evidence {w_e}"] = order_by_rerank_and_evidence(
                 passages, record["rerank"], sentences, retrieval_weight=w, evidence_weight=w_e)
     return orders
@@ -211,8 +211,8 @@ def beir(args, settings, embedder, reranker) -> None:
     totals = {name: [0.0, 0.0] for name in names}
     with store.reader() as index:
         retriever = build_retriever(settings, index, embedder, top_k=chunk_depth,
-                                    dense_depth=max(settings.dense_depth, chunk_depth),
-                                    bm25_depth=max(settings.bm25_depth, chunk_depth))
+                                    dense_depth=max(settings.retrieval.dense_depth, chunk_depth),
+                                    bm25_depth=max(settings.retrieval.bm25_depth, chunk_depth))
         for query in queries:
             passages, scores = scored_candidates(retriever, reranker, query.text, args.depth,
                                                  extra=chunk_depth - args.depth)
@@ -249,7 +249,7 @@ def main() -> None:
     parser.add_argument("--from-signals", type=Path, help="squad: compare orders from a --signals file, scoring nothing.")
     parser.add_argument("--split", default="train", help="beir: which qrels split.")
     parser.add_argument("--limit", type=int, default=0, help="Only the first N questions or queries.")
-    parser.add_argument("--depth", type=int, default=None, help="Candidates reranked (default: RAG_RERANK_DEPTH).")
+    parser.add_argument("--depth", type=int, default=None, help="Candidates reranked (default: RAG_RERANK__DEPTH).")
     parser.add_argument("--work", type=Path, default=ROOT / ".rag-eval", help="beir: where the corpus index is kept.")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -258,7 +258,7 @@ def main() -> None:
     from rag.settings import Settings
 
     settings = Settings()
-    args.depth = args.depth or settings.rerank_depth
+    args.depth = args.depth or settings.rerank.depth
     if args.kind == "squad" and args.from_signals:  # scores were kept: no model needed
         squad(args, settings, None, None)
         return

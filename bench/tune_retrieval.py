@@ -242,9 +242,9 @@ def windows(args) -> None:
     docs.mkdir()
     for i, text in enumerate(paragraphs):
         (docs / f"{i:05d}.txt").write_text(text, encoding="utf-8")
-    settings = Settings(index_dir=work / "index")
-    build_ingest_pipeline(settings, IndexStore(settings.index_dir)).run([docs])
-    with IndexStore(settings.index_dir).reader() as reader:
+    settings = Settings(index={"dir": work / "index"})
+    build_ingest_pipeline(settings, IndexStore(settings.index.dir)).run([docs])
+    with IndexStore(settings.index.dir).reader() as reader:
         stored = reader.store.all_chunk_terms()
         paragraph_of = {c.chunk_id: int(Path(c.source).stem) for c in reader.chunks(stored.ids).values()}
 

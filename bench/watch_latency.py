@@ -63,8 +63,8 @@ def main() -> None:
     shutil.copytree(args.docs, folder)
     pages = sorted(p for p in folder.rglob("*.md") if p.stat().st_size > 2000)
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_INDEX_DIR": str(work / "index"),
-           "RAG_COLLECTIONS_DIR": str(work / "collections")}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_INDEX__DIR": str(work / "index"),
+           "RAG_INDEX__COLLECTIONS_DIR": str(work / "collections")}
     rag = Path(sys.executable).with_name("rag")
     server = subprocess.Popen([str(rag), "serve", "--port", str(port), "--watch", str(folder)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

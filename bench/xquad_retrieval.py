@@ -45,8 +45,8 @@ def main() -> None:
     if args.limit:
         questions = questions[: args.limit]
 
-    settings = Settings(index_dir=work / "index")
-    store = IndexStore(settings.index_dir)
+    settings = Settings(index={"dir": work / "index"})
+    store = IndexStore(settings.index.dir)
     pipeline = build_ingest_pipeline(settings, store)
     report = pipeline.run([work / "docs"])
     embedder = pipeline.embedder
@@ -57,7 +57,7 @@ def main() -> None:
         "bm25": HybridRetriever(reader, embedder, dense_weight=0.0),
         "hybrid (RRF 1:1, k 60)": HybridRetriever(reader, embedder, dense_weight=1.0, rrf_k=60),
         "hybrid, language-aware (RRF 1:1, k 60)": HybridRetriever(reader, embedder, dense_weight=1.0, rrf_k=60,
-                                                                  dense_languages=settings.embedder_languages),
+                                                                  dense_languages=settings.embedder.languages),
         "hybrid, language-aware, tuned on dev data (default)": build_retriever(settings, reader, embedder),
     }
     print(f"{args.squad.name}: {report.ingested} paragraphs, {report.chunks_added} chunks, {len(questions)} questions\n")

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
+from generators import model_names
 from generators.resolve import ResolvedModel, ResolvesModel
 
 if TYPE_CHECKING:
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
     ImageInput = Union[PILImage.Image, bytes, bytearray, memoryview, str, Path]
 
-DEFAULT_CAPTION_MODEL = "microsoft/git-base"
 
 # Layers of the text model whose attention the heat map averages: the last ones tie words to regions best.
 HEAT_LAST_LAYERS = 3
@@ -237,11 +237,11 @@ class ImageCaptioner(ResolvesModel):
 
     def __init__(
         self,
-        model: str = DEFAULT_CAPTION_MODEL,
+        model: str = model_names.CAPTION.name,
         *,
         device: str = "cpu",
         max_new_tokens: int = 30,
-        setting: str = "RAG_CAPTION_MODEL",
+        setting: str | None = None,
     ) -> None:
         self.model_name = model
         self.device = device

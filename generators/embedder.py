@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from generators import model_names
 from generators.resolve import ResolvedModel, ResolvesModel
 
 if TYPE_CHECKING:
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EmbedderBackend = Literal["torch", "int8", "onnx-int8"]
-DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class SentenceEmbedder(ResolvesModel):
 
     def __init__(
         self,
-        model: str = DEFAULT_EMBEDDER,
+        model: str = model_names.EMBEDDER.name,
         *,
         backend: EmbedderBackend = "torch",
         device: str = "cpu",
@@ -83,7 +83,7 @@ class SentenceEmbedder(ResolvesModel):
         threads: int | None = None,
         processes: int = 1,
         cache_dir: Path | None = None,
-        setting: str = "RAG_EMBEDDER_MODEL",
+        setting: str | None = None,
         query_cache_size: int = 1024,
     ) -> None:
         self.model_name = model
@@ -372,13 +372,13 @@ def _pooling_config(folder: Path) -> dict:
     if unsupported:
         raise ValueError(
             f"The onnx-int8 embedder backend supports Transformer, Pooling and Normalize modules; {folder} also has "
-            f"{unsupported}. Set RAG_EMBEDDER_BACKEND=int8 (or torch) for this model."
+            f"{unsupported}. Use the int8 (or torch) backend for this model."
         )
     pooling = next((m for m in modules if m["type"].endswith("Pooling")), None)
     config = json.loads((folder / pooling["path"] / "config.json").read_text()) if pooling else {}
     modes = [mode for mode in ("cls_token", "max_tokens", "mean_tokens") if config.get(f"pooling_mode_{mode}")]
     if len(modes) > 1 or (config and not modes and any(k.startswith("pooling_mode") and v for k, v in config.items())):
-        raise ValueError(f"Pooling {config} is not supported by the onnx-int8 backend; set RAG_EMBEDDER_BACKEND=int8.")
+        raise ValueError(f"Pooling {config} is not supported by the onnx-int8 backend; use the int8 backend.")
     dimension = config.get("word_embedding_dimension") or json.loads((folder / "config.json").read_text())["hidden_size"]
     return {"mode": modes[0] if modes else "mean_tokens", "dimension": int(dimension)}
 

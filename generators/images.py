@@ -20,12 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from generators import model_names
 from generators.resolve import ResolvedModel, ResolvesModel
 
 if TYPE_CHECKING:
     from PIL import Image
 
-DEFAULT_IMAGE_MODEL = "stabilityai/sd-turbo"
 
 MAX_IMAGES = 4  # per call: memory grows linearly with the batch
 MIN_SIDE, MAX_SIDE = 64, 2048
@@ -65,12 +65,12 @@ class TextToImage(ResolvesModel):
 
     def __init__(
         self,
-        model: str = DEFAULT_IMAGE_MODEL,
+        model: str = model_names.IMAGE.name,
         *,
         device: str = "cpu",
         default_steps: int = 1,
         default_guidance: float = 0.0,
-        setting: str = "RAG_IMAGE_MODEL",
+        setting: str | None = None,
     ) -> None:
         self.model_name = model
         self.device = device

@@ -80,7 +80,7 @@ class LlamaCppGenerator:
         gguf_file: str | None = None,
         threads: int | None = None,
         context_tokens: int = 4096,
-        setting: str = "RAG_GENERATOR_MODEL",
+        setting: str | None = None,
     ) -> None:
         self.model_name = model
         self.gguf_file = gguf_file

@@ -4,9 +4,9 @@
 
 serves `/v1/chat/completions` (streaming too), `/v1/completions`, `/v1/models`
 and `/health` on loopback until interrupted. `--model` takes what
-`RAG_GENERATOR_MODEL` takes (a .gguf file, a folder, a Hub GGUF repo; offline
-the packaged Qwen2.5-Coder). Point `RAG_GENERATOR_BACKEND=openai` and
-`RAG_OPENAI_BASE_URL=http://127.0.0.1:8001/v1` at it to share one model
+`RAG_GENERATOR__MODEL` takes (a .gguf file, a folder, a Hub GGUF repo; offline
+the packaged Qwen2.5-Coder). Point `RAG_GENERATOR__BACKEND=openai` and
+`RAG_OPENAI__BASE_URL=http://127.0.0.1:8001/v1` at it to share one model
 between processes.
 """
 
@@ -17,14 +17,14 @@ import signal
 import threading
 
 from generators.llama_generator import LlamaCppGenerator, default_threads, import_xllamacpp, server_params
-from generators.text_generators import DEFAULT_LOCAL_GENERATOR, DEFAULT_LOCAL_GENERATOR_FILE
+from generators.model_names import GENERATOR
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=DEFAULT_LOCAL_GENERATOR)
+    parser.add_argument("--model", default=GENERATOR.name)
     parser.add_argument("--gguf-file", default=None,
-                        help=f"the file of a Hub GGUF repo (default for the default model: {DEFAULT_LOCAL_GENERATOR_FILE})")
+                        help=f"the file of a Hub GGUF repo (default for the default model: {GENERATOR.file})")
     parser.add_argument("--alias", default=None, help="the model name /v1/models reports")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parallel", type=int, default=1, help="requests decoded at once (the context is split)")
     args = parser.parse_args(argv)
 
-    gguf_file = args.gguf_file or (DEFAULT_LOCAL_GENERATOR_FILE if args.model == DEFAULT_LOCAL_GENERATOR else None)
+    gguf_file = args.gguf_file or (GENERATOR.file if args.model == GENERATOR.name else None)
     gguf = LlamaCppGenerator(args.model, gguf_file=gguf_file).gguf_path
     params = server_params(gguf, context_tokens=args.context_tokens, threads=args.threads or default_threads(),
                            parallel=args.parallel, host=args.host, port=args.port)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from generators import model_names
 from generators.reading import ReaderPassage, ReaderResult, ReaderSpan, SpanReader
 from generators.resolve import ResolvedModel, ResolvesModel
 from generators.sentence_reader import sentence_of
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     import onnxruntime
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-DEFAULT_READER = "distilbert-base-cased-distilled-squad"
 # torch: the checkpoint in float32; onnx-int8: its int8 ONNX graph (generators.onnx_export), faster on CPUs.
 ReaderBackend = Literal["torch", "onnx-int8"]
 
@@ -101,7 +101,7 @@ class ExtractiveReader(SpanReader, ResolvesModel):
 
     def __init__(
         self,
-        model: str = DEFAULT_READER,
+        model: str = model_names.READER.name,
         *,
         device: str = "cpu",
         max_seq_len: int = 384,
@@ -111,7 +111,7 @@ class ExtractiveReader(SpanReader, ResolvesModel):
         batch_size: int = 16,
         widen_below: float = 0.0,
         passage_rank_weight: float = 0.0,
-        setting: str = "RAG_READER_MODEL",
+        setting: str | None = None,
         backend: ReaderBackend = "torch",
         cache_dir: Path | None = None,
         threads: int | None = None,

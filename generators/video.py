@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from generators import model_names
 from generators.resolve import ResolvedModel, ResolvesModel
 
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VIDEO_MODEL = "damo-vilab/text-to-video-ms-1.7b"
 
 MAX_FRAMES = 64
 MAX_STEPS = 100
@@ -133,13 +133,13 @@ class TextToVideo(ResolvesModel):
 
     def __init__(
         self,
-        model: str = DEFAULT_VIDEO_MODEL,
+        model: str = model_names.VIDEO.name,
         *,
         device: str = "cpu",
         default_steps: int = 25,
         default_frames: int = 16,
         fps: int = 8,
-        setting: str = "RAG_VIDEO_MODEL",
+        setting: str | None = None,
     ) -> None:
         self.model_name = model
         self.device = device

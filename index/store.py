@@ -47,10 +47,10 @@ class BackendMismatchError(RuntimeError):
     """The index keeps its vectors in another backend than the one asked for."""
 
     def __init__(self, root: Path, recorded: str, wanted: str) -> None:
+        self.root, self.recorded, self.wanted = root, recorded, wanted
         super().__init__(
-            f"The index at {root} keeps its vectors in {recorded}, but the backend asked for is {wanted}. "
-            f"Use RAG_BACKEND={recorded} (or --backend {recorded}), or copy the vectors over without "
-            f"re-embedding: rag index migrate --to {wanted} --index {root}"
+            f"The index at {root} keeps its vectors in {recorded}, but the backend asked for is {wanted}: open it "
+            f"with the {recorded} backend, or copy the vectors over without re-embedding (IndexWriter.migrate)."
         )
 
 

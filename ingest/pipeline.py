@@ -126,7 +126,7 @@ def read_file(path: Path, max_bytes: int) -> bytes:
             raise LoadError("not a regular file")
         if info.st_size > max_bytes:
             raise LoadError(
-                f"file too large: {info.st_size:,} bytes, the limit is {max_bytes:,} (raise RAG_MAX_FILE_MB)"
+                f"file too large: {info.st_size:,} bytes, the limit is {max_bytes:,}"
             )
         with open(path, "rb") as handle:
             return handle.read(max_bytes + 1)

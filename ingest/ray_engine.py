@@ -195,7 +195,7 @@ class _IngestWorker:
             if embedder.fingerprint != self.fingerprint:
                 raise RuntimeError(
                     f"This Ray worker resolved the embedder to {embedder.fingerprint}, the driver to "
-                    f"{self.fingerprint}: install the same model on every node (RAG_EMBEDDER_MODEL)."
+                    f"{self.fingerprint}: install the same model on every node."
                 )
             embedder.warm_up()
             self._embedder = embedder

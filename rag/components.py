@@ -24,39 +24,39 @@ from generators.video import TextToVideo
 from index.backends import FaissBackend, MilvusBackend, VectorBackend
 from index.bm25 import analyze
 from index.faiss_store import FaissIndexConfig
-from index.store import IndexReader, IndexStore
+from index.store import BackendMismatchError, IndexReader, IndexStore
 from ingest.chunking import Chunker
 from ingest.pipeline import IngestPipeline, ProgressCallback
 from rag.chain import AbstentionThresholds, AskChain
 from rag.retriever import HybridRetriever
-from rag.settings import STAND_IN_RERANK_EVIDENCE_WEIGHT, STAND_IN_RERANK_RETRIEVAL_WEIGHT, Settings
+from rag.settings import STAND_IN_RERANK_EVIDENCE_WEIGHT, STAND_IN_RERANK_RETRIEVAL_WEIGHT, Settings, env_name
 
 log = logging.getLogger(__name__)
 
 
 def build_embedder(settings: Settings) -> SentenceEmbedder:
     return SentenceEmbedder(
-        settings.embedder_model,
-        backend=settings.embedder_backend,
-        device=resolve_device(settings.device),
-        batch_tokens=settings.embed_batch_tokens,
-        threads=settings.embedder_threads,
-        processes=settings.embedder_processes,
-        cache_dir=settings.embedder_cache_dir,
-        setting="RAG_EMBEDDER_MODEL",
-        query_cache_size=settings.embedder_query_cache,
+        settings.embedder.model,
+        backend=settings.embedder.backend,
+        device=resolve_device(settings.runtime.device),
+        batch_tokens=settings.embedder.batch_tokens,
+        threads=settings.embedder.threads,
+        processes=settings.embedder.processes,
+        cache_dir=settings.embedder.cache_dir,
+        setting=env_name("embedder", "model"),
+        query_cache_size=settings.embedder.query_cache,
     )
 
 
 def build_retriever(settings: Settings, reader: IndexReader, embedder: SentenceEmbedder, **overrides) -> HybridRetriever:
     options = dict(
-        top_k=settings.top_k,
-        dense_depth=settings.dense_depth,
-        bm25_depth=settings.bm25_depth,
-        dense_weight=settings.dense_weight,
-        bm25_weight=settings.bm25_weight,
-        rrf_k=settings.rrf_k,
-        dense_languages=settings.embedder_languages,
+        top_k=settings.retrieval.top_k,
+        dense_depth=settings.retrieval.dense_depth,
+        bm25_depth=settings.retrieval.bm25_depth,
+        dense_weight=settings.retrieval.dense_weight,
+        bm25_weight=settings.retrieval.bm25_weight,
+        rrf_k=settings.retrieval.rrf_k,
+        dense_languages=settings.embedder.languages,
     )
     options.update(overrides)
     return HybridRetriever(reader, embedder, **options)
@@ -64,22 +64,23 @@ def build_retriever(settings: Settings, reader: IndexReader, embedder: SentenceE
 
 def build_reranker(settings: Settings) -> tuple[CrossEncoderReranker | None, str | None]:
     """The reranker, or None and the reason it is skipped (logged once here, carried in every response)."""
-    if settings.reranker_model.strip().lower() in {"", "none"}:
-        return None, "reranking is off (RAG_RERANKER_MODEL=none): passages are in retrieval order"
-    reranker = CrossEncoderReranker(settings.reranker_model, device=resolve_device(settings.device),
-                                    retrieval_weight=settings.rerank_retrieval_weight or 0.0,
-                                    backend=settings.reranker_backend, threads=settings.onnx_threads)
+    if settings.rerank.model.strip().lower() in {"", "none"}:
+        return None, "reranking is off (RAG_RERANK__MODEL=none): passages are in retrieval order"
+    reranker = CrossEncoderReranker(settings.rerank.model, device=resolve_device(settings.runtime.device),
+                                    retrieval_weight=settings.rerank.retrieval_weight or 0.0,
+                                    backend=settings.rerank.backend, threads=settings.runtime.onnx_threads,
+                                    setting=env_name("rerank", "model"))
     try:
         reranker.resolved
     except ModelUnavailableError as exc:
-        note = f"no reranker: {settings.reranker_model!r} is not available here (set RAG_RERANKER_MODEL); " \
+        note = f"no reranker: {settings.rerank.model!r} is not available here (set RAG_RERANK__MODEL); " \
                "the top passages are ordered by their best supporting sentence instead"
         log.warning("%s (%s)", note, exc.reason or "not found")
         return None, note
-    if settings.rerank_retrieval_weight is None and reranker.resolved.stand_in:
+    if settings.rerank.retrieval_weight is None and reranker.resolved.stand_in:
         reranker.retrieval_weight = STAND_IN_RERANK_RETRIEVAL_WEIGHT
     if reranker.resolved.stand_in:
-        return reranker, _stand_in_note("reranker", settings.reranker_model, "RAG_RERANKER_MODEL", reranker.resolved.path)
+        return reranker, _stand_in_note("reranker", settings.rerank.model, env_name("rerank", "model"), reranker.resolved.path)
     return reranker, None
 
 
@@ -92,57 +93,61 @@ def _stand_in_note(role: str, name: str, setting: str, path: Path) -> str:
 
 def build_extractive_reader(settings: Settings, sentence_reader: SentenceReader) -> tuple[Reader, str | None]:
     """The QA model if it resolves, else the sentence extractor and a note saying so."""
-    reader = ExtractiveReader(settings.reader_model, device=resolve_device(settings.device),
-                              widen_below=settings.reader_widen_below, passage_rank_weight=settings.reader_rank_weight,
-                              backend=settings.reader_backend, threads=settings.onnx_threads)
+    reader = ExtractiveReader(settings.reader.model, device=resolve_device(settings.runtime.device),
+                              widen_below=settings.reader.widen_below, passage_rank_weight=settings.reader.rank_weight,
+                              backend=settings.reader.backend, threads=settings.runtime.onnx_threads,
+                              setting=env_name("reader", "model"))
     try:
         reader.resolved
     except ModelUnavailableError:
-        note = f"no extractive QA model: {settings.reader_model!r} is not available here (set RAG_READER_MODEL); " \
+        note = f"no extractive QA model: {settings.reader.model!r} is not available here (set RAG_READER__MODEL); " \
                "answers are the best supporting sentence"
         log.warning(note)
         return sentence_reader, note
     if reader.resolved.stand_in:
-        return reader, _stand_in_note("extractive reader", settings.reader_model, "RAG_READER_MODEL",
+        return reader, _stand_in_note("extractive reader", settings.reader.model, env_name("reader", "model"),
                                       reader.resolved.path)
     return reader, None
 
 
 def build_generator(settings: Settings) -> TextGenerator:
     """The configured generator; cheap (weights load on first use)."""
-    if settings.generator_backend == "openai":
+    if settings.generator.backend == "openai":
         return OpenAIGenerator(
-            settings.openai_model,
-            base_url=settings.openai_base_url,
-            timeout=settings.openai_timeout,
-            max_retries=settings.openai_max_retries,
+            settings.openai.model,
+            base_url=settings.openai.base_url,
+            timeout=settings.openai.timeout,
+            max_retries=settings.openai.max_retries,
         )
-    if is_gguf_model(settings.generator_model):
-        gguf_file = settings.generator_gguf_file if not settings.generator_model.lower().endswith(".gguf") else None
-        return LlamaCppGenerator(settings.generator_model, gguf_file=gguf_file, threads=settings.generator_threads,
-                                 context_tokens=settings.generator_context_tokens)
-    return LocalGenerator(settings.generator_model, device=resolve_device(settings.device))
+    if is_gguf_model(settings.generator.model):
+        gguf_file = settings.generator.gguf_file if not settings.generator.model.lower().endswith(".gguf") else None
+        return LlamaCppGenerator(settings.generator.model, gguf_file=gguf_file, threads=settings.generator.threads,
+                                 context_tokens=settings.generator.context_tokens, setting=env_name("generator", "model"))
+    return LocalGenerator(settings.generator.model, device=resolve_device(settings.runtime.device),
+                          setting=env_name("generator", "model"))
 
 
 def build_generative_reader(settings: Settings, generator: TextGenerator | None = None) -> GenerativeReader:
-    return GenerativeReader(generator or build_generator(settings), max_new_tokens=settings.generator_max_new_tokens,
-                            max_context_chars=settings.generator_context_chars,
-                            min_support=settings.generator_min_support,
-                            grounded_names=settings.generator_grounded_names,
-                            retry_top_passage=settings.generator_retry_top_passage)
+    return GenerativeReader(generator or build_generator(settings), max_new_tokens=settings.generator.max_new_tokens,
+                            max_context_chars=settings.generator.context_chars,
+                            min_support=settings.generator.min_support,
+                            grounded_names=settings.generator.grounded_names,
+                            retry_top_passage=settings.generator.retry_top_passage)
 
 
 def build_media_models(settings: Settings) -> ModelManager:
-    """The image, caption and video models, loaded on first use and unloaded to fit RAG_MEDIA_MEMORY_MB."""
-    budget = None if settings.media_memory_mb is None else int(settings.media_memory_mb * 2**20)
+    """The image, caption and video models, loaded on first use and unloaded to fit RAG_MEDIA__MEMORY_MB."""
+    budget = None if settings.media.memory_mb is None else int(settings.media.memory_mb * 2**20)
     manager = ModelManager(budget)
-    manager.register("image", lambda: TextToImage(settings.image_model, device=resolve_device(settings.device),
-                                                  default_steps=settings.image_steps,
-                                                  default_guidance=settings.image_guidance))
-    manager.register("caption", lambda: ImageCaptioner(settings.caption_model, device=resolve_device(settings.device)))
-    manager.register("video", lambda: TextToVideo(settings.video_model, device=resolve_device(settings.device),
-                                                  default_steps=settings.video_steps,
-                                                  default_frames=settings.video_frames))
+    media, device = settings.media, resolve_device(settings.runtime.device)
+    manager.register("image", lambda: TextToImage(media.image_model, device=device, default_steps=media.image_steps,
+                                                  default_guidance=media.image_guidance,
+                                                  setting=env_name("media", "image_model")))
+    manager.register("caption", lambda: ImageCaptioner(media.caption_model, device=device,
+                                                       setting=env_name("media", "caption_model")))
+    manager.register("video", lambda: TextToVideo(media.video_model, device=device, default_steps=media.video_steps,
+                                                  default_frames=media.video_frames,
+                                                  setting=env_name("media", "video_model")))
     return manager
 
 
@@ -178,8 +183,8 @@ def build_chain_models(settings: Settings, embedder: SentenceEmbedder) -> ChainM
 
 def rerank_evidence_weight(settings: Settings, reranker: CrossEncoderReranker | None) -> float:
     """The setting, else the weight chosen for the reranker this project ships (0 for any other)."""
-    if settings.rerank_evidence_weight is not None:
-        return settings.rerank_evidence_weight
+    if settings.rerank.evidence_weight is not None:
+        return settings.rerank.evidence_weight
     return STAND_IN_RERANK_EVIDENCE_WEIGHT if reranker is not None and reranker.resolved.stand_in else 0.0
 
 
@@ -191,27 +196,27 @@ def build_chain(settings: Settings, index: IndexReader, embedder: SentenceEmbedd
         models.readers,
         models.evidence,
         reranker=models.reranker,
-        top_k=settings.top_k,
-        rerank_depth=settings.rerank_depth,
-        rerank_confident_depth=settings.rerank_confident_depth,
+        top_k=settings.retrieval.top_k,
+        rerank_depth=settings.rerank.depth,
+        rerank_confident_depth=settings.rerank.confident_depth,
         thresholds=AbstentionThresholds(
-            evidence=settings.abstain_evidence, span=settings.abstain_span, rerank=settings.abstain_rerank,
-            heading=settings.abstain_heading, overrule_margin=settings.abstain_overrule_margin,
-            agreement_margin=settings.abstain_agreement_margin, agreement=settings.abstain_agreement,
+            evidence=settings.abstain.evidence, span=settings.abstain.span, rerank=settings.abstain.rerank,
+            heading=settings.abstain.heading, overrule_margin=settings.abstain.overrule_margin,
+            agreement_margin=settings.abstain.agreement_margin, agreement=settings.abstain.agreement,
         ),
-        default_mode=settings.default_mode if settings.default_mode in models.readers else "extractive",
-        extractive_languages=settings.reader_languages,
-        rerank_languages=settings.reranker_languages,
+        default_mode=settings.reader.default_mode if settings.reader.default_mode in models.readers else "extractive",
+        extractive_languages=settings.reader.languages,
+        rerank_languages=settings.rerank.languages,
         rerank_evidence_weight=rerank_evidence_weight(settings, models.reranker),
-        quote_evidence=settings.generator_quote,
-        evidence_quotes=settings.generator_evidence_quotes,
+        quote_evidence=settings.generator.quote,
+        evidence_quotes=settings.generator.evidence_quotes,
         quote_reader=models.readers["extractive"] if models.readers["extractive"] is not models.evidence else None,
         notes=list(models.notes),
     )
 
 
 def _text_tasks_use_generator(settings: Settings) -> bool:
-    return settings.classifier == "generator" or (settings.classifier == "auto" and settings.generator_backend == "openai")
+    return settings.generator.classifier == "generator" or (settings.generator.classifier == "auto" and settings.generator.backend == "openai")
 
 
 def build_classifier(settings: Settings, embedder: SentenceEmbedder) -> ZeroShotClassifier | GeneratorClassifier:
@@ -228,7 +233,7 @@ def build_summarizer(settings: Settings, embedder: SentenceEmbedder) -> Extracti
 def build_chunker(settings: Settings, embedder: SentenceEmbedder) -> Chunker:
     tokenizer = embedder.tokenizer
     # The model reads at most max_tokens including its two special tokens.
-    chunk_tokens = min(settings.chunk_tokens, embedder.max_tokens - 2)
+    chunk_tokens = min(settings.ingest.chunk_tokens, embedder.max_tokens - 2)
 
     def count_tokens(text: str) -> int:
         return len(tokenizer.encode(text, add_special_tokens=False, verbose=False))
@@ -236,39 +241,46 @@ def build_chunker(settings: Settings, embedder: SentenceEmbedder) -> Chunker:
     return Chunker(
         count_tokens,
         chunk_tokens=chunk_tokens,
-        overlap_tokens=min(settings.chunk_overlap, chunk_tokens - 1),
-        max_heading_level=settings.max_heading_level,
+        overlap_tokens=min(settings.ingest.chunk_overlap, chunk_tokens - 1),
+        max_heading_level=settings.ingest.max_heading_level,
         tokenizer_name=embedder.model_name,
     )
 
 
 def build_vector_backend(settings: Settings) -> VectorBackend:
-    if settings.backend == "milvus":
-        return MilvusBackend(uri=settings.milvus_uri, token=settings.milvus_token,
-                             collection=settings.milvus_collection, index_type=settings.milvus_index_type)
+    if settings.index.backend == "milvus":
+        return MilvusBackend(uri=settings.milvus.uri, token=settings.milvus.token,
+                             collection=settings.milvus.collection, index_type=settings.milvus.index_type)
     config = FaissIndexConfig(
-        kind=settings.faiss_index, hnsw_from=settings.faiss_hnsw_from, ivfpq_from=settings.faiss_ivfpq_from,
-        hnsw_m=settings.faiss_hnsw_m, hnsw_ef_construction=settings.faiss_hnsw_ef_construction,
-        hnsw_ef_search=settings.faiss_hnsw_ef_search, hnsw_storage=settings.faiss_hnsw_storage,
-        hnsw_pca_dim=settings.faiss_hnsw_pca_dim, hnsw_reorder=settings.faiss_hnsw_reorder,
-        ivf_lists=settings.faiss_ivf_lists, ivf_nprobe=settings.faiss_ivf_nprobe, pq_bytes=settings.faiss_pq_bytes,
-        refine=settings.faiss_refine,
+        kind=settings.faiss.index, hnsw_from=settings.faiss.hnsw_from, ivfpq_from=settings.faiss.ivfpq_from,
+        hnsw_m=settings.faiss.hnsw_m, hnsw_ef_construction=settings.faiss.hnsw_ef_construction,
+        hnsw_ef_search=settings.faiss.hnsw_ef_search, hnsw_storage=settings.faiss.hnsw_storage,
+        hnsw_pca_dim=settings.faiss.hnsw_pca_dim, hnsw_reorder=settings.faiss.hnsw_reorder,
+        ivf_lists=settings.faiss.ivf_lists, ivf_nprobe=settings.faiss.ivf_nprobe, pq_bytes=settings.faiss.pq_bytes,
+        refine=settings.faiss.refine,
     )
-    return FaissBackend(config=config, mmap=settings.faiss_mmap)
+    return FaissBackend(config=config, mmap=settings.faiss.mmap)
 
 
 def build_store(settings: Settings, index_dir: Path | None = None) -> IndexStore:
-    return IndexStore(index_dir or settings.index_dir, backend=build_vector_backend(settings))
+    return IndexStore(index_dir or settings.index.dir, backend=build_vector_backend(settings))
+
+
+def backend_mismatch_advice(error: BackendMismatchError) -> str:
+    """What a user does about an index kept in another backend: in settings and commands, which only `rag` knows."""
+    return (f"The index at {error.root} keeps its vectors in {error.recorded}, but the backend asked for is "
+            f"{error.wanted}. Use RAG_INDEX__BACKEND={error.recorded} (or --backend {error.recorded}), or copy the "
+            f"vectors over without re-embedding: rag index migrate --to {error.wanted} --index {error.root}")
 
 
 def _ingest_engine(settings: Settings) -> tuple[type[IngestPipeline], dict]:
-    """The ingestion engine RAG_INGEST_ENGINE names, and the options only that engine takes."""
-    if settings.ingest_engine == "ray":
+    """The ingestion engine RAG_INGEST__ENGINE names, and the options only that engine takes."""
+    if settings.ingest.engine == "ray":
         from ingest.ray_engine import INSTALL_HINT, RayIngestPipeline, ray_installed
 
         if not ray_installed():  # before any model loads: a one-line error, not a traceback mid-run
-            raise ValueError(f"RAG_INGEST_ENGINE=ray needs Ray Data, which is not installed here: {INSTALL_HINT}")
-        return RayIngestPipeline, {"address": settings.ray_address, "embed_actors": settings.ray_embed_actors}
+            raise ValueError(f"RAG_INGEST__ENGINE=ray needs Ray Data, which is not installed here: {INSTALL_HINT}")
+        return RayIngestPipeline, {"address": settings.ingest.ray_address, "embed_actors": settings.ingest.ray_embed_actors}
     return IngestPipeline, {}
 
 
@@ -282,13 +294,13 @@ def build_ingest_pipeline(
         store,
         embedder,
         build_chunker(settings, embedder),
-        include=settings.include,
-        exclude=settings.exclude,
-        max_file_bytes=int(settings.max_file_mb * 1024 * 1024),
-        embed_batch_chunks=settings.embed_batch_chunks,
-        commit_every_chunks=settings.commit_every_chunks,
-        lock_timeout=settings.lock_timeout,
-        sentence_vectors=settings.sentence_vectors,
+        include=settings.ingest.include,
+        exclude=settings.ingest.exclude,
+        max_file_bytes=int(settings.ingest.max_file_mb * 1024 * 1024),
+        embed_batch_chunks=settings.ingest.batch_chunks,
+        commit_every_chunks=settings.ingest.commit_every_chunks,
+        lock_timeout=settings.index.lock_timeout,
+        sentence_vectors=settings.ingest.sentence_vectors,
         on_progress=on_progress,
         **engine_options,
     )

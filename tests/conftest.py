@@ -11,7 +11,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Questions without a mode go to the fast extractive reader (here and in the servers tests start): tests check
 # plumbing; the generative default is measured by `rag eval docqa` and the regression gate, which name their mode.
-os.environ.setdefault("RAG_DEFAULT_MODE", "extractive")
+os.environ.setdefault("RAG_READER__DEFAULT_MODE", "extractive")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -94,7 +94,7 @@ def _minilm_tokenizer():
 
     from generators.resolve import resolve_model
 
-    path = resolve_model("sentence-transformers/all-MiniLM-L6-v2", role="embedder", setting="RAG_EMBEDDER_MODEL").path
+    path = resolve_model("sentence-transformers/all-MiniLM-L6-v2", role="embedder", setting="RAG_EMBEDDER__MODEL").path
     return AutoTokenizer.from_pretrained(str(path))
 
 

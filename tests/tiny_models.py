@@ -190,7 +190,7 @@ def build_tiny_causal_lm(folder: Path, *, chat_template: str | None = None) -> P
     import torch
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-    minilm = resolve_model("sentence-transformers/all-MiniLM-L6-v2", role="embedder", setting="RAG_EMBEDDER_MODEL")
+    minilm = resolve_model("sentence-transformers/all-MiniLM-L6-v2", role="embedder", setting="RAG_EMBEDDER__MODEL")
     tokenizer = AutoTokenizer.from_pretrained(str(minilm.path))
     if chat_template:
         tokenizer.chat_template = chat_template

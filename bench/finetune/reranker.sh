@@ -14,7 +14,7 @@ set -euo pipefail
 out=${1:?usage: reranker.sh OUT_DIR [--resume]}
 shift
 cd "$(dirname "$0")/../.."
-HF_HUB_OFFLINE=1 RAG_RERANKER_MODEL=none exec .venv/bin/rag finetune reranker \
+HF_HUB_OFFLINE=1 RAG_RERANK__MODEL=none exec .venv/bin/rag finetune reranker \
   --squad ../shared/data/qa/train/squad_v1.1_train.json \
   --out "$out" \
   --base generators/models/reader-minilm-squad \

@@ -12,7 +12,7 @@ base=${1:?usage: reranker_more.sh STAGE1_DIR OUT_DIR [--resume]}
 out=${2:?usage: reranker_more.sh STAGE1_DIR OUT_DIR [--resume]}
 shift 2
 cd "$(dirname "$0")/../.."
-HF_HUB_OFFLINE=1 RAG_RERANKER_MODEL=none exec .venv/bin/rag finetune reranker \
+HF_HUB_OFFLINE=1 RAG_RERANK__MODEL=none exec .venv/bin/rag finetune reranker \
   --squad ../shared/data/qa/train/squad_v1.1_train.json \
   --out "$out" \
   --base "$base" \

@@ -3,7 +3,7 @@
 `MultipleNegativesRankingLoss` on (query, relevant passage, hard negative)
 triplets: every other passage in the batch is a negative too, so each step
 teaches the model to pick the right passage among `2 × batch_size`. The output
-is a sentence-transformers folder; pointing `RAG_EMBEDDER_MODEL` at it changes
+is a sentence-transformers folder; pointing `RAG_EMBEDDER__MODEL` at it changes
 the index fingerprint (the weights are hashed), so the next ingest re-embeds.
 """
 

@@ -28,10 +28,10 @@ def create_app(settings: Settings | None = None, *, warm_up: str = "background")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if settings.torch_threads:
+        if settings.runtime.torch_threads:
             import torch
 
-            torch.set_num_threads(settings.torch_threads)  # process-wide: set when serving starts, not on import
+            torch.set_num_threads(settings.runtime.torch_threads)  # process-wide: set when serving starts, not on import
         services = Services(settings)
         app.state.services = services
         if warm_up == "blocking":

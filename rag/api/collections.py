@@ -180,7 +180,7 @@ class Collection:
 
 
 class Collections:
-    """The collections of one process: `default` is RAG_INDEX_DIR, others live under RAG_COLLECTIONS_DIR."""
+    """The collections of one process: `default` is RAG_INDEX__DIR, others live under RAG_INDEX__COLLECTIONS_DIR."""
 
     def __init__(self, default_index: Path, collections_dir: Path, *, backend: VectorBackend, make_pipeline, make_chain) -> None:
         self.default_index = default_index

@@ -26,7 +26,7 @@ def get_settings(services: ServicesDep) -> Settings:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
-_bearer = HTTPBearer(auto_error=False, description="An API key from RAG_API_KEYS (when keys are configured).")
+_bearer = HTTPBearer(auto_error=False, description="An API key from RAG_API__KEYS (when keys are configured).")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
@@ -47,7 +47,7 @@ def get_caller(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header: Annotated[str | None, Depends(_header)],
 ) -> Caller:
-    keys = settings.api_keys
+    keys = settings.api.keys
     if not keys:
         return Caller(None, None)
     allowed = {key: ["*"] for key in keys} if isinstance(keys, list) else keys

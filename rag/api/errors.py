@@ -22,6 +22,7 @@ from index.milvus_store import MilvusUnavailableError
 from index.store import BackendMismatchError, IndexLockedError, MissingIndexError
 from rag.api.admission import AnswerQueueFullError
 from rag.api.collections import UnknownCollectionError
+from rag.components import backend_mismatch_advice
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BackendMismatchError)
     async def backend_mismatch(request: Request, exc: BackendMismatchError) -> JSONResponse:
-        return error_response(409, str(exc), "conflict_error")
+        return error_response(409, backend_mismatch_advice(exc), "conflict_error")
 
     @app.exception_handler(MilvusUnavailableError)
     async def vector_database_unavailable(request: Request, exc: MilvusUnavailableError) -> JSONResponse:

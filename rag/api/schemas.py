@@ -15,7 +15,7 @@ class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
-    mode: Literal["extractive", "generative"] | None = Field(None, description="Reader (default: RAG_DEFAULT_MODE).")
+    mode: Literal["extractive", "generative"] | None = Field(None, description="Reader (default: RAG_READER__DEFAULT_MODE).")
     top_k: int | None = Field(None, ge=1, le=50, description="Passages handed to the reader.")
     collection: CollectionName = "default"
     sources: list[Annotated[str, Field(min_length=1, max_length=500)]] | None = Field(
@@ -300,7 +300,7 @@ class ImageGenerationRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     prompt: str = Field(min_length=1, max_length=4000)
-    model: str | None = Field(None, max_length=200, description="Ignored: the service's RAG_IMAGE_MODEL draws.")
+    model: str | None = Field(None, max_length=200, description="Ignored: the service's RAG_MEDIA__IMAGE_MODEL draws.")
     n: int = Field(1, ge=1, le=4)
     size: ImageSize = "512x512"
     response_format: Literal["b64_json"] = "b64_json"

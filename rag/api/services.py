@@ -59,19 +59,19 @@ class Services:
         self.models: ChainModels = build_chain_models(settings, self.embedder)
         self.metrics = Metrics()
         self.collections = Collections(
-            settings.index_dir, settings.collections_dir, backend=build_vector_backend(settings),
+            settings.index.dir, settings.index.collections_dir, backend=build_vector_backend(settings),
             # Uploads are small: they go in with the local engine, on the server's own embedder, even
-            # where RAG_INGEST_ENGINE=ray sends `rag ingest` to a cluster.
+            # where RAG_INGEST__ENGINE=ray sends `rag ingest` to a cluster.
             make_pipeline=lambda store: build_ingest_pipeline(
-                settings.model_copy(update={"ingest_engine": "local"}), store, embedder=self.embedder),
+                settings.updated({"ingest.engine": "local"}), store, embedder=self.embedder),
             make_chain=lambda reader: build_chain(settings, reader, self.embedder, self.models),
         )
         self.classifier = build_classifier(settings, self.embedder)
         self.summarizer = build_summarizer(settings, self.embedder)
         self.media = build_media_models(settings)  # image, caption, video: loaded on first use
-        self.jobs = JobQueue(max_pending=settings.max_jobs)
-        self.generation = AnswerQueue(slots=settings.generation_slots, max_waiting=settings.generation_queue)
-        self.answering = AnswerQueue(slots=settings.answer_slots, max_waiting=settings.answer_queue,
+        self.jobs = JobQueue(max_pending=settings.media.max_jobs)
+        self.generation = AnswerQueue(slots=settings.api.generation_slots, max_waiting=settings.api.generation_queue)
+        self.answering = AnswerQueue(slots=settings.api.answer_slots, max_waiting=settings.api.answer_queue,
                                      expected_seconds=0.6)
         self.router = TaskRouter()
         self.ready = threading.Event()
@@ -80,28 +80,28 @@ class Services:
         self._watcher: threading.Thread | None = None
 
     def watch(self) -> None:
-        """Keep the default collection in step with the folders of `RAG_WATCH`, on a thread of its own."""
-        if not self.settings.watch or self._watcher is not None:
+        """Keep the default collection in step with the folders of `RAG_INGEST__WATCH`, on a thread of its own."""
+        if not self.settings.ingest.watch or self._watcher is not None:
             return
         from ingest.watch import watch_folders
 
-        folders = list(self.settings.watch)
+        folders = list(self.settings.ingest.watch)
         default = self.collections.get("default", create=True)
         self._watcher = threading.Thread(
             target=watch_folders, name="watch", daemon=True,
             args=(folders, lambda: default.sync(folders)),
-            kwargs={"ignore": [default.index_dir, self.settings.collections_dir], "stop": self._stop_watching},
+            kwargs={"ignore": [default.index_dir, self.settings.index.collections_dir], "stop": self._stop_watching},
         )
         self._watcher.start()
 
     def admit(self, mode: str | None) -> AbstractContextManager[None]:
         """A slot for an answer in `mode` (the default mode if None): generative answers and the others queue apart."""
-        generative = (mode or self.settings.default_mode) == "generative"
+        generative = (mode or self.settings.reader.default_mode) == "generative"
         return (self.generation if generative else self.answering).admit()
 
     def warm_up(self) -> None:
         try:
-            self.models.warm_up(self.settings.default_mode)
+            self.models.warm_up(self.settings.reader.default_mode)
             default = self.collections.get("default")
             if default.exists:
                 default.refresh()

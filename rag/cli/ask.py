@@ -54,7 +54,7 @@ def search(
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
     index: IndexOption = None,
-    mode: Annotated[str | None, typer.Option("--mode", help="extractive or generative (default: RAG_DEFAULT_MODE).")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="extractive or generative (default: RAG_READER__DEFAULT_MODE).")] = None,
     top_k: Annotated[int | None, typer.Option("--top-k", min=1, max=50, help="Passages handed to the reader.")] = None,
     source: SourceOption = None,
     doc_id: DocIdOption = None,
@@ -66,7 +66,7 @@ def ask(
     from rag.retriever import MetadataFilter
 
     with user_errors():
-        settings = settings_with(backend=backend)
+        settings = settings_with({"index.backend": backend})
         reader = build_store(settings, index).reader()
     with reader, user_errors():
         chain = build_chain(settings, reader, build_embedder(settings))

@@ -67,8 +67,8 @@ def eval_qa(
                 reader, note = build_extractive_reader(settings, sentences)
                 # As the chain does: questions in a language the reader was not trained for get the best sentence.
                 language = Counter(query_language(item.question) for item in items).most_common(1)[0][0]
-                if settings.reader_languages is not None and language not in settings.reader_languages:
-                    reader, note = sentences, (f"the extractive reader serves {', '.join(settings.reader_languages)}, "
+                if settings.reader.languages is not None and language not in settings.reader.languages:
+                    reader, note = sentences, (f"the extractive reader serves {', '.join(settings.reader.languages)}, "
                                                f"not {language}: answers are the best supporting sentence")
                 records = evaluate_gold(items, reader, on_progress=advance)
                 notes, fingerprint, used_mode = [note] if note else [], None, "extractive"
@@ -86,7 +86,7 @@ def eval_qa(
     stem = f"qa-{squad.stem}-{setting}-{used_mode}"
     table = eval_table(report, records)
     # Results are kept per pipeline version: the index fingerprint and the models that read and rerank.
-    version = f"{fingerprint or 'gold'}|reader:{settings.reader_model}|reranker:{settings.reranker_model}"
+    version = f"{fingerprint or 'gold'}|reader:{settings.reader.model}|reranker:{settings.rerank.model}"
     stored = store_result(work, version, stem, report.to_json(), table)
     if out is not None:
         write_report(table, report.to_json(), out, stem)
@@ -115,7 +115,7 @@ def eval_qa(
 def eval_docqa(
     questions: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A docqa JSON file of questions.")],
     docs: Annotated[list[Path], typer.Option("--docs", exists=True, help="Files or folders the questions are about (repeatable).")],
-    mode: Annotated[str | None, typer.Option("--mode", help="Reader: extractive or generative (default: RAG_DEFAULT_MODE).")] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="Reader: extractive or generative (default: RAG_READER__DEFAULT_MODE).")] = None,
     top_k: Annotated[int | None, typer.Option("--top-k", min=1, max=50, help="Passages handed to the reader.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=0, help="Only the first N questions (0 = all).")] = 0,
     types: Annotated[list[str] | None, typer.Option("--type", help="Only questions of this type (repeatable).")] = None,
@@ -189,7 +189,7 @@ def eval_retrieval(
         "--retriever", help="dense, bm25 or hybrid; repeat or list several to compare them (default: hybrid).")] = None,
     rerank: Annotated[bool, typer.Option("--rerank", help="Also run each configuration reranked by the cross-encoder.")] = False,
     rerank_depth: Annotated[int | None, typer.Option(
-        "--rerank-depth", min=1, help="Chunks the reranker rescores (default: RAG_RERANK_DEPTH).")] = None,
+        "--rerank-depth", min=1, help="Chunks the reranker rescores (default: RAG_RERANK__DEPTH).")] = None,
     limit: Annotated[int, typer.Option("--limit", min=0, help="Only the first N queries (0 = all).")] = 0,
     work: WorkOption = Path(".rag-eval"),
     out: Annotated[Path | None, typer.Option("--out", help="Write the summary JSON and per-query JSONL here.")] = None,
@@ -238,19 +238,19 @@ def eval_retrieval(
                     continue
                 chunk_retriever = build_retriever(
                     settings, index, pipeline.embedder, top_k=chunk_depth,
-                    dense_depth=max(settings.dense_depth, chunk_depth), bm25_depth=max(settings.bm25_depth, chunk_depth),
+                    dense_depth=max(settings.retrieval.dense_depth, chunk_depth), bm25_depth=max(settings.retrieval.bm25_depth, chunk_depth),
                     **weights[configuration.retriever],
                 )
                 ranker = DocumentRanker(chunk_retriever, file_to_corpus_id, chunk_depth=chunk_depth,
                                         reranker=reranker if configuration.rerank else None,
-                                        rerank_depth=rerank_depth or settings.rerank_depth)
+                                        rerank_depth=rerank_depth or settings.rerank.depth)
                 task = progress.add_task(configuration.name, total=len(queries))
                 done = evaluate_configuration(configuration.name, queries, ranker,
                                               on_progress=lambda n, _total, t=task: progress.update(t, completed=n))
                 records.extend(done)
                 reports.append(summarise(configuration, done))
         report = RetrievalReport(str(beir), split, index_info, reports, notes)
-    version = f"{index_info.fingerprint}|reranker:{settings.reranker_model if rerank else 'none'}"
+    version = f"{index_info.fingerprint}|reranker:{settings.rerank.model if rerank else 'none'}"
     stored = store_result(work, version, report_stem(report), report.to_json(), eval_table(report, records))
     if out is not None:
         write_outputs(report, records, out)

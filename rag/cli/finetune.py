@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from generators import model_names
 from rag.cli.shared import JsonOption, WorkOption, app, err, progress_bar, user_errors
 from rag.settings import Settings
 
@@ -18,7 +19,7 @@ from rag.settings import Settings
 finetune_app = typer.Typer(help="Fine-tune models on SQuAD-format or BEIR data (yours or public).", no_args_is_help=True)
 app.add_typer(finetune_app, name="finetune")
 
-OFFLINE_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+OFFLINE_ENCODER = model_names.EMBEDDER.name
 OutDirOption = Annotated[Path, typer.Option("--out", help="Folder for checkpoints and the trained model.")]
 BaseOption = Annotated[str, typer.Option("--base", help="Model to start from: Hub name, local path or packaged model.")]
 EvalLimitOption = Annotated[int, typer.Option("--eval-limit", min=0, help="Held-out questions evaluated each time (0 = all).")]
@@ -87,7 +88,7 @@ def finetune_reader(
     resume: ResumeOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Fine-tune an extractive QA reader (use it with RAG_READER_MODEL=DIR); EM / F1 on held-out questions every --eval-steps."""
+    """Fine-tune an extractive QA reader (use it with RAG_READER__MODEL=DIR); EM / F1 on held-out questions every --eval-steps."""
     from generators.training.reader import ReaderTrainingConfig
     from rag.finetune import finetune_reader as run_finetune, reader_data
 
@@ -151,7 +152,7 @@ def finetune_reranker(
     resume: ResumeOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Fine-tune a cross-encoder reranker (use it with RAG_RERANKER_MODEL=DIR); accuracy@1 and MRR on held-out queries."""
+    """Fine-tune a cross-encoder reranker (use it with RAG_RERANK__MODEL=DIR); accuracy@1 and MRR on held-out queries."""
     from generators.training.reranker import RerankerTrainer, RerankerTrainingConfig
 
     _check_dtype(save_dtype)
@@ -195,7 +196,7 @@ def finetune_embedder(
     resume: ResumeOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Adapt the embedder to a corpus with in-batch negatives (use it with RAG_EMBEDDER_MODEL=DIR; the next ingest re-embeds)."""
+    """Adapt the embedder to a corpus with in-batch negatives (use it with RAG_EMBEDDER__MODEL=DIR; the next ingest re-embeds)."""
     from generators.training.embedder import EmbedderTrainer, EmbedderTrainingConfig
 
     with user_errors():

@@ -29,15 +29,15 @@ def ingest(
     lock_timeout: Annotated[float | None, typer.Option(help="Seconds to wait for another ingest.")] = None,
     engine: Annotated[
         Literal["local", "ray"] | None,
-        typer.Option("--engine", help="local, or ray: read and embed on a Ray cluster (default: RAG_INGEST_ENGINE)."),
+        typer.Option("--engine", help="local, or ray: read and embed on a Ray cluster (default: RAG_INGEST__ENGINE)."),
     ] = None,
     ray_address: Annotated[
         str | None,
         typer.Option("--ray-address", help='With --engine ray: "auto", "ray://host:10001"...; default: '
-                     "$RAG_RAY_ADDRESS, else a local Ray instance for this run."),
+                     "$RAG_INGEST__RAY_ADDRESS, else a local Ray instance for this run."),
     ] = None,
     embed_actors: Annotated[
-        int | None, typer.Option("--embed-actors", min=1, help="With --engine ray: model actors (RAG_RAY_EMBED_ACTORS).")
+        int | None, typer.Option("--embed-actors", min=1, help="With --engine ray: model actors (RAG_INGEST__RAY_EMBED_ACTORS).")
     ] = None,
     backend: BackendOption = None,
     watch: Annotated[bool, typer.Option("--watch", help="Then keep watching PATHS: every change is ingested "
@@ -49,22 +49,12 @@ def ingest(
 
     with user_errors():
         settings = Settings()
-    overrides = {}
-    if include:
-        overrides["include"] = include
-    if exclude:
-        overrides["exclude"] = [*settings.exclude, *exclude]
-    if lock_timeout is not None:
-        overrides["lock_timeout"] = lock_timeout
-    if engine is not None:
-        overrides["ingest_engine"] = engine
-    if ray_address is not None:
-        overrides["ray_address"] = ray_address
-    if embed_actors is not None:
-        overrides["ray_embed_actors"] = embed_actors
-    if backend is not None:
-        overrides["backend"] = backend
-    settings = settings.model_copy(update=overrides)
+        settings = settings.updated({
+            "ingest.include": include or None,
+            "ingest.exclude": [*settings.ingest.exclude, *exclude] if exclude else None,
+            "index.lock_timeout": lock_timeout, "ingest.engine": engine, "ingest.ray_address": ray_address,
+            "ingest.ray_embed_actors": embed_actors, "index.backend": backend,
+        })
 
     started = time.perf_counter()
     rate = RateColumn(started)
@@ -121,7 +111,7 @@ def stats(index: IndexOption = None, backend: BackendOption = None, as_json: Jso
     from rag.components import build_store
 
     with user_errors():
-        result = build_store(settings_with(backend=backend), index).stats().to_dict()
+        result = build_store(settings_with({"index.backend": backend}), index).stats().to_dict()
     if as_json:
         print(json.dumps(result))
         return
@@ -144,17 +134,17 @@ def index_migrate(
 ) -> None:
     """Copy every vector into another backend (from the docstore: nothing is re-embedded) and switch to it.
 
-    Afterwards set RAG_BACKEND (or pass --backend) to the new backend for ingest, ask and serve.
+    Afterwards set RAG_INDEX__BACKEND (or pass --backend) to the new backend for ingest, ask and serve.
     """
     from rag.components import build_store
 
     with user_errors():
-        settings = settings_with(backend=to, index_dir=index)
+        settings = settings_with({"index.backend": to, "index.dir": index})
         store = build_store(settings)
         if not store.exists():
             raise MissingIndexError(store.root)
         started = time.perf_counter()
-        with store.writer(lock_timeout=settings.lock_timeout) as writer:
+        with store.writer(lock_timeout=settings.index.lock_timeout) as writer:
             previous = writer.store.get_meta("backend") or "faiss"
             copied = writer.migrate()
     result = {"index": str(store.root), "from": previous, "to": to, "vectors": copied,
@@ -163,4 +153,4 @@ def index_migrate(
         print(json.dumps(result))
     else:
         out.print(f"{copied} vectors copied from {previous} to {to} in {result['seconds']:.1f} s; "
-                  f"now use RAG_BACKEND={to} (or --backend {to})")
+                  f"now use RAG_INDEX__BACKEND={to} (or --backend {to})")

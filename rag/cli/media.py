@@ -47,7 +47,7 @@ def image(
     guidance: GuidanceOption = None,
     seed: SeedOption = None,
 ) -> None:
-    """Draw PROMPT with the text→image model (RAG_IMAGE_MODEL, default stabilityai/sd-turbo)."""
+    """Draw PROMPT with the text→image model (RAG_MEDIA__IMAGE_MODEL; `rag models` names the default)."""
     from rag.components import build_media_models
 
     with user_errors():
@@ -71,7 +71,7 @@ def caption(
     heatmap: Annotated[Path | None, typer.Option("--heatmap", help="Also write where the model looked, per word (PNG).")] = None,
     prompt: Annotated[str | None, typer.Option("--prompt", help="Text the caption continues.")] = None,
 ) -> None:
-    """Describe the image in words (RAG_CAPTION_MODEL, default microsoft/git-base)."""
+    """Describe the image in words (RAG_MEDIA__CAPTION_MODEL)."""
     from generators.captioner import render_heatmap
     from rag.components import build_media_models
 
@@ -96,7 +96,7 @@ def video(
     guidance: GuidanceOption = None,
     seed: SeedOption = None,
 ) -> None:
-    """Render PROMPT as a short H.264 MP4 (RAG_VIDEO_MODEL, default damo-vilab/text-to-video-ms-1.7b)."""
+    """Render PROMPT as a short H.264 MP4 (RAG_MEDIA__VIDEO_MODEL)."""
     from generators.video import write_mp4
     from rag.components import build_media_models
 

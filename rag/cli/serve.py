@@ -15,12 +15,12 @@ from rag.cli.shared import BackendOption, IndexOption, app, err, settings_with, 
 @app.command()
 def serve(
     index: IndexOption = None,
-    host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default: RAG_HOST, 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="Port (default: RAG_PORT, 8000).")] = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on (default: RAG_API__HOST, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=0, max=65535, help="Port (default: RAG_API__PORT, 8000).")] = None,
     backend: BackendOption = None,
     watch: Annotated[list[Path] | None, typer.Option(
         "--watch", help="A folder to keep the default collection in step with while serving (repeatable; "
-        "default: RAG_WATCH).")] = None,
+        "default: RAG_INGEST__WATCH).")] = None,
 ) -> None:
     """Serve the HTTP API (POST /ask, OpenAI-compatible /v1/chat/completions, /documents) and the chat page."""
     import uvicorn
@@ -28,7 +28,7 @@ def serve(
     from rag.api.app import create_app
 
     with user_errors():
-        settings = settings_with(backend=backend, index_dir=index, watch=watch or None)
+        settings = settings_with({"index.backend": backend, "index.dir": index, "ingest.watch": watch or None})
     # One JSON line per request (with its request id) on stderr, whatever the CLI's log level.
     access = logging.getLogger("rag.api")
     handler = logging.StreamHandler(sys.stderr)
@@ -36,7 +36,7 @@ def serve(
     access.addHandler(handler)
     access.setLevel(logging.INFO)
     access.propagate = False
-    err.print(f"serving {settings.index_dir} on http://{host or settings.host}:{port or settings.port} "
+    err.print(f"serving {settings.index.dir} on http://{host or settings.api.host}:{port or settings.api.port} "
               "(chat page at /, API docs at /docs)")
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port if port is not None else settings.port,
+    uvicorn.run(create_app(settings), host=host or settings.api.host, port=port if port is not None else settings.api.port,
                 log_level="info", access_log=False)

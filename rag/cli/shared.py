@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 from generators.resolve import ModelUnavailableError
 from generators.text_generators import GeneratorError
 from index.store import BackendMismatchError, IndexLockedError, MissingIndexError
-from rag.settings import Settings
+from rag.settings import Settings, setting_variable
 
 
 app = typer.Typer(help="Question answering over your own documents, with cited answers.", no_args_is_help=True)
@@ -27,12 +28,12 @@ err = Console(stderr=True)
 out = Console()
 
 IndexOption = Annotated[
-    Path | None, typer.Option("--index", help="Index directory (default: $RAG_INDEX_DIR or ./.rag).")
+    Path | None, typer.Option("--index", help="Index directory (default: $RAG_INDEX__DIR or ./.rag).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 BackendOption = Annotated[
     Literal["faiss", "milvus"] | None,
-    typer.Option("--backend", help="Where the vectors live: faiss or milvus (default: $RAG_BACKEND, faiss)."),
+    typer.Option("--backend", help="Where the vectors live: faiss or milvus (default: $RAG_INDEX__BACKEND, faiss)."),
 ]
 SourceOption = Annotated[
     list[str] | None,
@@ -69,10 +70,15 @@ def user_errors():
     try:
         yield
     except ValidationError as exc:
-        problems = "; ".join(f"RAG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{setting_variable(e['loc'])}: {e['msg']}" for e in exc.errors())
         err.print(f"[red]error:[/red] invalid setting: {problems}")
         raise typer.Exit(2) from None
-    except (MissingIndexError, IndexLockedError, BackendMismatchError, ModelUnavailableError, GeneratorError,
+    except BackendMismatchError as exc:
+        from rag.components import backend_mismatch_advice
+
+        err.print(f"[red]error:[/red] {backend_mismatch_advice(exc)}")
+        raise typer.Exit(2) from None
+    except (MissingIndexError, IndexLockedError, ModelUnavailableError, GeneratorError,
             ValueError, ConnectionError, ImportError) as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -107,6 +113,7 @@ def progress_bar(label: str) -> Progress:
 SeedOption = Annotated[int | None, typer.Option("--seed", min=0, max=2**31 - 1, help="Same seed, same output.")]
 
 
-def settings_with(**overrides) -> Settings:
-    """Settings from the environment, with the options given on the command line on top."""
-    return Settings(**{key: value for key, value in overrides.items() if value is not None})
+def settings_with(options: Mapping[str, object]) -> Settings:
+    """Settings from the environment, with the options given on the command line ("section.field": value, None
+    when not given) on top."""
+    return Settings().updated(options)

@@ -160,10 +160,10 @@ def test_unload_frees_and_memory_bytes_counts_parameters(git_dir, picture):
 
 
 def test_unresolvable_name_raises_with_the_setting():
-    model = ImageCaptioner("no-such-org/no-such-captioner")  # cheap: nothing resolved yet
+    model = ImageCaptioner("no-such-org/no-such-captioner", setting="RAG_MEDIA__CAPTION_MODEL")  # cheap: nothing resolved yet
     with pytest.raises(ModelUnavailableError) as caught:
         model.warm_up()
-    assert caught.value.setting == "RAG_CAPTION_MODEL"
+    assert caught.value.setting == "RAG_MEDIA__CAPTION_MODEL"
     with pytest.raises(ModelUnavailableError):
         _ = ImageCaptioner("./no/such/folder").resolved
 

@@ -129,9 +129,9 @@ def test_concurrent_callers_share_one_load_and_get_reproducible_images(tiny_pipe
 
 
 def test_unresolvable_model_names_the_setting(tmp_path):
-    model = TextToImage("someone/no-such-image-model")  # HF_HUB_OFFLINE=1 in tests/conftest.py
+    model = TextToImage("someone/no-such-image-model", setting="RAG_MEDIA__IMAGE_MODEL")  # HF_HUB_OFFLINE=1 in tests/conftest.py
     with pytest.raises(ModelUnavailableError) as caught:
         model.run("a cat", width=64, height=64)
-    assert caught.value.setting == "RAG_IMAGE_MODEL" and caught.value.role == "text-to-image"
+    assert caught.value.setting == "RAG_MEDIA__IMAGE_MODEL" and caught.value.role == "text-to-image"
     with pytest.raises(ModelUnavailableError):
         TextToImage(str(tmp_path / "absent")).resolved

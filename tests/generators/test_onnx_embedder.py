@@ -33,7 +33,7 @@ def write_st_folder(folder: Path, *, pooling: str = "mean_tokens", extra_module:
 
     from generators.resolve import resolve_model
 
-    minilm = resolve_model("sentence-transformers/all-MiniLM-L6-v2", role="embedder", setting="RAG_EMBEDDER_MODEL")
+    minilm = resolve_model("sentence-transformers/all-MiniLM-L6-v2", role="embedder", setting="RAG_EMBEDDER__MODEL")
     tokenizer = AutoTokenizer.from_pretrained(str(minilm.path))
     torch.manual_seed(0)
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -180,7 +180,7 @@ def test_pooling_config_modes_and_unsupported_modules(tmp_path):
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Dense", "type": "sentence_transformers.models.Dense"},
     ]))
-    with pytest.raises(ValueError, match="RAG_EMBEDDER_BACKEND"):
+    with pytest.raises(ValueError, match="int8 .or torch. backend"):
         _pooling_config(dense)
 
 

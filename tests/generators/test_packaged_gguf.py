@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from generators.packaged_gguf import PackagedModelError, SplitGGUF
-from generators.resolve import ModelUnavailableError, _split_gguf
+from generators.resolve import PACKAGED_MODELS, ModelUnavailableError, _split_gguf, resolve_model
 
 
 @pytest.fixture
@@ -59,8 +59,11 @@ def test_resolution_turns_a_broken_split_into_a_model_error_naming_the_setting(p
     assert _split_gguf(model)() == tmp_path / "cache" / "fake.gguf"
     (tmp_path / "cache" / "fake.gguf").unlink()
     (site / "fakemodelpart1" / "data" / "part01.bin").write_bytes(b"short")
-    with pytest.raises(ModelUnavailableError, match="RAG_GENERATOR_MODEL") as caught:
+    with pytest.raises(PackagedModelError, match="corrupt"):
         _split_gguf(model)()
+    monkeypatch.setitem(PACKAGED_MODELS, "someone/fake-GGUF", _split_gguf(model))
+    with pytest.raises(ModelUnavailableError, match="RAG_GENERATOR__MODEL") as caught:
+        resolve_model("someone/fake-GGUF", role="generator", setting="RAG_GENERATOR__MODEL")
     assert "corrupt" in caught.value.reason
 
 

@@ -116,10 +116,10 @@ def test_no_passages_gives_an_empty_answer(tiny_qa_model_dir):
 
 
 def test_unresolvable_model_names_the_setting():
-    reader = ExtractiveReader("no-such-org/no-such-reader")
+    reader = ExtractiveReader("no-such-org/no-such-reader", setting="RAG_READER__MODEL")
     with pytest.raises(ModelUnavailableError) as info:
         reader.warm_up()
-    assert info.value.setting == "RAG_READER_MODEL"
+    assert info.value.setting == "RAG_READER__MODEL"
 
 
 def test_low_confidence_spans_widen_to_their_sentence_with_exact_offsets(tiny_qa_model_dir):

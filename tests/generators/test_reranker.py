@@ -25,8 +25,8 @@ def test_no_passages():
 def test_unresolvable_reranker_names_the_setting(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelUnavailableError) as info:
-        CrossEncoderReranker("no-such-org/no-such-cross-encoder").warm_up()
-    assert info.value.setting == "RAG_RERANKER_MODEL"
+        CrossEncoderReranker("no-such-org/no-such-cross-encoder", setting="RAG_RERANK__MODEL").warm_up()
+    assert info.value.setting == "RAG_RERANK__MODEL"
 
 
 def test_fused_order_weighs_the_retrieval_order_beside_the_scores():

@@ -10,13 +10,12 @@ import pytest
 
 from generators.generative_reader import GenerativeReader
 from generators.llama_generator import LlamaCppGenerator
+from generators.model_names import GENERATOR
 from generators.packaged_gguf import QWEN25_CODER_05B
 from generators.reading import ReaderPassage
 from generators.resolve import ModelUnavailableError, resolve_model
 from tests.tiny_models import build_tiny_causal_lm
 from generators.text_generators import (
-    DEFAULT_LOCAL_GENERATOR,
-    DEFAULT_LOCAL_GENERATOR_FILE,
     GeneratorError,
     LocalGenerator,
     OpenAIGenerator,
@@ -54,8 +53,8 @@ def test_constructors_are_cheap_and_satisfy_the_protocol():
 
 
 def test_an_unresolvable_model_names_the_setting():
-    with pytest.raises(ModelUnavailableError, match="RAG_GENERATOR_MODEL"):
-        LocalGenerator("someone/not-a-model").warm_up()
+    with pytest.raises(ModelUnavailableError, match="RAG_GENERATOR__MODEL"):
+        LocalGenerator("someone/not-a-model", setting="RAG_GENERATOR__MODEL").warm_up()
 
 
 def test_plain_prompt_for_models_without_a_chat_template():
@@ -192,26 +191,26 @@ def test_openai_generator_honours_the_sdk_environment(monkeypatch):
 
 def test_the_default_generator_resolves_offline_to_the_packaged_gguf(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    resolved = resolve_model(DEFAULT_LOCAL_GENERATOR, role="generator", setting="RAG_GENERATOR_MODEL",
-                             gguf_file=DEFAULT_LOCAL_GENERATOR_FILE)
+    resolved = resolve_model(GENERATOR.name, role="generator", setting="RAG_GENERATOR__MODEL",
+                             gguf_file=GENERATOR.file)
     if resolved.source == "hub":  # only where the Hugging Face cache already holds it
         pytest.skip("the default generator is in the local Hugging Face cache")
     assert resolved.source == "package"
-    assert resolved.gguf_file == DEFAULT_LOCAL_GENERATOR_FILE
+    assert resolved.gguf_file == GENERATOR.file
     assert (resolved.path / resolved.gguf_file).stat().st_size == QWEN25_CODER_05B.size
 
 
 def test_a_gguf_file_path_resolves_locally(tmp_path):
     gguf = tmp_path / "model.Q4_0.gguf"
     gguf.write_bytes(b"GGUF")
-    resolved = resolve_model(str(gguf), role="generator", setting="RAG_GENERATOR_MODEL")
+    resolved = resolve_model(str(gguf), role="generator", setting="RAG_GENERATOR__MODEL")
     assert resolved.source == "local" and resolved.path == tmp_path.resolve() and resolved.gguf_file == gguf.name
 
 
 @pytest.mark.slow
 def test_packaged_gguf_generates_streams_and_answers_with_a_citation(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    generator = LlamaCppGenerator(DEFAULT_LOCAL_GENERATOR, gguf_file=DEFAULT_LOCAL_GENERATOR_FILE,
+    generator = LlamaCppGenerator(GENERATOR.name, gguf_file=GENERATOR.file,
                                   context_tokens=2048).warm_up()
     reply = generator.generate([{"role": "user", "content": "What is the capital of France?"}], max_new_tokens=12)
     assert "Paris" in reply

@@ -27,12 +27,12 @@ def test_the_index_re_embeds_after_the_embedder_is_fine_tuned(tiny_embedder_dir,
     from rag.components import build_ingest_pipeline, build_store
     from rag.settings import Settings
 
-    monkeypatch.setenv("RAG_EMBEDDER_BACKEND", "torch")
-    monkeypatch.setenv("RAG_CHUNK_TOKENS", "64")
-    monkeypatch.setenv("RAG_CHUNK_OVERLAP", "8")
+    monkeypatch.setenv("RAG_EMBEDDER__BACKEND", "torch")
+    monkeypatch.setenv("RAG_INGEST__CHUNK_TOKENS", "64")
+    monkeypatch.setenv("RAG_INGEST__CHUNK_OVERLAP", "8")
 
     def ingest(model: str):
-        monkeypatch.setenv("RAG_EMBEDDER_MODEL", model)
+        monkeypatch.setenv("RAG_EMBEDDER__MODEL", model)
         settings = Settings()
         store = build_store(settings, tmp_path / "index")
         return build_ingest_pipeline(settings, store).run([corpus])

@@ -14,7 +14,6 @@ pytest.importorskip("imageio_ffmpeg")
 
 from generators.resolve import ModelUnavailableError  # noqa: E402
 from generators.video import (  # noqa: E402
-    DEFAULT_VIDEO_MODEL,
     TextToVideo,
     VideoResult,
     _to_uint8_frames,
@@ -152,11 +151,11 @@ def test_unload_frees_the_pipeline_and_memory_bytes_counts_parameters(tiny_video
 @pytest.mark.parametrize("name", ["/nonexistent/video-model", "nobody/no-such-video-model"])
 def test_unresolvable_model_names_the_setting(name, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    generator = TextToVideo(name)
+    generator = TextToVideo(name, setting="RAG_MEDIA__VIDEO_MODEL")
     with pytest.raises(ModelUnavailableError) as caught:
         generator.warm_up()
-    assert caught.value.setting == "RAG_VIDEO_MODEL" and caught.value.role == "text-to-video"
-    assert DEFAULT_VIDEO_MODEL == "damo-vilab/text-to-video-ms-1.7b"
+    assert caught.value.setting == "RAG_MEDIA__VIDEO_MODEL" and caught.value.role == "text-to-video"
+    assert TextToVideo().model_name == "damo-vilab/text-to-video-ms-1.7b"
 
 
 def test_missing_media_extra_says_how_to_install(tiny_video_dir, monkeypatch):

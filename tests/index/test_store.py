@@ -122,8 +122,9 @@ def test_an_index_opened_with_another_backend_says_how_to_migrate(tmp_path):
         writer.replace_document(*document("a", ["apples"]), vectors(1, 4))
         writer.commit()
     other = IndexStore(tmp_path, backend=MilvusBackend(uri=str(tmp_path / "never-opened.db")))
-    with pytest.raises(BackendMismatchError, match="rag index migrate --to milvus"):
+    with pytest.raises(BackendMismatchError, match="keeps its vectors in faiss") as raised:
         other.reader()
+    assert (raised.value.recorded, raised.value.wanted) == ("faiss", "milvus")
     with other.writer() as writer:  # the lock and docstore open; writing vectors does not
         with pytest.raises(BackendMismatchError, match="keeps its vectors in faiss"):
             writer.replace_document(*document("b", ["bananas"]), vectors(1, 5))

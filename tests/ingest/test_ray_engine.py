@@ -197,9 +197,9 @@ def test_cli_ingest_with_the_ray_engine_prints_the_json_contract(tmp_path, corpu
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",
-        "RAG_BACKEND": backend,
-        "RAG_EMBEDDER_BACKEND": "torch",  # no int8 graph to convert in this test
-        "RAG_RAY_ADDRESS": ray_local.get_runtime_context().gcs_address,  # join this module's Ray instance
+        "RAG_INDEX__BACKEND": backend,
+        "RAG_EMBEDDER__BACKEND": "torch",  # no int8 graph to convert in this test
+        "RAG_INGEST__RAY_ADDRESS": ray_local.get_runtime_context().gcs_address,  # join this module's Ray instance
     }
     rag = [sys.executable, "-c", "from rag.cli import app; app()"]
     command = [*rag, "ingest", str(corpus), "--index", str(tmp_path / "idx"), "--engine", "ray", "--embed-actors", "1",
@@ -260,9 +260,9 @@ def test_missing_ray_names_the_install_command(monkeypatch, tmp_path, embedder):
     from rag.components import build_ingest_pipeline
     from rag.settings import Settings
 
-    settings = Settings(ingest_engine="ray", ray_address="auto", ray_embed_actors=3)
+    settings = Settings(ingest={"engine": "ray", "ray_address": "auto", "ray_embed_actors": 3})
     monkeypatch.setattr("ingest.ray_engine.ray_installed", lambda: False)
-    with pytest.raises(ValueError, match="RAG_INGEST_ENGINE=ray") as failure:
+    with pytest.raises(ValueError, match="RAG_INGEST__ENGINE=ray") as failure:
         build_ingest_pipeline(settings, IndexStore(tmp_path / "idx"), embedder=embedder)
     assert INSTALL_HINT in str(failure.value)
     monkeypatch.setattr("ingest.ray_engine.ray_installed", lambda: True)

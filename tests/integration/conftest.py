@@ -21,9 +21,9 @@ def serving(folder: Path, **settings: str) -> Iterator[str]:
     """`rag serve` on a free loopback port over `folder`, holding the three test documents."""
     port = free_port()
     # The sentence reader answers: these tests check clients and plumbing, not a reader's quality.
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_READER_MODEL": "no-such-org/no-such-reader",
-           "RAG_INDEX_DIR": str(folder / "index"),
-           "RAG_COLLECTIONS_DIR": str(folder / "collections"), "RAG_CHUNK_TOKENS": "64", "RAG_CHUNK_OVERLAP": "8",
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_READER__MODEL": "no-such-org/no-such-reader",
+           "RAG_INDEX__DIR": str(folder / "index"),
+           "RAG_INDEX__COLLECTIONS_DIR": str(folder / "collections"), "RAG_INGEST__CHUNK_TOKENS": "64", "RAG_INGEST__CHUNK_OVERLAP": "8",
            **settings}
     rag = shutil.which("rag", path=os.path.dirname(sys.executable)) or "rag"
     command = [rag, "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -38,7 +38,7 @@ def serving(folder: Path, **settings: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def api_url(tmp_path_factory, tiny_image_model_dir, tiny_caption_model_dir, tiny_video_model_dir):
     # Tiny random media models: the page and the clients see images, captions and videos (plumbing only).
-    with serving(tmp_path_factory.mktemp("api-server"), RAG_IMAGE_MODEL=str(tiny_image_model_dir),
-                 RAG_IMAGE_STEPS="1", RAG_MAX_IMAGE_SIDE="64", RAG_CAPTION_MODEL=str(tiny_caption_model_dir),
-                 RAG_VIDEO_MODEL=str(tiny_video_model_dir), RAG_VIDEO_STEPS="1", RAG_VIDEO_FRAMES="2") as url:
+    with serving(tmp_path_factory.mktemp("api-server"), RAG_MEDIA__IMAGE_MODEL=str(tiny_image_model_dir),
+                 RAG_MEDIA__IMAGE_STEPS="1", RAG_MEDIA__MAX_IMAGE_SIDE="64", RAG_MEDIA__CAPTION_MODEL=str(tiny_caption_model_dir),
+                 RAG_MEDIA__VIDEO_MODEL=str(tiny_video_model_dir), RAG_MEDIA__VIDEO_STEPS="1", RAG_MEDIA__VIDEO_FRAMES="2") as url:
         yield url

@@ -24,11 +24,11 @@ MIN_REQUESTS = 500
 @pytest.fixture(scope="session")
 def fuzz_url(tmp_path_factory, tiny_image_model_dir, tiny_caption_model_dir, tiny_video_model_dir):
     # Tiny media models and small limits: generated requests exercise every route quickly.
-    with serving(tmp_path_factory.mktemp("fuzz-server"), RAG_MAX_UPLOAD_MB="0.02",
-                 RAG_GENERATOR_MAX_NEW_TOKENS="4", RAG_MAX_COMPLETION_TOKENS="4",
-                 RAG_IMAGE_MODEL=str(tiny_image_model_dir), RAG_IMAGE_STEPS="1", RAG_MAX_IMAGE_SIDE="64",
-                 RAG_CAPTION_MODEL=str(tiny_caption_model_dir), RAG_VIDEO_MODEL=str(tiny_video_model_dir),
-                 RAG_VIDEO_STEPS="1", RAG_VIDEO_FRAMES="2", RAG_MAX_VIDEO_SIDE="32") as url:
+    with serving(tmp_path_factory.mktemp("fuzz-server"), RAG_API__MAX_UPLOAD_MB="0.02",
+                 RAG_GENERATOR__MAX_NEW_TOKENS="4", RAG_API__MAX_COMPLETION_TOKENS="4",
+                 RAG_MEDIA__IMAGE_MODEL=str(tiny_image_model_dir), RAG_MEDIA__IMAGE_STEPS="1", RAG_MEDIA__MAX_IMAGE_SIDE="64",
+                 RAG_MEDIA__CAPTION_MODEL=str(tiny_caption_model_dir), RAG_MEDIA__VIDEO_MODEL=str(tiny_video_model_dir),
+                 RAG_MEDIA__VIDEO_STEPS="1", RAG_MEDIA__VIDEO_FRAMES="2", RAG_MEDIA__MAX_VIDEO_SIDE="32") as url:
         yield url
 
 

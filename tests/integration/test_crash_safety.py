@@ -31,8 +31,8 @@ def ingest_command(corpus: Path, index_dir: Path, *extra: str) -> list[str]:
 
 def ingest_env() -> dict[str, str]:
     # Small chunks and frequent commits so that kills land between and inside commits.
-    return {**os.environ, "RAG_CHUNK_TOKENS": "48", "RAG_CHUNK_OVERLAP": "8", "RAG_COMMIT_EVERY_CHUNKS": "30",
-            "RAG_EMBED_BATCH_CHUNKS": "16",
+    return {**os.environ, "RAG_INGEST__CHUNK_TOKENS": "48", "RAG_INGEST__CHUNK_OVERLAP": "8", "RAG_INGEST__COMMIT_EVERY_CHUNKS": "30",
+            "RAG_INGEST__BATCH_CHUNKS": "16",
             "HF_HUB_OFFLINE": "1"}
 
 

@@ -37,7 +37,7 @@ def test_unreadable_file_is_reported_and_skipped(tmp_path):
     secret.chmod(0o000)
     try:
         command = [sys.executable, "-m", "rag.cli", "ingest", str(corpus), "--index", str(tmp_path / "idx"), "--json"]
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_CHUNK_TOKENS": "64"}
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_INGEST__CHUNK_TOKENS": "64"}
         done = subprocess.run(_without_root_file_access(command), env=env, capture_output=True, text=True, timeout=600)
     finally:
         secret.chmod(0o644)

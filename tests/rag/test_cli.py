@@ -16,8 +16,8 @@ INGEST_KEYS = {"files_seen", "ingested", "skipped_unchanged", "failed", "chunks_
 
 @pytest.fixture
 def small_settings(monkeypatch):
-    monkeypatch.setenv("RAG_CHUNK_TOKENS", "64")
-    monkeypatch.setenv("RAG_CHUNK_OVERLAP", "8")
+    monkeypatch.setenv("RAG_INGEST__CHUNK_TOKENS", "64")
+    monkeypatch.setenv("RAG_INGEST__CHUNK_OVERLAP", "8")
 
 
 def test_ingest_json_follows_the_contract_and_stats_reports_it(tmp_path, corpus, small_settings):
@@ -57,17 +57,17 @@ def test_stats_on_a_missing_index_is_a_clear_error(tmp_path):
 
 
 def test_invalid_setting_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("RAG_CHUNK_TOKENS", "lots")
+    monkeypatch.setenv("RAG_INGEST__CHUNK_TOKENS", "lots")
     result = runner.invoke(app, ["ingest", str(tmp_path), "--index", str(tmp_path / "idx")])
     assert result.exit_code == 2
-    assert "RAG_CHUNK_TOKENS" in result.stderr
+    assert "RAG_INGEST__CHUNK_TOKENS" in result.stderr
 
 
 def test_unresolvable_embedder_names_the_setting(tmp_path, corpus, monkeypatch):
-    monkeypatch.setenv("RAG_EMBEDDER_MODEL", "no-such-org/no-such-model")
+    monkeypatch.setenv("RAG_EMBEDDER__MODEL", "no-such-org/no-such-model")
     result = runner.invoke(app, ["ingest", str(corpus), "--index", str(tmp_path / "idx")])
     assert result.exit_code == 2
-    assert "RAG_EMBEDDER_MODEL" in result.stderr and "no-such-org/no-such-model" in result.stderr
+    assert "RAG_EMBEDDER__MODEL" in result.stderr and "no-such-org/no-such-model" in result.stderr
 
 
 def test_empty_search_query_is_rejected(tmp_path):
@@ -88,8 +88,8 @@ def test_ask_json_follows_the_contract_and_says_what_runs_offline(tmp_path, corp
     # Offline the Hub models are missing: the response says what answered instead (the reader this project
     # ships, or the sentence extractor) and which setting to change.
     assert response["answer_type"] in {"span", "sentence"}
-    assert any("RAG_RERANKER_MODEL" in n for n in response["notes"])
-    assert any("RAG_READER_MODEL" in n for n in response["notes"])
+    assert any("RAG_RERANK__MODEL" in n for n in response["notes"])
+    assert any("RAG_READER__MODEL" in n for n in response["notes"])
 
 
 def test_ask_with_a_source_filter_and_an_unknown_mode(tmp_path, corpus, small_settings):
@@ -117,7 +117,7 @@ def _squad_file(path):
 
 @pytest.mark.parametrize("setting", ["gold", "open"])
 def test_eval_qa_reports_the_contract_metrics(tmp_path, setting, monkeypatch):
-    monkeypatch.setenv("RAG_READER_MODEL", "no-such-org/no-such-reader")  # the sentence reader: known answers
+    monkeypatch.setenv("RAG_READER__MODEL", "no-such-org/no-such-reader")  # the sentence reader: known answers
     squad = _squad_file(tmp_path / "mini.json")
     result = runner.invoke(app, ["eval", "qa", "--squad", str(squad), "--setting", setting,
                                  "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"), "--json"])
@@ -139,7 +139,7 @@ def test_eval_qa_reports_the_contract_metrics(tmp_path, setting, monkeypatch):
 
 def test_eval_qa_gold_answers_questions_the_reader_was_not_trained_for_with_sentences(tmp_path, monkeypatch,
                                                                                      tiny_qa_model_dir):
-    monkeypatch.setenv("RAG_READER_MODEL", str(tiny_qa_model_dir))  # a span reader that serves English only
+    monkeypatch.setenv("RAG_READER__MODEL", str(tiny_qa_model_dir))  # a span reader that serves English only
     data = {"data": [{"title": "t", "paragraphs": [
         {"context": "潮汐主要由月球的引力引起。蜜蜂用舞蹈交流。",
          "qas": [{"id": "z1", "question": "潮汐主要由什么引起？", "answers": [{"text": "月球的引力", "answer_start": 4}]}]},
@@ -177,9 +177,9 @@ def test_generative_mode_against_a_closed_port_is_a_clear_error(tmp_path, corpus
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    monkeypatch.setenv("RAG_GENERATOR_BACKEND", "openai")
-    monkeypatch.setenv("RAG_OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
-    monkeypatch.setenv("RAG_OPENAI_MAX_RETRIES", "0")
+    monkeypatch.setenv("RAG_GENERATOR__BACKEND", "openai")
+    monkeypatch.setenv("RAG_OPENAI__BASE_URL", f"http://127.0.0.1:{port}/v1")
+    monkeypatch.setenv("RAG_OPENAI__MAX_RETRIES", "0")
     runner.invoke(app, ["ingest", str(corpus), "--index", str(tmp_path / "idx")])
     result = runner.invoke(app, ["ask", "What causes ocean tides?", "--index", str(tmp_path / "idx"),
                                  "--mode", "generative"])
@@ -227,7 +227,7 @@ def test_index_migrate_moves_the_vectors_to_milvus_and_the_backend_option_follow
     assert answer.exit_code == 0, answer.output
     assert "Moon" in json.loads(answer.stdout)["answer"]
     after = runner.invoke(app, ["search", "what causes ocean tides", "--index", index, "--json"],
-                          env={"RAG_BACKEND": "milvus"})
+                          env={"RAG_INDEX__BACKEND": "milvus"})
     assert [p["text"] for p in json.loads(after.stdout)["passages"]] == [p["text"] for p in before["passages"]]
     # A new ingest with --backend milvus updates Milvus in place.
     (corpus / "tides.md").write_text("Tides are caused by the gravity of the Moon and the Sun, twice a day.")

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
 
 
 def test_image_writes_pngs_of_the_asked_size_and_the_seed_repeats_them(tmp_path, monkeypatch, tiny_image_model_dir):
-    monkeypatch.setenv("RAG_IMAGE_MODEL", str(tiny_image_model_dir))
+    monkeypatch.setenv("RAG_MEDIA__IMAGE_MODEL", str(tiny_image_model_dir))
     result = runner.invoke(app, ["image", "a red kite", "-o", str(tmp_path / "kite.png"), "--n", "2",
                                  "--size", "64x128", "--steps", "2", "--seed", "9"])
     assert result.exit_code == 0, result.output
@@ -28,7 +28,7 @@ def test_image_writes_pngs_of_the_asked_size_and_the_seed_repeats_them(tmp_path,
 
 
 def test_caption_prints_text_and_writes_a_heat_map(tmp_path, monkeypatch, tiny_caption_model_dir):
-    monkeypatch.setenv("RAG_CAPTION_MODEL", str(tiny_caption_model_dir))
+    monkeypatch.setenv("RAG_MEDIA__CAPTION_MODEL", str(tiny_caption_model_dir))
     picture = tmp_path / "gradient.png"
     y, x = np.mgrid[0:32, 0:40]
     Image.fromarray(np.stack([x * 5, y * 6, (x + y) * 3], axis=-1).astype(np.uint8), "RGB").save(picture)
@@ -38,7 +38,7 @@ def test_caption_prints_text_and_writes_a_heat_map(tmp_path, monkeypatch, tiny_c
 
 
 def test_video_writes_an_mp4_with_the_asked_frames(tmp_path, monkeypatch, tiny_video_model_dir):
-    monkeypatch.setenv("RAG_VIDEO_MODEL", str(tiny_video_model_dir))
+    monkeypatch.setenv("RAG_MEDIA__VIDEO_MODEL", str(tiny_video_model_dir))
     result = runner.invoke(app, ["video", "waves", "-o", str(tmp_path / "waves.mp4"), "--frames", "3",
                                  "--size", "32x32", "--steps", "2", "--seed", "1"])
     assert result.exit_code == 0, result.output
@@ -46,15 +46,15 @@ def test_video_writes_an_mp4_with_the_asked_frames(tmp_path, monkeypatch, tiny_v
 
 
 def test_complete_prints_the_prompt_and_its_continuation(monkeypatch, tiny_lm_dir):
-    monkeypatch.setenv("RAG_GENERATOR_MODEL", str(tiny_lm_dir))
+    monkeypatch.setenv("RAG_GENERATOR__MODEL", str(tiny_lm_dir))
     result = runner.invoke(app, ["complete", "Once upon a time", "--max-tokens", "5", "--temperature", "0"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Once upon a time") and len(result.stdout.strip()) > len("Once upon a time")
 
 
 @pytest.mark.parametrize(("command", "setting"), [
-    (["image", "a cat", "-o", "x.png"], "RAG_IMAGE_MODEL"),
-    (["video", "a cat", "-o", "x.mp4"], "RAG_VIDEO_MODEL"),
+    (["image", "a cat", "-o", "x.png"], "RAG_MEDIA__IMAGE_MODEL"),
+    (["video", "a cat", "-o", "x.mp4"], "RAG_MEDIA__VIDEO_MODEL"),
 ])
 def test_unresolvable_models_fail_with_the_setting_to_change(tmp_path, monkeypatch, command, setting):
     monkeypatch.setenv(setting, "no-such-org/no-such-model")

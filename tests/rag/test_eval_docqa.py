@@ -72,7 +72,7 @@ def test_a_malformed_file_is_a_clear_error(tmp_path):
 @pytest.mark.slow
 def test_the_command_ingests_asks_and_reports(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("RAG_RERANKER_MODEL", "none")  # plumbing: the extractive chain, fast
+    monkeypatch.setenv("RAG_RERANK__MODEL", "none")  # plumbing: the extractive chain, fast
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "ingest.md").write_text("# Ingest\n\nRe-running an ingest only embeds files whose content changed.\n")

@@ -103,9 +103,9 @@ def test_configurations_pair_each_retriever_with_its_reranked_twin():
 # -- the command ------------------------------------------------------------------------------
 @pytest.fixture
 def small_settings(monkeypatch):
-    monkeypatch.setenv("RAG_CHUNK_TOKENS", "64")
-    monkeypatch.setenv("RAG_CHUNK_OVERLAP", "8")
-    monkeypatch.setenv("RAG_RERANKER_MODEL", "no-such-org/no-such-reranker")
+    monkeypatch.setenv("RAG_INGEST__CHUNK_TOKENS", "64")
+    monkeypatch.setenv("RAG_INGEST__CHUNK_OVERLAP", "8")
+    monkeypatch.setenv("RAG_RERANK__MODEL", "no-such-org/no-such-reranker")
 
 
 def _run(*args: str):
@@ -171,7 +171,7 @@ def test_several_configurations_side_by_side_with_rerank_skipped_offline(tmp_pat
 
 
 def test_rerank_runs_when_a_reranker_resolves(tmp_path, small_settings, monkeypatch, tiny_cross_encoder_dir):
-    monkeypatch.setenv("RAG_RERANKER_MODEL", str(tiny_cross_encoder_dir))
+    monkeypatch.setenv("RAG_RERANK__MODEL", str(tiny_cross_encoder_dir))
     report, _ = _run("--beir", str(write_beir(tmp_path / "beir")), "--work", str(tmp_path / "work"),
                      "--retriever", "bm25,hybrid", "--rerank", "--json")
     by_name = {c["name"]: c for c in report["configurations"]}

@@ -16,8 +16,8 @@ runner = CliRunner()
 
 @pytest.fixture
 def small_index_settings(monkeypatch):
-    monkeypatch.setenv("RAG_CHUNK_TOKENS", "64")
-    monkeypatch.setenv("RAG_CHUNK_OVERLAP", "8")
+    monkeypatch.setenv("RAG_INGEST__CHUNK_TOKENS", "64")
+    monkeypatch.setenv("RAG_INGEST__CHUNK_OVERLAP", "8")
 
 
 def _squad(path, articles: int = 4, paragraphs: int = 2):

@@ -56,15 +56,15 @@ _SHORT_FOLLOW_UP_WORDS = 4
 
 def available_models(settings: Settings) -> dict[str, tuple[str, str]]:
     """Model id → (reader mode, description)."""
-    generator = settings.openai_model if settings.generator_backend == "openai" else settings.generator_model
-    where = "an OpenAI-compatible API" if settings.generator_backend == "openai" else "a local model"
+    generator = settings.openai.model if settings.generator.backend == "openai" else settings.generator.model
+    where = "an OpenAI-compatible API" if settings.generator.backend == "openai" else "a local model"
     models = {
-        "extractive": ("extractive", f"exact answer spans from the documents ({settings.reader_model})"),
+        "extractive": ("extractive", f"exact answer spans from the documents ({settings.reader.model})"),
         "generative": ("generative", f"answers written by {generator} ({where}) from the documents, cited"),
     }
     models.setdefault(generator, ("generative", f"the generative reader's model, {where}"))
     # The default mode's reader first: clients (the chat page) preselect the first model listed.
-    return dict(sorted(models.items(), key=lambda item: item[1][0] != settings.default_mode))
+    return dict(sorted(models.items(), key=lambda item: item[1][0] != settings.reader.default_mode))
 
 
 def retrieval_query(messages: list[ChatMessage]) -> tuple[str, str, list[dict[str, str]]]:

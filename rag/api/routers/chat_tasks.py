@@ -45,7 +45,7 @@ def caption(services: Services, body: ChatRequest, text: str) -> tuple[str, Task
 
 def image(services: Services, body: ChatRequest, text: str) -> tuple[str, TaskInfo]:
     with services.media.use("image") as drawer:
-        side = min(CHAT_IMAGE_SIDE, services.settings.max_image_side)
+        side = min(CHAT_IMAGE_SIDE, services.settings.media.max_image_side)
         result = drawer.run(text, width=side, height=side)
     encoded = base64.b64encode(png_bytes(result.images[0])).decode()
     # Markdown with a data URL: clients that only read `content` still show the image.
@@ -74,7 +74,7 @@ def summarize(services: Services, body: ChatRequest, text: str) -> tuple[str, Ta
 def complete(services: Services, body: ChatRequest, text: str) -> tuple[str, TaskInfo]:
     prompt = given_text(text)
     wanted = body.max_completion_tokens or body.max_tokens or 64
-    sampling = Sampling(max_new_tokens=min(wanted, services.settings.max_completion_tokens),
+    sampling = Sampling(max_new_tokens=min(wanted, services.settings.api.max_completion_tokens),
                         temperature=1.0 if body.temperature is None else body.temperature,
                         top_p=body.top_p or 1.0)
     continuation = services.models.generator.complete(prompt, sampling)

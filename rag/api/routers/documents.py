@@ -77,12 +77,12 @@ async def upload_document(
     """Store the file under a name of our own and ingest it; questions keep being answered from the
     previous snapshot until this one is committed."""
     caller.check(collection)
-    limit = int(services.settings.max_upload_mb * 1024 * 1024)
+    limit = int(services.settings.api.max_upload_mb * 1024 * 1024)
     name = file.filename or ""
     _check_type(name, file.content_type or "")
     content = await file.read(limit + 1)
     if len(content) > limit:
-        raise ApiError(413, f"the file is larger than {services.settings.max_upload_mb:g} MB", "request_too_large")
+        raise ApiError(413, f"the file is larger than {services.settings.api.max_upload_mb:g} MB", "request_too_large")
     if not content:
         raise ApiError(422, "the file is empty", "invalid_request_error")
     target = services.collections.get(collection, create=True)

@@ -102,8 +102,8 @@ def _prompt(body: CompletionRequest) -> str:
 def completions(body: CompletionRequest, services: ServicesDep, caller: CallerDep):
     """Continue `prompt` with the configured generator (the local model, or the upstream API)."""
     generator = services.models.generator
-    if body.max_tokens > services.settings.max_completion_tokens:
-        raise ApiError(422, f"max_tokens: at most {services.settings.max_completion_tokens} here",
+    if body.max_tokens > services.settings.api.max_completion_tokens:
+        raise ApiError(422, f"max_tokens: at most {services.settings.api.max_completion_tokens} here",
                        "invalid_request_error")
     prompt, sampling = _prompt(body), _sampling(body)
     completion_id = f"cmpl-{uuid.uuid4().hex}"
@@ -146,14 +146,14 @@ def completions(body: CompletionRequest, services: ServicesDep, caller: CallerDe
 @router.post("/images/generations", response_model=ImagesResponse, responses=ERRORS)
 def generate_images(body: ImageGenerationRequest, services: ServicesDep, caller: CallerDep) -> ImagesResponse:
     """Draw `n` images of `prompt` (base64 PNG); the response's `seed` draws the same ones again."""
-    width, height = _size(body.size, services.settings.max_image_side)
+    width, height = _size(body.size, services.settings.media.max_image_side)
     with services.media.use("image") as drawer:
         result = drawer.run(body.prompt, negative_prompt=body.negative_prompt, n=body.n, width=width, height=height,
                             steps=body.steps, guidance=body.guidance_scale, seed=body.seed)
     return ImagesResponse(
         created=int(time.time()),
         data=[ImageData(b64_json=base64.b64encode(png_bytes(image)).decode()) for image in result.images],
-        model=services.settings.image_model, seed=result.seed, steps=result.steps, guidance_scale=result.guidance,
+        model=services.settings.media.image_model, seed=result.seed, steps=result.steps, guidance_scale=result.guidance,
     )
 
 
@@ -170,7 +170,7 @@ def caption_image(body: CaptionRequest, services: ServicesDep, caller: CallerDep
                 path = Path(folder) / "heatmap.png"
                 render_heatmap(picture, heats, path)
                 heatmap = base64.b64encode(path.read_bytes()).decode()
-    return CaptionResponse(caption=result.text, words=result.words, model=services.settings.caption_model,
+    return CaptionResponse(caption=result.text, words=result.words, model=services.settings.media.caption_model,
                            heatmap_png=heatmap)
 
 
@@ -184,7 +184,7 @@ def _job_out(job: Job) -> JobOut:
 @router.post("/videos", response_model=JobOut, status_code=202, responses=ERRORS)
 def generate_video(body: VideoRequest, services: ServicesDep, caller: CallerDep) -> JobOut:
     """Queue a video; follow it at `/v1/jobs/{id}` (or `/events`), fetch it from `/v1/jobs/{id}/content`."""
-    width, height = _size(body.size, services.settings.max_video_side) if body.size else (None, None)
+    width, height = _size(body.size, services.settings.media.max_video_side) if body.size else (None, None)
     job = submit_video(services, body.prompt, negative_prompt=body.negative_prompt, frames=body.frames,
                        steps=body.steps, guidance=body.guidance_scale, width=width, height=height, seed=body.seed)
     return _job_out(job)
@@ -200,7 +200,7 @@ def submit_video(services: Services, prompt: str, **options) -> Job:
             result = maker.run(prompt, on_step=progress, **options)
         return JobOutput(mp4_bytes(result), "video/mp4",
                          {"seed": result.seed, "frames": len(result.frames), "fps": result.fps, "steps": result.steps,
-                          "model": services.settings.video_model})
+                          "model": services.settings.media.video_model})
 
     try:
         return services.jobs.submit("video", render)

@@ -14,11 +14,13 @@ LIGHTHOUSE = (b"# Lighthouse\n\nThe Bell Rock lighthouse stands off the coast of
               b"The lighthouse was built by Robert Stevenson between 1807 and 1810.\n")
 
 
-def make_settings(tmp_path, **overrides) -> Settings:
-    values = dict(index_dir=tmp_path / "index", collections_dir=tmp_path / "collections", chunk_tokens=64,
-                  chunk_overlap=8, reader_model="no-such-org/no-such-reader",
-                  reranker_model="no-such-org/no-such-reranker")
-    values.update(overrides)
+def make_settings(tmp_path, **sections) -> Settings:
+    """Settings on temporary folders with no reader or reranker model; `sections` override a section's fields."""
+    values = {"index": {"dir": tmp_path / "index", "collections_dir": tmp_path / "collections"},
+              "ingest": {"chunk_tokens": 64, "chunk_overlap": 8},
+              "reader": {"model": "no-such-org/no-such-reader"}, "rerank": {"model": "no-such-org/no-such-reranker"}}
+    for section, fields in sections.items():
+        values[section] = {**values.get(section, {}), **fields}
     return Settings(**values)
 
 

@@ -58,8 +58,7 @@ def test_retry_after_grows_with_the_queue_and_follows_how_long_answers_take():
 
 @pytest.fixture
 def app_client(tmp_path, tiny_lm_dir):
-    settings = make_settings(tmp_path, generator_model=str(tiny_lm_dir), generation_slots=1, generation_queue=0,
-                             answer_slots=1, answer_queue=0, generator_max_new_tokens=8)
+    settings = make_settings(tmp_path, generator={"model": str(tiny_lm_dir), "max_new_tokens": 8}, api={"generation_slots": 1, "generation_queue": 0, "answer_slots": 1, "answer_queue": 0})
     with TestClient(create_app(settings, warm_up="blocking")) as client:
         upload(client, "tides.md", TIDES)
         yield client

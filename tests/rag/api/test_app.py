@@ -75,7 +75,7 @@ def test_documents_are_listed_paged_and_deleted(loaded):
 
 
 def test_uploads_are_checked_and_never_use_the_client_path(tmp_path):
-    settings = make_settings(tmp_path, max_upload_mb=0.001)
+    settings = make_settings(tmp_path, api={"max_upload_mb": 0.001})
     with TestClient(create_app(settings, warm_up="blocking")) as client:
         big = client.post("/documents", files={"file": ("big.md", b"a" * 5000, "text/markdown")})
         assert big.status_code == 413
@@ -106,7 +106,7 @@ def test_collections_are_separate_indexes(client):
 
 
 def test_api_keys_guard_requests_and_limit_collections(tmp_path):
-    settings = make_settings(tmp_path, api_keys={"admin-key": ["*"], "oceans-key": ["oceans"]})
+    settings = make_settings(tmp_path, api={"keys": {"admin-key": ["*"], "oceans-key": ["oceans"]}})
     with TestClient(create_app(settings, warm_up="blocking")) as client:
         anonymous = client.post("/ask", json={"question": "What causes tides?"})
         assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
@@ -207,14 +207,14 @@ def test_malformed_chat_requests_are_json_4xx(loaded, payload, status):
 
 def test_models_lists_the_readers(loaded):
     ids = [m["id"] for m in loaded.get("/v1/models").json()["data"]]
-    assert ids[:2] == ["extractive", "generative"]  # tests default to extractive (RAG_DEFAULT_MODE, tests/conftest.py)
+    assert ids[:2] == ["extractive", "generative"]  # tests default to extractive (RAG_READER__DEFAULT_MODE, tests/conftest.py)
 
 
 def test_models_list_the_default_modes_reader_first(tmp_path):
     from rag.api.routers.chat import available_models
 
-    assert list(available_models(make_settings(tmp_path, default_mode="generative")))[0] == "generative"
-    assert list(available_models(make_settings(tmp_path, default_mode="extractive")))[0] == "extractive"
+    assert list(available_models(make_settings(tmp_path, reader={"default_mode": "generative"})))[0] == "generative"
+    assert list(available_models(make_settings(tmp_path, reader={"default_mode": "extractive"})))[0] == "extractive"
 
 
 def test_classify_follows_the_contract(client):
@@ -238,7 +238,7 @@ def test_summarize_returns_sentences_with_offsets(client):
 
 
 def test_span_answers_carry_their_citation_marker(tmp_path, tiny_qa_model_dir):
-    settings = make_settings(tmp_path, reader_model=str(tiny_qa_model_dir), reader_widen_below=0.0)
+    settings = make_settings(tmp_path, reader={"model": str(tiny_qa_model_dir), "widen_below": 0.0})
     with TestClient(create_app(settings, warm_up="blocking")) as client:
         upload(client, "tides.md", TIDES)
         body = _chat(client, [{"role": "user", "content": "What causes ocean tides?"}]).json()
@@ -254,7 +254,7 @@ def test_torch_threads_are_set_when_serving_starts(tmp_path):
 
     before = torch.get_num_threads()
     try:
-        app = create_app(make_settings(tmp_path, torch_threads=1), warm_up="none")
+        app = create_app(make_settings(tmp_path, runtime={"torch_threads": 1}), warm_up="none")
         assert torch.get_num_threads() == before  # nothing happens when the app is only built
         with TestClient(app) as client:
             # The serving loop's thread (whose request worker threads inherit its setting) uses 1 thread.
@@ -266,7 +266,7 @@ def test_torch_threads_are_set_when_serving_starts(tmp_path):
 def test_an_index_kept_in_another_vector_backend_is_a_409_naming_the_fix(tmp_path):
     with TestClient(create_app(make_settings(tmp_path), warm_up="blocking")) as faiss_client:
         upload(faiss_client, "tides.md", TIDES)
-    with TestClient(create_app(make_settings(tmp_path, backend="milvus"), warm_up="blocking")) as milvus_client:
+    with TestClient(create_app(make_settings(tmp_path, index={"backend": "milvus"}), warm_up="blocking")) as milvus_client:
         response = milvus_client.post("/ask", json={"question": "What causes ocean tides?"})
     assert response.status_code == 409, response.text
     error = response.json()["error"]
@@ -277,7 +277,7 @@ def test_a_vector_database_that_cannot_be_reached_is_a_503_with_retry_after(tmp_
     pytest.importorskip("milvus_lite")
     not_a_database = tmp_path / "old-milvus.db"
     not_a_database.write_bytes(b"a milvus-lite 2 file, not the directory milvus-lite 3 keeps")
-    settings = make_settings(tmp_path, backend="milvus", milvus_uri=str(not_a_database))
+    settings = make_settings(tmp_path, index={"backend": "milvus"}, milvus={"uri": str(not_a_database)})
     with TestClient(create_app(settings, warm_up="blocking")) as client:
         response = client.post("/documents", files={"file": ("tides.md", TIDES, "text/markdown")})
     assert response.status_code == 503, response.text

@@ -16,7 +16,7 @@ from tests.rag.api.conftest import BEES, TIDES, make_settings
 @pytest.fixture
 def collections(tmp_path, embedder):
     settings: Settings = make_settings(tmp_path)
-    return Collections(settings.index_dir, settings.collections_dir, backend=FaissBackend(),
+    return Collections(settings.index.dir, settings.index.collections_dir, backend=FaissBackend(),
                        make_pipeline=lambda store: build_ingest_pipeline(settings, store, embedder=embedder),
                        make_chain=lambda reader: build_chain(settings, reader, embedder))
 

@@ -24,7 +24,7 @@ def test_a_watched_folder_is_answerable_while_serving(tmp_path):
     folder = tmp_path / "watched"
     folder.mkdir()
     (folder / "tides.md").write_text("# Tides\n\nOcean tides are caused mainly by the gravitational pull of the Moon.\n")
-    settings = make_settings(tmp_path, watch=[folder])
+    settings = make_settings(tmp_path, ingest={"watch": [folder]})
     with TestClient(create_app(settings, warm_up="blocking")) as client:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and client.get("/documents").json()["total"] < 1:

@@ -28,7 +28,7 @@ CASES = [
     (AnswerQueueFullError(waiting=64, retry_after=3), 429, "rate_limit_error", {"retry-after": "3"}),
     (MilvusUnavailableError("milvus at http://db:19530 is not answering"), 503, "service_unavailable",
      {"retry-after": "5"}),
-    (ModelUnavailableError("reranker", "org/model", "RAG_RERANKER_MODEL"), 503, "model_unavailable", {}),
+    (ModelUnavailableError("reranker", "org/model", "RAG_RERANK__MODEL"), 503, "model_unavailable", {}),
     (GeneratorError("the API refused the key", kind="auth", model="gpt-x"), 502, "upstream_error", {}),
     (ValueError("the question is empty"), 422, "invalid_request_error", {}),
 ]
@@ -49,7 +49,9 @@ def test_a_domain_error_becomes_its_status_and_a_json_error(client, monkeypatch,
     for name, value in headers.items():
         assert response.headers[name] == value
     if isinstance(error, ModelUnavailableError):
-        assert body["setting"] == "RAG_RERANKER_MODEL"
+        assert body["setting"] == "RAG_RERANK__MODEL"
+    if isinstance(error, BackendMismatchError):  # the advice names the setting and the command that fix it
+        assert "RAG_INDEX__BACKEND=milvus" in body["message"] and "rag index migrate --to faiss" in body["message"]
 
 
 def test_an_unforeseen_error_is_a_500_that_shows_no_internals(tmp_path, monkeypatch):

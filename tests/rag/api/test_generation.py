@@ -26,18 +26,14 @@ pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory, tiny_lm_dir, tiny_image_model_dir, tiny_caption_model_dir, tiny_video_model_dir):
-    settings = make_settings(tmp_path_factory.mktemp("media-app"), generator_model=str(tiny_lm_dir),
-                             image_model=str(tiny_image_model_dir), image_steps=2,
-                             caption_model=str(tiny_caption_model_dir), video_model=str(tiny_video_model_dir),
-                             video_steps=2, video_frames=4)
+    settings = make_settings(tmp_path_factory.mktemp("media-app"), generator={"model": str(tiny_lm_dir)}, media={"image_model": str(tiny_image_model_dir), "image_steps": 2, "caption_model": str(tiny_caption_model_dir), "video_model": str(tiny_video_model_dir), "video_steps": 2, "video_frames": 4})
     with TestClient(create_app(settings, warm_up="none")) as client:
         yield client
 
 
 @pytest.fixture
 def unresolvable(tmp_path):
-    settings = make_settings(tmp_path, image_model="no-such-org/no-such-image-model",
-                             caption_model="no-such-org/no-such-captioner", video_model="no-such-org/no-such-video")
+    settings = make_settings(tmp_path, media={"image_model": "no-such-org/no-such-image-model", "caption_model": "no-such-org/no-such-captioner", "video_model": "no-such-org/no-such-video"})
     with TestClient(create_app(settings, warm_up="none")) as client:
         yield client
 
@@ -154,9 +150,9 @@ def test_unknown_jobs_are_404_and_unfinished_content_409(media):
 
 def test_models_that_resolve_nowhere_are_503_naming_the_setting(unresolvable):
     for path, body, setting in (
-        ("/v1/images/generations", {"prompt": "a cat", "size": "64x64"}, "RAG_IMAGE_MODEL"),
-        ("/v1/images/captions", {"image": _png_data_url()}, "RAG_CAPTION_MODEL"),
-        ("/v1/videos", {"prompt": "a cat"}, "RAG_VIDEO_MODEL"),
+        ("/v1/images/generations", {"prompt": "a cat", "size": "64x64"}, "RAG_MEDIA__IMAGE_MODEL"),
+        ("/v1/images/captions", {"image": _png_data_url()}, "RAG_MEDIA__CAPTION_MODEL"),
+        ("/v1/videos", {"prompt": "a cat"}, "RAG_MEDIA__VIDEO_MODEL"),
     ):
         response = unresolvable.post(path, json=body)
         assert response.status_code == 503, (path, response.text)
@@ -217,7 +213,7 @@ def test_caption_task_without_an_image_is_422(media):
 
 @pytest.fixture(scope="module")
 def vlm_media(tmp_path_factory, tiny_vlm_model_dir):
-    settings = make_settings(tmp_path_factory.mktemp("vlm-app"), caption_model=str(tiny_vlm_model_dir))
+    settings = make_settings(tmp_path_factory.mktemp("vlm-app"), media={"caption_model": str(tiny_vlm_model_dir)})
     with TestClient(create_app(settings, warm_up="none")) as client:
         yield client
 
