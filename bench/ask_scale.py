@@ -53,7 +53,7 @@ def real_chunks(work: Path):
 
 
 def build_index(folder: Path, size: int, work: Path, per_doc: int = 100, *, sentence_vectors: bool = True) -> None:
-    from generators.sentence_reader import SENTENCE_SPLIT_VERSION, split_sentences
+    from generators.text.sentence_reader import SENTENCE_SPLIT_VERSION, split_sentences
     from index.docstore import ChunkRecord, DocumentRecord
     from index.store import IndexStore
     from rag.components import build_embedder, build_vector_backend

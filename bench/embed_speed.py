@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from generators.embedder import SentenceEmbedder
+    from generators.text.embedder import SentenceEmbedder
 
     texts, queries = texts_and_queries(args.work, args.chunks, args.queries)
     results: dict[str, dict] = {}

@@ -39,9 +39,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from generators.generative_reader import GenerativeReader
-    from generators.reading import ReaderPassage
-    from generators.text_generators import LocalGenerator, OpenAIGenerator
+    from generators.text.generative_reader import GenerativeReader
+    from generators.text.reading import ReaderPassage
+    from generators.text.text_generators import LocalGenerator, OpenAIGenerator
     from rag.evaluation.metrics import contains_answer, exact_match, f1_score, percentile
 
     data = json.loads(args.squad.read_text(encoding="utf-8"))["data"]

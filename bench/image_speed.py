@@ -52,7 +52,7 @@ def main() -> None:
 
     import torch
 
-    from generators.images import TextToImage
+    from generators.media.images import TextToImage
     from tests.tiny_models import build_tiny_text_to_image
 
     rows = []

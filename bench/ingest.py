@@ -129,7 +129,7 @@ def main() -> None:
 
     if "ours-onnx-int8" in args.only:
         sys.path.insert(0, str(ROOT))
-        from generators.onnx_export import default_cache_dir, int8_onnx_path
+        from generators.text.onnx_export import default_cache_dir, int8_onnx_path
 
         cached = any(default_cache_dir().glob(f"{Path(model_path()).name}-*.int8.onnx"))
         started = time.perf_counter()

@@ -41,8 +41,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=4)
     args = parser.parse_args()
 
-    from generators.generative_reader import SYSTEM_PROMPT
-    from generators.llama_generator import LlamaCppGenerator, import_xllamacpp, server_params
+    from generators.text.generative_reader import SYSTEM_PROMPT
+    from generators.text.llama_generator import LlamaCppGenerator, import_xllamacpp, server_params
     from generators.model_names import GENERATOR
 
     gguf = Path(args.model) if args.model else LlamaCppGenerator(

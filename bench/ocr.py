@@ -115,9 +115,9 @@ def cer(found: str, expected: str) -> float:
 
 def ours(pdf: bytes, ocr_dpi: int, engine_params: dict) -> tuple[list[str], float]:
     import ingest.loaders as loaders
-    from generators import ocr
+    from generators.media import ocr
 
-    if engine_params:  # the loader asks generators.ocr.shared_reader for its engine at each page
+    if engine_params:  # the loader asks generators.media.ocr.shared_reader for its engine at each page
         reader = ocr.ImageTextReader(engine_params=engine_params)
         ocr.shared_reader = lambda: reader
     ocr.shared_reader().warm_up()  # the engine loads once per process: not a per-page cost

@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--backends", nargs="*", default=["int8", "onnx-int8"], choices=["int8", "onnx-int8"])
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from generators.embedder import SentenceEmbedder
+    from generators.text.embedder import SentenceEmbedder
 
     doc_ids, texts, queries, qrels = load_beir(args.beir, args.split)
     query_ids = list(queries)

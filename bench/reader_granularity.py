@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from generators.qa_reader import ExtractiveReader  # noqa: E402
-from generators.reading import ReaderPassage  # noqa: E402
-from generators.sentence_reader import sentence_bounds  # noqa: E402
+from generators.text.qa_reader import ExtractiveReader  # noqa: E402
+from generators.text.reading import ReaderPassage  # noqa: E402
+from generators.text.sentence_reader import sentence_bounds  # noqa: E402
 from rag.evaluation.metrics import contains_answer, exact_match, f1_score  # noqa: E402
 from rag.evaluation.qa import read_squad, squad_items  # noqa: E402
 
@@ -89,7 +89,7 @@ def main() -> None:
 
 def sentence_reader_scores(items) -> dict:
     """The offline sentence extractor on the same questions: the containment a widened answer must keep."""
-    from generators.sentence_reader import SentenceReader
+    from generators.text.sentence_reader import SentenceReader
     from index.bm25 import analyze
     from rag.components import build_embedder
     from rag.settings import Settings

@@ -85,8 +85,8 @@ def main() -> None:
 
 def collect(args, settings) -> list[dict]:
     """Ingest the dev paragraphs, and keep every reader candidate of each question's passages."""
-    from generators.qa_reader import ExtractiveReader
-    from generators.reading import ReaderPassage
+    from generators.text.qa_reader import ExtractiveReader
+    from generators.text.reading import ReaderPassage
     from index.store import IndexStore
     from rag.components import build_chain, build_chain_models, build_ingest_pipeline
     from rag.evaluation.qa import read_squad, squad_items
@@ -131,7 +131,7 @@ def collect(args, settings) -> list[dict]:
 
 
 def sentence_of(text: str, start: int, end: int) -> str:
-    from generators.sentence_reader import sentence_bounds
+    from generators.text.sentence_reader import sentence_bounds
 
     return text[slice(*sentence_bounds(text, start, end))]
 

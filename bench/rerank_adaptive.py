@@ -69,7 +69,7 @@ class Scored:
 
 def policy_order(policy: Policy, scored: Scored, retrieval_weight: float, evidence_weight: float) -> list:
     """The passages in the order the chain would give them under `policy`."""
-    from generators.reranker import fused_order
+    from generators.text.reranker import fused_order
     from rag.chain import order_by_rerank_and_evidence
 
     count = policy.reranked(len(scored.scores), scored.agree)
@@ -193,7 +193,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from generators.sentence_reader import SentenceReader
+    from generators.text.sentence_reader import SentenceReader
     from index.bm25 import analyze
     from rag.components import build_embedder, build_reranker, rerank_evidence_weight
     from rag.settings import Settings

@@ -3,7 +3,7 @@
 The candidates the chain reranks (the hybrid retriever's top `--depth`, in
 retrieval order) are scored once by the cross-encoder; then the final order is
 the reranker's alone (weight 0) or its reciprocal-rank fusion with the
-retrieval order at each weight of the grid (`generators.reranker.fused_order`,
+retrieval order at each weight of the grid (`generators.text.reranker.fused_order`,
 the code the service runs; `RAG_RERANK__RETRIEVAL_WEIGHT`).
 
 - `squad`: the last `--articles` articles of a SQuAD-format file (for SQuAD v1.1
@@ -77,8 +77,8 @@ def untrained_spread(articles: list[dict], count: int, *, holdout: int = 10, bud
 
 def squad_signals(args, settings, embedder, reranker) -> list[dict]:
     """Per question: where its paragraph is, and each candidate's reranker score and best sentence score."""
-    from generators.reading import ReaderPassage
-    from generators.sentence_reader import SentenceReader
+    from generators.text.reading import ReaderPassage
+    from generators.text.sentence_reader import SentenceReader
     from index.bm25 import analyze
     from index.store import IndexStore
     from rag.chain import best_sentence_scores
@@ -116,7 +116,7 @@ def squad_signals(args, settings, embedder, reranker) -> list[dict]:
 
 def squad_orders(record: dict) -> dict[str, list[int]]:
     """Every final order compared, as indices into the candidates (retrieval order)."""
-    from generators.reranker import fused_order
+    from generators.text.reranker import fused_order
     from rag.chain import order_by_evidence, order_by_rerank_and_evidence
 
     n = len(record["gold"])
@@ -193,8 +193,8 @@ def beir_index(args, settings, embedder):  # noqa: ANN001, ANN201
 def beir(args, settings, embedder, reranker) -> None:
     from pathlib import Path as _Path
 
-    from generators.reranker import fused_order
-    from generators.sentence_reader import SentenceReader
+    from generators.text.reranker import fused_order
+    from generators.text.sentence_reader import SentenceReader
     from index.bm25 import analyze
     from rag.chain import order_by_rerank_and_evidence, reader_passages
     from rag.components import build_retriever

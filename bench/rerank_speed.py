@@ -38,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from generators.reranker import CrossEncoderReranker
+    from generators.text.reranker import CrossEncoderReranker
 
     articles = json.loads(args.data.read_text())["data"][-args.articles:]
     cases = []

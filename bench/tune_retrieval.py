@@ -71,7 +71,7 @@ def bm25_rankings(paragraphs: list[str], questions: list[str], analyzer, k1: flo
 
 
 def dense_rankings(paragraphs: list[str], questions: list[str]) -> list[list[int]]:
-    from generators.embedder import SentenceEmbedder
+    from generators.text.embedder import SentenceEmbedder
 
     embedder = SentenceEmbedder(backend="int8")
     similarity = embedder.embed(questions).vectors @ embedder.embed(paragraphs).vectors.T
@@ -164,9 +164,9 @@ def multilingual(args) -> None:
 
 
 def evidence(args) -> None:
-    from generators.embedder import SentenceEmbedder
-    from generators.reading import ReaderPassage
-    from generators.sentence_reader import SentenceReader
+    from generators.text.embedder import SentenceEmbedder
+    from generators.text.reading import ReaderPassage
+    from generators.text.sentence_reader import SentenceReader
     from index.bm25 import analyze
 
     paragraphs, questions = load(args.squad, args.articles)
@@ -194,8 +194,8 @@ def evidence(args) -> None:
 
 def sentence_weight(args) -> None:
     """Containment of the best sentence (gold paragraph) as a function of the keyword-overlap weight."""
-    from generators.embedder import SentenceEmbedder
-    from generators.sentence_reader import split_sentences
+    from generators.text.embedder import SentenceEmbedder
+    from generators.text.sentence_reader import split_sentences
     from index.bm25 import analyze
     from rag.evaluation.metrics import contains_answer
 

@@ -1,6 +1,6 @@
 """How fast is text → video on this CPU? Seconds per video frame and per denoising step.
 
-Runs `generators.video.TextToVideo` on the tiny random-weight ModelScope-style
+Runs `generators.media.video.TextToVideo` on the tiny random-weight ModelScope-style
 pipeline the tests build (tests/tiny_models.py), so it measures the
 plumbing around the model (scheduler, VAE decode, frame conversion, MP4
 export) and how it scales with size and frame count, not a real model's speed.
@@ -42,7 +42,7 @@ def main() -> None:
 
     import torch
 
-    from generators.video import TextToVideo, mp4_bytes
+    from generators.media.video import TextToVideo, mp4_bytes
     from tests.tiny_models import build_tiny_text_to_video
 
     torch.set_num_threads(args.threads)

@@ -31,8 +31,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-    from generators.reading import ReaderPassage
-    from generators.sentence_reader import SentenceReader
+    from generators.text.reading import ReaderPassage
+    from generators.text.sentence_reader import SentenceReader
     from index.bm25 import analyze
     from index.store import IndexStore
     from rag.components import build_ingest_pipeline, build_retriever

@@ -1,35 +1,8 @@
-"""Every model that produces or scores text: embedders, rerankers, readers and generators.
+"""Every model the service runs, by role: `text/` (embedders, rerankers, readers, language models), `media/`
+(images, captions, video, OCR) and `training/` (fine-tuning the text models); beside them, what all roles share:
+the model table (`model_names`), model resolution (`resolve`, `packaged_gguf`) and the memory budget
+(`model_manager`).
 
-Nothing here knows about HTTP, settings files or the index; callers pass plain
-arguments (a model name or path, a device) and get typed results back.
+Nothing here knows about HTTP, settings or the index; callers pass plain arguments (a model name or path, a
+device) and get typed results back. Importing the package loads nothing.
 """
-
-from generators.embedder import EmbeddingResult, SentenceEmbedder
-from generators.generative_reader import GenerativeReader
-from generators.qa_reader import ExtractiveReader
-from generators.reading import Reader, ReaderPassage, ReaderResult, ReaderSpan
-from generators.reranker import CrossEncoderReranker, RerankResult
-from generators.resolve import ModelUnavailableError, ResolvedModel, resolve_model
-from generators.sentence_reader import SentenceReader
-from generators.text_generators import GeneratorError, LocalGenerator, OpenAIGenerator, TextGenerator
-
-__all__ = [
-    "CrossEncoderReranker",
-    "EmbeddingResult",
-    "ExtractiveReader",
-    "GenerativeReader",
-    "GeneratorError",
-    "LocalGenerator",
-    "ModelUnavailableError",
-    "OpenAIGenerator",
-    "Reader",
-    "ReaderPassage",
-    "ReaderResult",
-    "ReaderSpan",
-    "RerankResult",
-    "ResolvedModel",
-    "SentenceEmbedder",
-    "SentenceReader",
-    "TextGenerator",
-    "resolve_model",
-]

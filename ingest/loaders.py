@@ -173,8 +173,8 @@ def check_zip(data: bytes, kind: str) -> None:
 
 
 def ocr_image(image) -> str:  # noqa: ANN001 - a PIL image
-    """The text of an image, in reading order (generators.ocr: RapidOCR, models in its wheel)."""
-    from generators.ocr import shared_reader
+    """The text of an image, in reading order (generators.media.ocr: RapidOCR, models in its wheel)."""
+    from generators.media.ocr import shared_reader
 
     return shared_reader().run(image).text
 

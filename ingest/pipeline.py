@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from generators.embedder import SentenceEmbedder
-from generators.sentence_reader import SENTENCE_SPLIT_VERSION, split_sentences
+from generators.text.embedder import SentenceEmbedder
+from generators.text.sentence_reader import SENTENCE_SPLIT_VERSION, split_sentences
 from index.bm25 import ANALYZER_VERSION, analyze
 from index.docstore import ChunkRecord, DocumentRecord
 from index.store import IndexStore, IndexWriter

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from generators.embedder import SentenceEmbedder
+from generators.text.embedder import SentenceEmbedder
 from index.store import IndexStore, IndexWriter
 from ingest.chunking import Chunker
 from ingest.loaders import LoadedDocument

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import BaseModel, Field
 
-from generators.reading import Reader, ReaderPassage, ReaderResult, ReaderSpan
-from generators.reranker import CrossEncoderReranker, fused_order
-from generators.question_kinds import question_kind
-from generators.sentence_reader import SentenceReader, code_block_after, sentence_of
-from generators.text_generators import Message
+from generators.text.reading import Reader, ReaderPassage, ReaderResult, ReaderSpan
+from generators.text.reranker import CrossEncoderReranker, fused_order
+from generators.text.question_kinds import question_kind
+from generators.text.sentence_reader import SentenceReader, code_block_after, sentence_of
+from generators.text.text_generators import Message
 from common.fusion import RRF_K, reciprocal_rank_fusion
 from common.language import query_language, reply_language
 from rag.retriever import HybridRetriever, MetadataFilter, RetrievedPassage

@@ -6,21 +6,21 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from generators.captioner import ImageCaptioner
-from generators.classifier import GeneratorClassifier, ZeroShotClassifier
-from generators.embedder import SentenceEmbedder
-from generators.generative_reader import GenerativeReader
-from generators.images import TextToImage
+from generators.media.captioner import ImageCaptioner
+from generators.text.classifier import GeneratorClassifier, ZeroShotClassifier
+from generators.text.embedder import SentenceEmbedder
+from generators.text.generative_reader import GenerativeReader
+from generators.media.images import TextToImage
 from generators.model_manager import ModelManager
-from generators.qa_reader import ExtractiveReader
-from generators.reading import Reader
-from generators.reranker import CrossEncoderReranker
+from generators.text.qa_reader import ExtractiveReader
+from generators.text.reading import Reader
+from generators.text.reranker import CrossEncoderReranker
 from generators.resolve import ModelUnavailableError, resolve_device
-from generators.sentence_reader import SentenceReader
-from generators.summarizer import ExtractiveSummarizer, GeneratorSummarizer
-from generators.llama_generator import LlamaCppGenerator
-from generators.text_generators import LocalGenerator, OpenAIGenerator, TextGenerator, is_gguf_model
-from generators.video import TextToVideo
+from generators.text.sentence_reader import SentenceReader
+from generators.text.summarizer import ExtractiveSummarizer, GeneratorSummarizer
+from generators.text.llama_generator import LlamaCppGenerator
+from generators.text.text_generators import LocalGenerator, OpenAIGenerator, TextGenerator, is_gguf_model
+from generators.media.video import TextToVideo
 from index.backends import FaissBackend, MilvusBackend, VectorBackend
 from index.bm25 import analyze
 from index.faiss_store import FaissIndexConfig

@@ -65,7 +65,7 @@ def reader_data(
 
 def gold_setting_evaluator(items: list[QAItem]) -> EvaluateFn:
     """EM / F1 / containment of the model being trained, reading each held-out question's own paragraph."""
-    from generators.qa_reader import ExtractiveReader
+    from generators.text.qa_reader import ExtractiveReader
 
     def evaluate(model, tokenizer) -> dict[str, float]:
         reader = ExtractiveReader.from_loaded(model, tokenizer)

@@ -10,8 +10,8 @@ import numpy as np
 
 from common.fusion import HYBRID_BM25_WEIGHT, HYBRID_DENSE_WEIGHT, HYBRID_RRF_K, reciprocal_rank_fusion
 from common.language import query_language
-from generators.embedder import SentenceEmbedder
-from generators.sentence_reader import SENTENCE_SPLIT_VERSION
+from generators.text.embedder import SentenceEmbedder
+from generators.text.sentence_reader import SENTENCE_SPLIT_VERSION
 from index.store import IndexReader
 from ingest.chunking import indexed_text
 

@@ -62,7 +62,7 @@ class CountingEmbedder:
 
 @pytest.fixture(scope="session")
 def embedder():
-    from generators.embedder import SentenceEmbedder
+    from generators.text.embedder import SentenceEmbedder
 
     model = SentenceEmbedder()
     model.warm_up()

@@ -42,3 +42,32 @@ def test_no_import_runs_against_the_arrows(package):
              for path in sorted((ROOT / package).rglob("*.py"))
              for target, line in sorted(imported_packages(path)) if target not in MAY_IMPORT[package]]
     assert not wrong, "\n".join(wrong)
+
+
+# Inside generators/: the roles do not lean on each other; training builds on the text models; the shared
+# modules beside them (model table, resolution, memory budget) import no role.
+GENERATOR_ROLES = {"text": {"text"}, "media": {"media"}, "training": {"training", "text"}, "": set()}
+
+
+def generator_role_imports(path: Path) -> set[tuple[str, int]]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found.update((name.split(".")[1], node.lineno) for name in names
+                     if name.startswith("generators.") and name.split(".")[1] in GENERATOR_ROLES)
+    return found
+
+
+def test_generator_roles_import_only_what_their_role_allows():
+    wrong = []
+    for path in sorted((ROOT / "generators").rglob("*.py")):
+        parts = path.relative_to(ROOT / "generators").parts
+        role = parts[0] if len(parts) > 1 and parts[0] in GENERATOR_ROLES else ""
+        wrong += [f"{path.relative_to(ROOT)}:{line} imports generators.{target}"
+                  for target, line in sorted(generator_role_imports(path)) if target not in GENERATOR_ROLES[role]]
+    assert not wrong, "\n".join(wrong)

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from generators.resolve import ModelUnavailableError
-from generators.text_generators import GeneratorError
+from generators.text.text_generators import GeneratorError
 from index.milvus_store import MilvusUnavailableError
 from index.store import BackendMismatchError, IndexLockedError, MissingIndexError
 from rag.api.admission import AnswerQueueFullError

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from generators.embedder import SentenceEmbedder
+from generators.text.embedder import SentenceEmbedder
 from rag.api.admission import AnswerQueue
 from rag.api.collections import Collections
 from rag.api.jobs import JobQueue

@@ -36,7 +36,7 @@ def eval_qa(
     from collections import Counter
 
     from common.language import query_language
-    from generators.sentence_reader import SentenceReader
+    from generators.text.sentence_reader import SentenceReader
     from index.bm25 import analyze
     from rag.components import build_chain, build_embedder, build_extractive_reader, build_ingest_pipeline, build_store
     from rag.evaluation.qa import (

@@ -72,7 +72,7 @@ def caption(
     prompt: Annotated[str | None, typer.Option("--prompt", help="Text the caption continues.")] = None,
 ) -> None:
     """Describe the image in words (RAG_MEDIA__CAPTION_MODEL)."""
-    from generators.captioner import render_heatmap
+    from generators.media.captioner import render_heatmap
     from rag.components import build_media_models
 
     with user_errors():
@@ -97,7 +97,7 @@ def video(
     seed: SeedOption = None,
 ) -> None:
     """Render PROMPT as a short H.264 MP4 (RAG_MEDIA__VIDEO_MODEL)."""
-    from generators.video import write_mp4
+    from generators.media.video import write_mp4
     from rag.components import build_media_models
 
     with user_errors():
@@ -121,7 +121,7 @@ def complete(
     seed: SeedOption = None,
 ) -> None:
     """Continue PROMPT with the generator (as the classic GPT-2 example does), streaming the text."""
-    from generators.text_generators import Sampling
+    from generators.text.text_generators import Sampling
     from rag.components import build_generator
 
     with user_errors():

@@ -18,7 +18,7 @@ from rich.text import Text
 from pydantic import ValidationError
 
 from generators.resolve import ModelUnavailableError
-from generators.text_generators import GeneratorError
+from generators.text.text_generators import GeneratorError
 from index.store import BackendMismatchError, IndexLockedError, MissingIndexError
 from rag.settings import Settings, setting_variable
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from generators.reading import ReaderPassage
+from generators.text.reading import ReaderPassage
 from rag.evaluation.metrics import contains_answer, exact_match, f1_score, percentile
 from rag.evaluation.report import EvalTable
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from generators.ocr import OcrLine, join_rows, reading_order
+from generators.media.ocr import OcrLine, join_rows, reading_order
 from ingest.loaders import LoadError, load_bytes, load_pdf, reporting_pages, text_layer_is_usable
 
 ENGLISH = ["Scanned invoice 2291", "The total due is 1,234.50 EUR.", "Payment is due within 30 days."]

@@ -188,7 +188,7 @@ def test_missing_paths_are_reported(tmp_path, embedder, chunker, bad):
 
 
 def test_sentence_vectors_are_stored_at_ingest_and_follow_their_chunks(tmp_path, corpus, embedder, chunker):
-    from generators.sentence_reader import SENTENCE_SPLIT_VERSION, split_sentences
+    from generators.text.sentence_reader import SENTENCE_SPLIT_VERSION, split_sentences
 
     pipeline = make_pipeline(tmp_path / "idx", embedder, chunker)
     pipeline.run([corpus])
@@ -216,7 +216,7 @@ def test_sentence_vectors_are_stored_at_ingest_and_follow_their_chunks(tmp_path,
 
 
 def test_sentence_vectors_can_be_left_out(tmp_path, corpus, embedder, chunker):
-    from generators.sentence_reader import SENTENCE_SPLIT_VERSION
+    from generators.text.sentence_reader import SENTENCE_SPLIT_VERSION
 
     report = make_pipeline(tmp_path / "idx", embedder, chunker, sentence_vectors=False).run([corpus])
     assert report.chunks_added > 0

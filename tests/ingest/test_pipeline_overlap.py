@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from generators.embedder import EmbeddingResult
+from generators.text.embedder import EmbeddingResult
 from index.store import IndexStore
 from ingest.pipeline import IngestPipeline
 from tests.conftest import write_corpus
@@ -73,7 +73,7 @@ def test_small_groups_in_flight_give_the_same_index_and_embed_each_text_once(tmp
 
 
 def test_sentences_are_embedded_once_per_group_and_stored_for_every_chunk(tmp_path, embedder, chunker):
-    from generators.sentence_reader import SENTENCE_SPLIT_VERSION, split_sentences
+    from generators.text.sentence_reader import SENTENCE_SPLIT_VERSION, split_sentences
 
     corpus = duplicated_corpus(tmp_path / "corpus")
     recording = RecordingEmbedder(embedder)

@@ -155,7 +155,7 @@ def test_a_run_killed_after_a_commit_is_finished_by_a_rerun(tmp_path, corpus, em
 def test_a_failing_embedding_actor_fails_the_run_and_a_rerun_completes(tmp_path, corpus, embedder, chunker, ray_local):
     def failing_embedder():
         # Built on the worker: the class travels by value, as a test-local definition.
-        from generators.embedder import SentenceEmbedder
+        from generators.text.embedder import SentenceEmbedder
 
         class FailsOnGlaciers(SentenceEmbedder):
             def embed(self, texts):

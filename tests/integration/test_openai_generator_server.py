@@ -1,6 +1,6 @@
 """OpenAIGenerator + GenerativeReader against a real OpenAI-compatible server on loopback.
 
-The server is `python -m generators.llama_server`: llama.cpp's own HTTP server
+The server is `python -m generators.text.llama_server`: llama.cpp's own HTTP server
 (through the prebuilt `xllamacpp` wheel) serving the offline default generator,
 the Qwen2.5-Coder-0.5B-Instruct GGUF that PyPI packages ship; the test starts it
 on a free port, waits until it answers, and stops it.
@@ -13,9 +13,9 @@ import sys
 
 import pytest
 
-from generators.generative_reader import GenerativeReader
-from generators.reading import ReaderPassage, ReaderResult
-from generators.text_generators import GeneratorError, OpenAIGenerator, Sampling
+from generators.text.generative_reader import GenerativeReader
+from generators.text.reading import ReaderPassage, ReaderResult
+from generators.text.text_generators import GeneratorError, OpenAIGenerator, Sampling
 from tests.integration.servers import free_port, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -45,7 +45,7 @@ def server_url(tmp_path_factory):
     port = free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
-    command = [sys.executable, "-m", "generators.llama_server", "--alias", MODEL_ALIAS,
+    command = [sys.executable, "-m", "generators.text.llama_server", "--alias", MODEL_ALIAS,
                "--host", "127.0.0.1", "--port", str(port), "--context-tokens", "2048", "--threads", "2"]
     with running(command, f"{base_url}/models", log_path, startup_seconds=STARTUP_SECONDS):
         yield base_url

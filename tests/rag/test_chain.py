@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from generators.qa_reader import ExtractiveReader
-from generators.reading import ReaderPassage, ReaderResult, ReaderSpan, SpanReader
-from generators.reranker import CrossEncoderReranker, fused_order
-from generators.sentence_reader import SentenceReader
+from generators.text.qa_reader import ExtractiveReader
+from generators.text.reading import ReaderPassage, ReaderResult, ReaderSpan, SpanReader
+from generators.text.reranker import CrossEncoderReranker, fused_order
+from generators.text.sentence_reader import SentenceReader
 from index.bm25 import analyze
 from index.store import IndexStore
 from ingest.pipeline import IngestPipeline
@@ -371,7 +371,7 @@ class _ScriptedGenerator:
 
 
 def test_a_generated_answer_ends_with_the_best_supporting_sentence_quoted(index, embedder, corpus):
-    from generators.generative_reader import GenerativeReader
+    from generators.text.generative_reader import GenerativeReader
 
     sentences = SentenceReader(embedder, analyze)
     reader = GenerativeReader(_ScriptedGenerator("Tides come from the Moon [1]."))
@@ -398,7 +398,7 @@ def _quoted(answer: str) -> list[tuple[str, int]]:
 
 def test_the_extractive_readers_sentence_is_quoted_before_the_best_supporting_one(index, embedder, corpus,
                                                                                   tiny_qa_model_dir):
-    from generators.generative_reader import GenerativeReader
+    from generators.text.generative_reader import GenerativeReader
 
     sentences = SentenceReader(embedder, analyze)
     qa = ExtractiveReader(str(tiny_qa_model_dir))
@@ -426,7 +426,7 @@ def test_the_extractive_readers_sentence_is_quoted_before_the_best_supporting_on
 
 @pytest.mark.parametrize("reply", ["The passages do not contain the answer.", "Volcanoes erupt on Mars every day."])
 def test_a_declining_generator_is_overruled_only_by_strong_evidence(index, embedder, reply):
-    from generators.generative_reader import GenerativeReader
+    from generators.text.generative_reader import GenerativeReader
 
     sentences = SentenceReader(embedder, analyze)
     reader = GenerativeReader(_ScriptedGenerator(reply))
@@ -457,7 +457,7 @@ def test_a_declining_generator_is_overruled_only_by_strong_evidence(index, embed
 
 @pytest.mark.parametrize("how", ["run", "stream"])
 def test_a_declined_answer_is_asked_again_with_the_top_passage_unless_the_evidence_overrules_it(index, embedder, how):
-    from generators.generative_reader import RETRY_NOTE, GenerativeReader
+    from generators.text.generative_reader import RETRY_NOTE, GenerativeReader
 
     sentences = SentenceReader(embedder, analyze)
     question = "What causes ocean tides?"
@@ -487,7 +487,7 @@ def test_a_declined_answer_is_asked_again_with_the_top_passage_unless_the_eviden
 
 
 def test_a_how_to_answer_quotes_the_code_block_its_quoted_sentence_introduces(tmp_path, embedder, chunker):
-    from generators.generative_reader import GenerativeReader
+    from generators.text.generative_reader import GenerativeReader
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -517,7 +517,7 @@ def test_a_how_to_answer_quotes_the_code_block_its_quoted_sentence_introduces(tm
 
 @pytest.mark.parametrize("evidence_quotes", [0, 1, 2])
 def test_a_generated_answer_quotes_as_many_supporting_sentences_as_asked(index, embedder, evidence_quotes):
-    from generators.generative_reader import GenerativeReader
+    from generators.text.generative_reader import GenerativeReader
 
     sentences = SentenceReader(embedder, analyze)
     reader = GenerativeReader(_ScriptedGenerator("Tides come from the Moon [1]."))

@@ -6,7 +6,7 @@ import pytest
 
 
 def test_components_say_when_a_stand_in_answers(shipped_models, monkeypatch):
-    from generators.qa_reader import ExtractiveReader
+    from generators.text.qa_reader import ExtractiveReader
     from rag.components import build_extractive_reader
     from rag.settings import Settings
 
@@ -17,7 +17,7 @@ def test_components_say_when_a_stand_in_answers(shipped_models, monkeypatch):
 
 
 def test_the_reranker_takes_its_fusion_weight_from_settings(shipped_models, tiny_cross_encoder_dir):
-    from generators.reranker import CrossEncoderReranker
+    from generators.text.reranker import CrossEncoderReranker
     from rag.components import build_reranker
     from rag.settings import STAND_IN_RERANK_RETRIEVAL_WEIGHT, Settings
 

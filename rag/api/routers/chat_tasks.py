@@ -10,8 +10,8 @@ import base64
 from collections.abc import Callable
 from dataclasses import asdict
 
-from generators.images import png_bytes
-from generators.text_generators import Sampling
+from generators.media.images import png_bytes
+from generators.text.text_generators import Sampling
 from rag.api.errors import ApiError
 from rag.api.routers.generation import request_image, submit_video
 from rag.api.schemas import ChatRequest, TaskInfo

@@ -24,10 +24,10 @@ from pathlib import Path
 from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 
-from generators.captioner import load_image, render_heatmap
-from generators.images import png_bytes
-from generators.text_generators import Sampling
-from generators.video import mp4_bytes
+from generators.media.captioner import load_image, render_heatmap
+from generators.media.images import png_bytes
+from generators.text.text_generators import Sampling
+from generators.media.video import mp4_bytes
 from rag.api.admission import SSE_HEADERS, stream_holding
 from rag.api.deps import CallerDep, ServicesDep
 from rag.api.errors import ApiError

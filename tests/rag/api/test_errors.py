@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from generators.resolve import ModelUnavailableError
-from generators.text_generators import GeneratorError
+from generators.text.text_generators import GeneratorError
 from index.milvus_store import MilvusUnavailableError
 from index.store import BackendMismatchError, IndexLockedError, MissingIndexError
 from rag.api.admission import AnswerQueueFullError

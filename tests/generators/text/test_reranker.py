@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from generators.reranker import CrossEncoderReranker
+from generators.text.reranker import CrossEncoderReranker
 from generators.resolve import ModelUnavailableError
 
 
@@ -30,7 +30,7 @@ def test_unresolvable_reranker_names_the_setting(monkeypatch):
 
 
 def test_fused_order_weighs_the_retrieval_order_beside_the_scores():
-    from generators.reranker import fused_order
+    from generators.text.reranker import fused_order
 
     scores = [0.1, 0.9, 0.5, 0.8]  # passages in retrieval order
     assert fused_order(scores, 0.0) == [1, 3, 2, 0]  # the reranker alone

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from generators.embedder import SentenceEmbedder
-from generators.sentence_reader import split_sentences
-from generators.text_generators import TextGenerator
+from generators.text.embedder import SentenceEmbedder
+from generators.text.sentence_reader import split_sentences
+from generators.text.text_generators import TextGenerator
 
 MAX_INPUT_CHARS = 12_000
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from generators.resolve import ResolvedModel, resolve_model
-from generators.text_generators import GeneratorError, Message, Sampling
+from generators.text.text_generators import GeneratorError, Message, Sampling
 
 if TYPE_CHECKING:
     import xllamacpp

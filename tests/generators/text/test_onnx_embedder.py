@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generators import onnx_export
-from generators.embedder import SentenceEmbedder, _pool, _pooling_config
+from generators.text import onnx_export
+from generators.text.embedder import SentenceEmbedder, _pool, _pooling_config
 
 TEXTS = [
     "short",

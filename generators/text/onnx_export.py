@@ -6,10 +6,10 @@ old transformers), fuse it with onnxruntime's BERT optimizer (one Attention,
 SkipLayerNorm and BiasGelu op per layer), then quantise the weights of every
 MatMul and Attention op to int8 per output channel, with dynamic (per batch)
 uint8 activations. An encoder's graph outputs token states; pooling and
-normalisation stay in numpy (`generators.embedder`), so the same graph serves any
+normalisation stay in numpy (`generators.text.embedder`), so the same graph serves any
 pooling. A cross-encoder's graph (`head="classifier"`) outputs the logits of its
-sequence-classification head (`generators.reranker`); an extractive QA model's
-(`head="qa"`) its start and end logits (`generators.qa_reader`).
+sequence-classification head (`generators.text.reranker`); an extractive QA model's
+(`head="qa"`) its start and end logits (`generators.text.qa_reader`).
 
 The conversion takes a few seconds on first use and is cached on disk under a
 key of the model files and this recipe, written atomically.

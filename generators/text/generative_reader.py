@@ -25,10 +25,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from common.language import CJK_CHAR, CJK_CHARS, has_cjk
-from generators.reading import AnswerType, ReaderEvent, ReaderPassage, ReaderResult, ReaderSpan
-from generators.question_kinds import QuestionKind, question_kind
-from generators.sentence_reader import split_sentences
-from generators.text_generators import Message, TextGenerator
+from generators.text.reading import AnswerType, ReaderEvent, ReaderPassage, ReaderResult, ReaderSpan
+from generators.text.question_kinds import QuestionKind, question_kind
+from generators.text.sentence_reader import split_sentences
+from generators.text.text_generators import Message, TextGenerator
 
 NOT_FOUND_REPLY = "The passages do not contain the answer."
 RETRY_NOTE = "asked again with the top passage alone"
@@ -564,7 +564,7 @@ class GenerativeReader:
     """
 
     answer_type: AnswerType = "generated"
-    generates = True  # the chain checks, quotes and may overrule what it writes (generators.reading.Reader)
+    generates = True  # the chain checks, quotes and may overrule what it writes (generators.text.reading.Reader)
 
     def __init__(
         self,

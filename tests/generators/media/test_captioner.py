@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from generators.captioner import CaptionResult, ImageCaptioner, WordHeat, load_image, render_heatmap
+from generators.media.captioner import CaptionResult, ImageCaptioner, WordHeat, load_image, render_heatmap
 from generators.resolve import ModelUnavailableError
 from tests.tiny_models import build_tiny_blip
 
@@ -125,7 +125,7 @@ def test_heatmap_of_a_given_caption_groups_sub_words(captioner, picture):
 
 
 def test_evenly_spread_attention_is_drawn_flat_not_as_a_spot_of_rounding_noise():
-    from generators.captioner import _upsample
+    from generators.media.captioner import _upsample
 
     noisy_flat = np.full((4, 4), 1 / 17, dtype=np.float32)
     noisy_flat[1, 2] += 1e-9
@@ -199,7 +199,7 @@ def test_a_chat_vlm_answers_a_question_deterministically(vlm, picture):
 
 
 def test_the_question_goes_into_the_chat_prompt_after_the_image(vlm):
-    from generators.captioner import _chat_prompt
+    from generators.media.captioner import _chat_prompt
 
     processor = vlm._processor
     car, sky = _chat_prompt(processor, "What colour is the car?"), _chat_prompt(processor, "Is the sky clear?")

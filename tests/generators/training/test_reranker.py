@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from generators.reranker import CrossEncoderReranker
+from generators.text.reranker import CrossEncoderReranker
 from generators.training.reranker import RankingExample, RerankerTrainer, RerankerTrainingConfig, labelled_pairs
 
 EXAMPLES = [

@@ -1,15 +1,15 @@
-"""Every reader keeps the same contract (generators.reading.Reader): warm_up, run, stream, and `generates`."""
+"""Every reader keeps the same contract (generators.text.reading.Reader): warm_up, run, stream, and `generates`."""
 
 from __future__ import annotations
 
 import pytest
 
-from generators.generative_reader import GenerativeReader
-from generators.qa_reader import ExtractiveReader
-from generators.reading import ReaderPassage, ReaderResult
-from generators.sentence_reader import SentenceReader
+from generators.text.generative_reader import GenerativeReader
+from generators.text.qa_reader import ExtractiveReader
+from generators.text.reading import ReaderPassage, ReaderResult
+from generators.text.sentence_reader import SentenceReader
 from index.bm25 import analyze
-from tests.generators.test_generative_reader import ScriptedGenerator
+from tests.generators.text.test_generative_reader import ScriptedGenerator
 
 TEXT = "Ocean tides are caused mainly by the pull of the Moon. Honey bees dance to show where flowers are."
 PASSAGES = [ReaderPassage(0, TEXT, 0)]

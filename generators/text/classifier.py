@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from generators.embedder import SentenceEmbedder
-from generators.text_generators import TextGenerator
+from generators.text.embedder import SentenceEmbedder
+from generators.text.text_generators import TextGenerator
 
 HYPOTHESIS = "This text is {label}."
 TEMPERATURE = 0.05

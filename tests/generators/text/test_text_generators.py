@@ -8,14 +8,14 @@ import time
 
 import pytest
 
-from generators.generative_reader import GenerativeReader
-from generators.llama_generator import LlamaCppGenerator
+from generators.text.generative_reader import GenerativeReader
+from generators.text.llama_generator import LlamaCppGenerator
 from generators.model_names import GENERATOR
 from generators.packaged_gguf import QWEN25_CODER_05B
-from generators.reading import ReaderPassage
+from generators.text.reading import ReaderPassage
 from generators.resolve import ModelUnavailableError, resolve_model
 from tests.tiny_models import build_tiny_causal_lm
-from generators.text_generators import (
+from generators.text.text_generators import (
     GeneratorError,
     LocalGenerator,
     OpenAIGenerator,

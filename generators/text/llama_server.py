@@ -1,6 +1,6 @@
 """An OpenAI-compatible HTTP server over one GGUF model: llama.cpp's own server, through `xllamacpp`.
 
-    python -m generators.llama_server --model Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF --port 8001
+    python -m generators.text.llama_server --model Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF --port 8001
 
 serves `/v1/chat/completions` (streaming too), `/v1/completions`, `/v1/models`
 and `/health` on loopback until interrupted. `--model` takes what
@@ -16,7 +16,7 @@ import argparse
 import signal
 import threading
 
-from generators.llama_generator import LlamaCppGenerator, default_threads, import_xllamacpp, server_params
+from generators.text.llama_generator import LlamaCppGenerator, default_threads, import_xllamacpp, server_params
 from generators.model_names import GENERATOR
 
 

@@ -138,7 +138,7 @@ class LocalGenerator:
     """A causal LM through transformers (`AutoModelForCausalLM`), on CPU by default.
 
     `model` is a Hub name or a local folder (gpt2, or any transformers model);
-    GGUF models run on llama.cpp instead (`generators.llama_generator`).
+    GGUF models run on llama.cpp instead (`generators.text.llama_generator`).
     """
 
     def __init__(

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from generators.embedder import SentenceEmbedder
-from generators.reading import ReaderPassage, ReaderResult, ReaderSpan, SpanReader
+from generators.text.embedder import SentenceEmbedder
+from generators.text.reading import ReaderPassage, ReaderResult, ReaderSpan, SpanReader
 
 # Bumped whenever `split_sentences` changes: sentence vectors stored at ingest hold one row per sentence it gave.
 SENTENCE_SPLIT_VERSION = "1"

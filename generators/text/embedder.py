@@ -5,7 +5,7 @@ sorted by length and cut into batches under a token budget, so short chunks
 are not padded to the length of long ones.
 
 Backends: "torch" (fp32 sentence-transformers), "int8" (torch with int8 Linear
-layers) and "onnx-int8" (an int8 onnxruntime graph, `generators.onnx_export`):
+layers) and "onnx-int8" (an int8 onnxruntime graph, `generators.text.onnx_export`):
 texts are tokenised once, and batches run on `threads` single-threaded
 onnxruntime calls in parallel, which on small CPUs beats one call spread over
 all cores. A batch's vectors depend only on that batch, so a given input and
@@ -96,7 +96,7 @@ class SentenceEmbedder(ResolvesModel):
         # short inputs (queries) never leave this process.
         self.processes = processes
         self._pool: ProcessPoolExecutor | None = None
-        self.cache_dir = cache_dir  # where converted graphs live; None: generators.onnx_export.default_cache_dir()
+        self.cache_dir = cache_dir  # where converted graphs live; None: generators.text.onnx_export.default_cache_dir()
         self.setting = setting
         self._resolved: ResolvedModel | None = None
         self._model: SentenceTransformer | None = None
@@ -140,7 +140,7 @@ class SentenceEmbedder(ResolvesModel):
             model = SentenceTransformer(str(self.resolved.path), device=self.device, local_files_only=True)
             model.eval()
             if self.backend == "int8":
-                from generators.quantize import quantize_linear_int8
+                from generators.text.quantize import quantize_linear_int8
 
                 quantize_linear_int8(model)
             self._model = model
@@ -153,7 +153,7 @@ class SentenceEmbedder(ResolvesModel):
             import onnxruntime
             from transformers import AutoTokenizer
 
-            from generators.onnx_export import graph_inputs, int8_onnx_path
+            from generators.text.onnx_export import graph_inputs, int8_onnx_path
 
             folder = self.resolved.path
             self._pooling = _pooling_config(folder)
@@ -203,7 +203,7 @@ class SentenceEmbedder(ResolvesModel):
         digest.update(self.model_name.encode())
         digest.update(self.backend.encode())
         if self.backend == "onnx-int8":
-            from generators.onnx_export import RECIPE_VERSION
+            from generators.text.onnx_export import RECIPE_VERSION
 
             digest.update(RECIPE_VERSION.encode())
         folder = self.resolved.path

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from generators.generative_reader import (
+from generators.text.generative_reader import (
     KIND_INSTRUCTIONS,
     NOT_FOUND_REPLY,
     RETRY_NOTE,
@@ -16,7 +16,7 @@ from generators.generative_reader import (
     is_not_found_reply,
     passage_terms,
 )
-from generators.reading import ReaderPassage, ReaderResult
+from generators.text.reading import ReaderPassage, ReaderResult
 
 DOCUMENT = (
     "# Europe\n\n"
@@ -285,7 +285,7 @@ def test_the_instruction_follows_the_kind_of_question():
 
 
 def test_a_chinese_question_is_asked_to_be_answered_in_chinese():
-    from generators.generative_reader import CHINESE_REPLY
+    from generators.text.generative_reader import CHINESE_REPLY
 
     reader = GenerativeReader(ScriptedGenerator(""))
     chinese = reader.build_prompt("法国的首都是哪里？", passages_of(CHINESE_DOCUMENT)).messages[-1]["content"]
@@ -345,7 +345,7 @@ def test_a_the_passage_states_preamble_is_cut():
 
 
 def test_numbered_steps_keep_their_numbers_and_a_framing_line_is_not_a_claim():
-    from generators.generative_reader import SupportGate
+    from generators.text.generative_reader import SupportGate
 
     passages = [ReaderPassage(0, "Create an environment variable named OPENAPI_URL. "
                                  "Read the environment variable with os.getenv in settings.", 0)]
@@ -370,7 +370,7 @@ def test_a_verdict_said_twice_is_said_once(reply, answer):
 
 
 def test_specific_terms_are_the_names_numbers_and_code_an_answer_mentions():
-    from generators.generative_reader import specific_terms
+    from generators.text.generative_reader import specific_terms
 
     assert specific_terms("The default size is 1MB.") == {"1mb"}
     assert specific_terms("Create a `HelloService` class.") == {"helloservice"}
@@ -411,7 +411,7 @@ def test_a_lead_in_whose_content_was_dropped_goes_too_and_blank_lines_do_not_pil
 
 
 def test_a_colon_inside_inline_code_does_not_end_a_segment():
-    from generators.generative_reader import SupportGate
+    from generators.text.generative_reader import SupportGate
 
     passages = [ReaderPassage(0, 'The stored item has "tax": 20.2 and the input model has the default "tax": 10.5.', 0)]
     reply = 'The input model takes the default `"tax": 10.5` instead of the stored `"tax": 20.2`.'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from generators.classifier import GeneratorClassifier, ZeroShotClassifier
+from generators.text.classifier import GeneratorClassifier, ZeroShotClassifier
 
 
 def test_zero_shot_labels_clear_sentiment_and_counts_every_label(embedder):
@@ -49,7 +49,7 @@ def test_parse_prefers_the_first_and_whole_word_label():
 
 
 def test_extractive_summary_picks_central_sentences_in_order_with_offsets(embedder):
-    from generators.summarizer import ExtractiveSummarizer
+    from generators.text.summarizer import ExtractiveSummarizer
 
     text = ("Solar panels turn sunlight into electricity. The weather was nice on Tuesday. "
             "Solar power is renewable energy from the sun. Panels on roofs make solar electricity for homes. "

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("diffusers")
 
-from generators.images import ImageResult, TextToImage, png_bytes  # noqa: E402
+from generators.media.images import ImageResult, TextToImage, png_bytes  # noqa: E402
 from generators.resolve import ModelUnavailableError  # noqa: E402
 
 TINY_STEPS = 2

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from generators.qa_reader import ExtractiveReader
-from generators.reading import ReaderPassage
+from generators.text.qa_reader import ExtractiveReader
+from generators.text.reading import ReaderPassage
 from generators.training.reader import (
     QAExample,
     ReaderTrainer,

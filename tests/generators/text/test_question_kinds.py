@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from generators.question_kinds import question_kind
+from generators.text.question_kinds import question_kind
 
 
 @pytest.mark.parametrize(("question", "kind"), [

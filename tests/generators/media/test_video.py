@@ -13,7 +13,7 @@ pytest.importorskip("diffusers")
 pytest.importorskip("imageio_ffmpeg")
 
 from generators.resolve import ModelUnavailableError  # noqa: E402
-from generators.video import (  # noqa: E402
+from generators.media.video import (  # noqa: E402
     TextToVideo,
     VideoResult,
     _to_uint8_frames,
@@ -191,7 +191,7 @@ def test_pipeline_outputs_of_every_shape_become_uint8_frames():
 
 
 def test_importing_the_module_loads_no_media_library():
-    code = "import sys, generators.video; print(any(m in sys.modules for m in ('diffusers', 'imageio')))"
+    code = "import sys, generators.media.video; print(any(m in sys.modules for m in ('diffusers', 'imageio')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[2])
+                         cwd=Path(__file__).resolve().parents[3])
     assert out.stdout.strip() == "False"

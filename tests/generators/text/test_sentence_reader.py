@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from generators.reading import ReaderPassage
-from generators.sentence_reader import SentenceReader, split_sentences
+from generators.text.reading import ReaderPassage
+from generators.text.sentence_reader import SentenceReader, split_sentences
 from index.bm25 import analyze
 from tests.conftest import CountingEmbedder
 
@@ -40,8 +40,8 @@ def test_headings_are_not_answers(embedder):
 
 
 def test_sentence_vectors_are_cached_and_the_cache_stays_bounded(embedder):
-    from generators.reading import ReaderPassage
-    from generators.sentence_reader import SentenceReader
+    from generators.text.reading import ReaderPassage
+    from generators.text.sentence_reader import SentenceReader
     from index.bm25 import analyze
 
     counting = CountingEmbedder(embedder, count_queries=True)  # no query cache: each question is embedded
@@ -59,7 +59,7 @@ def test_sentence_vectors_are_cached_and_the_cache_stays_bounded(embedder):
 
 
 def test_sentence_bounds_cover_every_sentence_the_span_touches():
-    from generators.sentence_reader import sentence_bounds
+    from generators.text.sentence_reader import sentence_bounds
 
     text = "Intro here. The cat sat. The dog ran off."
     cat = text.index("cat")
@@ -70,7 +70,7 @@ def test_sentence_bounds_cover_every_sentence_the_span_touches():
 
 
 def test_the_code_block_a_sentence_introduces_is_found_right_after_it():
-    from generators.sentence_reader import code_block_after
+    from generators.text.sentence_reader import code_block_after
 
     text = ("You can use the special `Body` parameter `embed`:\n\n```Python\nitem: Annotated[Item, Body(embed=True)]\n"
             "```\n\nas in the example.\n\n~~~console\n$ fastapi run\n~~~")

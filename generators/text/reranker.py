@@ -2,7 +2,7 @@
 
 A sentence-transformers `CrossEncoder` by Hub name or local folder, run by
 torch ("torch") or as an int8 onnxruntime graph of the same model ("onnx-int8",
-converted once and cached: `generators.onnx_export`). Cheap constructor;
+converted once and cached: `generators.text.onnx_export`). Cheap constructor;
 weights load on `warm_up()` or the first call.
 
 Passages come in retrieval order. With a `retrieval_weight` above 0 the final
@@ -22,7 +22,7 @@ import numpy as np
 
 from common.fusion import RRF_K, reciprocal_rank_fusion
 from generators import model_names
-from generators.embedder import plan_batches
+from generators.text.embedder import plan_batches
 from generators.resolve import ResolvedModel, ResolvesModel
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class CrossEncoderReranker(ResolvesModel):
     ) -> None:
         self.model_name = model
         self.backend = backend
-        self.cache_dir = cache_dir  # where converted graphs live; None: generators.onnx_export.default_cache_dir()
+        self.cache_dir = cache_dir  # where converted graphs live; None: generators.text.onnx_export.default_cache_dir()
         self.threads = threads  # onnx-int8: threads one call may use; None: onnxruntime's default (every core)
         self.device = device
         self.batch_size = batch_size
@@ -108,7 +108,7 @@ class CrossEncoderReranker(ResolvesModel):
                 return
             from transformers import AutoTokenizer
 
-            from generators.onnx_export import cpu_session, graph_inputs, int8_onnx_path
+            from generators.text.onnx_export import cpu_session, graph_inputs, int8_onnx_path
 
             folder = self.resolved.path
             path = int8_onnx_path(folder, self.cache_dir, head="classifier")

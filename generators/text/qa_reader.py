@@ -23,15 +23,15 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from generators import model_names
-from generators.reading import ReaderPassage, ReaderResult, ReaderSpan, SpanReader
+from generators.text.reading import ReaderPassage, ReaderResult, ReaderSpan, SpanReader
 from generators.resolve import ResolvedModel, ResolvesModel
-from generators.sentence_reader import sentence_of
+from generators.text.sentence_reader import sentence_of
 
 if TYPE_CHECKING:
     import onnxruntime
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-# torch: the checkpoint in float32; onnx-int8: its int8 ONNX graph (generators.onnx_export), faster on CPUs.
+# torch: the checkpoint in float32; onnx-int8: its int8 ONNX graph (generators.text.onnx_export), faster on CPUs.
 ReaderBackend = Literal["torch", "onnx-int8"]
 
 
@@ -119,7 +119,7 @@ class ExtractiveReader(SpanReader, ResolvesModel):
         self.model_name = model
         self.device = device
         self.backend = backend
-        self.cache_dir = cache_dir  # where converted graphs live; None: generators.onnx_export.default_cache_dir()
+        self.cache_dir = cache_dir  # where converted graphs live; None: generators.text.onnx_export.default_cache_dir()
         self.threads = threads  # onnx-int8: threads one call may use; None: onnxruntime's default (every core)
         self.max_seq_len = max_seq_len
         self.stride = stride
@@ -167,7 +167,7 @@ class ExtractiveReader(SpanReader, ResolvesModel):
                 return
             from transformers import AutoTokenizer
 
-            from generators.onnx_export import cpu_session, graph_inputs, int8_onnx_path
+            from generators.text.onnx_export import cpu_session, graph_inputs, int8_onnx_path
 
             folder = self.resolved.path
             tokenizer = AutoTokenizer.from_pretrained(str(folder))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from generators.embedder import SentenceEmbedder
+from generators.text.embedder import SentenceEmbedder
 from generators.training.embedder import EmbedderTrainer, EmbedderTrainingConfig, retrieval_accuracy
-from tests.generators.test_training_reranker import EXAMPLES
+from tests.generators.training.test_reranker import EXAMPLES
 
 
 def test_training_ranks_the_relevant_passages_first_and_changes_the_fingerprint(tiny_embedder_dir, tmp_path):

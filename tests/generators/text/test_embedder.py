@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from generators.embedder import SentenceEmbedder, plan_batches
+from generators.text.embedder import SentenceEmbedder, plan_batches
 
 TEXTS = [
     "short",

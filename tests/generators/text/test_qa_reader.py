@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from generators.qa_reader import ExtractiveReader, best_token_spans
-from generators.reading import ReaderPassage
+from generators.text.qa_reader import ExtractiveReader, best_token_spans
+from generators.text.reading import ReaderPassage
 from generators.resolve import ModelUnavailableError
 
 
