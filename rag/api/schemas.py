@@ -106,7 +106,9 @@ class RagInfo(BaseModel):
     collection: str
     retrieval_query: str
     timings_ms: dict[str, float]
-    notes: list[str]
+    notes: list[str] = Field(description="For operators (model stand-ins, dropped sentences...); also logged.")
+    answer_html: str = Field("", description="The answer, with its [n] markers, rendered from Markdown to HTML "
+                             "(raw HTML escaped) for pages that show it.")
 
 
 class TaskInfo(BaseModel):

@@ -17,6 +17,7 @@ from rag.components import (
     ChainModels, build_chain, build_chain_models, build_classifier, build_embedder, build_ingest_pipeline,
     build_media_models, build_summarizer, build_vector_backend,
 )
+from rag.chain import AskResponse
 from rag.router import TaskRouter
 from rag.settings import Settings
 
@@ -42,12 +43,19 @@ class Metrics:
                                ["stage"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.answers = Counter("rag_answers", "Answers by mode and outcome (answered or abstained).",
                                ["mode", "outcome"], registry=self.registry)
+        self.notes = Counter("rag_answer_notes", "Operator notes attached to answers (model stand-ins, language "
+                             "fallbacks, dropped sentences...); the notes themselves are logged.", ["mode"],
+                             registry=self.registry)
 
-    def observe_chain(self, mode: str, abstained: bool, timings_ms: dict[str, float]) -> None:
-        for stage, ms in timings_ms.items():
+    def observe_chain(self, response: AskResponse) -> None:
+        """One answer's stage timings, outcome and operator notes (counted here, logged, never shown to end users)."""
+        for stage, ms in response.timings_ms.items():
             if stage != "total":
                 self.stage.labels(stage).observe(ms / 1000)
-        self.answers.labels(mode, "abstained" if abstained else "answered").inc()
+        self.answers.labels(response.mode, "abstained" if response.abstained else "answered").inc()
+        if response.notes:
+            self.notes.labels(response.mode).inc(len(response.notes))
+            log.info("answer notes (%s): %s", response.mode, "; ".join(response.notes))
 
 
 class Services:

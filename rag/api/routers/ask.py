@@ -21,5 +21,5 @@ def ask(body: AskRequest, services: ServicesDep, caller: CallerDep) -> AskRespon
     filters = MetadataFilter(sources=tuple(body.sources or ()), doc_ids=tuple(body.doc_ids) if body.doc_ids else None)
     with services.admit(body.mode), services.collections.get(body.collection).chain() as chain:
         response = chain.run(body.question, mode=body.mode, top_k=body.top_k, filters=filters)
-    services.metrics.observe_chain(response.mode, response.abstained, response.timings_ms)
+    services.metrics.observe_chain(response)
     return response

@@ -23,6 +23,7 @@ from fastapi.responses import StreamingResponse
 from rag.api.admission import SSE_HEADERS, stream_holding
 from rag.api.deps import CallerDep, ServicesDep, SettingsDep
 from rag.api.errors import ApiError
+from rag.api.markdown import answer_html
 from rag.api.routers.chat_tasks import TASK_HANDLERS
 from rag.api.schemas import (
     AssistantMessage,
@@ -91,10 +92,10 @@ def _numbered(response: AskResponse) -> tuple[str, list[NumberedCitation]]:
     return text, citations
 
 
-def _rag_info(response: AskResponse, collection: str, query: str) -> RagInfo:
+def _rag_info(response: AskResponse, collection: str, query: str, text: str) -> RagInfo:
     return RagInfo(abstained=response.abstained, confidence=response.confidence, answer_type=response.answer_type,
                    mode=response.mode, collection=collection, retrieval_query=query, timings_ms=response.timings_ms,
-                   notes=response.notes)
+                   notes=response.notes, answer_html=answer_html(text))
 
 
 @router.get("/models", response_model=ModelList, responses=ERRORS)
@@ -138,11 +139,11 @@ def chat_completions(body: ChatRequest, services: ServicesDep, caller: CallerDep
             slot, _stream(services, collection, body, mode, question, query, history, completion_id, created, qa))
     with services.admit(mode), collection.chain() as chain:
         response = chain.run(question, mode=mode, top_k=body.top_k, retrieval_query=query, history=history)
-    services.metrics.observe_chain(response.mode, response.abstained, response.timings_ms)
+    services.metrics.observe_chain(response)
     text, citations = _numbered(response)
     return ChatCompletion(id=completion_id, created=created, model=body.model,
                           choices=[Choice(message=AssistantMessage(content=text))], citations=citations,
-                          rag=_rag_info(response, body.collection, query), task=qa)
+                          rag=_rag_info(response, body.collection, query, text), task=qa)
 
 
 def _event(data: dict) -> str:
@@ -186,11 +187,11 @@ def _stream(services, collection, body: ChatRequest, mode: str, question: str, q
         yield _event({"error": {"message": str(exc), "type": kind}})
         yield "data: [DONE]\n\n"
         return
-    services.metrics.observe_chain(response.mode, response.abstained, response.timings_ms)
+    services.metrics.observe_chain(response)
     text, citations = _numbered(response)
     full = "".join(streamed)
     if text.startswith(full) and len(text) > len(full):
         yield chunk({"content": text[len(full):]})  # e.g. the extractive answer's [1]
     yield chunk({}, "stop", citations=[c.model_dump() for c in citations],
-                rag=_rag_info(response, body.collection, query).model_dump(), task=qa.model_dump())
+                rag=_rag_info(response, body.collection, query, text).model_dump(), task=qa.model_dump())
     yield "data: [DONE]\n\n"

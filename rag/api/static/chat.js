@@ -1,5 +1,6 @@
-// The chat page: streams answers from /v1/chat/completions, shows the citations, opens a cited span in
-// its document, uploads files, and switches collection and reader. Plain browser JavaScript, no build step.
+// The chat page: streams answers from /v1/chat/completions, shows them as Markdown with their citations, opens a
+// cited span in its document beside the sources, uploads files, and switches collection and reader. Plain browser
+// JavaScript, no build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -55,6 +56,7 @@ function showError(message) {
 
 function showCitations(turn, citations, rag, collection) {
   if (rag && rag.abstained) turn.classList.add("abstained");
+  if (rag && rag.answer_html) showRendered(turn.querySelector(".answer"), rag.answer_html, citations, collection);
   if (citations.length) {
     const list = document.createElement("ol");
     list.className = "citations";
@@ -64,7 +66,7 @@ function showCitations(turn, citations, rag, collection) {
       link.type = "button";
       const name = sourceLabel(citation);
       link.textContent = `[${citation.index}] ${name}: “${citation.text.slice(0, 90)}${citation.text.length > 90 ? "…" : ""}”`;
-      link.addEventListener("click", () => openSource(citation, collection));
+      link.addEventListener("click", () => openSource(citation, collection, citations));
       item.append(link);
       list.append(item);
     }
@@ -80,6 +82,92 @@ function showCitations(turn, citations, rag, collection) {
   }
 }
 
+// What rendered Markdown may hold. The server escapes raw HTML before rendering (rag.answer_html), so documents
+// and models cannot inject markup; anything else found here is dropped all the same, with every attribute but
+// these, and links only to the web.
+const ALLOWED_TAGS = new Set(["P", "BR", "STRONG", "EM", "CODE", "PRE", "UL", "OL", "LI", "BLOCKQUOTE", "H1", "H2",
+  "H3", "H4", "H5", "H6", "HR", "TABLE", "THEAD", "TBODY", "TR", "TH", "TD", "A", "S", "DEL"]);
+const ALLOWED_ATTRIBUTES = new Set(["href", "class", "start", "style"]);
+
+function sanitized(html) {
+  const template = document.createElement("template");
+  template.innerHTML = html;  // parsed inert: a template's content runs no script and loads nothing
+  for (const element of [...template.content.querySelectorAll("*")]) {
+    if (!ALLOWED_TAGS.has(element.tagName)) { element.replaceWith(element.textContent); continue; }
+    for (const attribute of [...element.attributes]) {
+      if (!ALLOWED_ATTRIBUTES.has(attribute.name)) element.removeAttribute(attribute.name);
+    }
+    if (element.hasAttribute("style") && !/^text-align:(left|right|center)$/.test(element.getAttribute("style"))) {
+      element.removeAttribute("style");
+    }
+    if (element.tagName === "A") {
+      if (!/^(https?:|mailto:|#)/i.test(element.getAttribute("href") || "")) element.removeAttribute("href");
+      element.target = "_blank";
+      element.rel = "noopener noreferrer";
+    }
+  }
+  return template.content;
+}
+
+// The streamed text is replaced by its Markdown rendering: code blocks get a copy button and each [n] marker
+// opens its source beside the chat.
+function showRendered(answer, html, citations, collection) {
+  answer.replaceChildren(sanitized(html));
+  answer.classList.add("rendered");
+  for (const block of answer.querySelectorAll("pre")) addCopyButton(block);
+  linkMarkers(answer, citations, collection);
+}
+
+function addCopyButton(block) {
+  const wrapper = document.createElement("div");
+  wrapper.className = "code-block";
+  block.replaceWith(wrapper);
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "copy secondary";
+  button.textContent = "Copy";
+  button.addEventListener("click", async () => {
+    await copyText(block.textContent);
+    button.textContent = "Copied";
+    setTimeout(() => { button.textContent = "Copy"; }, 1500);
+  });
+  wrapper.append(button, block);
+}
+
+async function copyText(text) {
+  if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+  const area = document.createElement("textarea");  // pages served over plain HTTP to another host
+  area.value = text;
+  document.body.append(area);
+  area.select();
+  document.execCommand("copy");
+  area.remove();
+}
+
+function linkMarkers(answer, citations, collection) {
+  const byIndex = new Map(citations.map((citation) => [citation.index, citation]));
+  const walker = document.createTreeWalker(answer, NodeFilter.SHOW_TEXT);
+  const texts = [];
+  while (walker.nextNode()) {
+    if (!walker.currentNode.parentElement.closest("pre, code")) texts.push(walker.currentNode);
+  }
+  for (const node of texts) {
+    const parts = node.textContent.split(/(\[\d+\])/);
+    if (parts.length === 1) continue;
+    node.replaceWith(...parts.map((part) => {
+      const citation = byIndex.get(Number((/^\[(\d+)\]$/.exec(part) || [])[1]));
+      if (!citation) return part;
+      const marker = document.createElement("button");
+      marker.type = "button";
+      marker.className = "cite";
+      marker.textContent = part;
+      marker.title = sourceLabel(citation);
+      marker.addEventListener("click", () => openSource(citation, collection, citations));
+      return marker;
+    }));
+  }
+}
+
 // "R-intro.pdf, p. 12" (or "pp. 12–13") for a source with pages, else the file name.
 function sourceLabel(citation) {
   const name = citation.source.split("/").pop();
@@ -89,7 +177,21 @@ function sourceLabel(citation) {
   return pages.length === 1 ? `${name}, p. ${pages[0]}` : `${name}, pp. ${pages[0]}–${last}`;
 }
 
-async function openSource(citation, collection) {
+// The side panel: every source of the answer (with its pages), and the cited one's text with the span marked.
+function listSources(citations, current, collection) {
+  $("source-list").replaceChildren(...citations.map((citation) => {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = `[${citation.index}] ${sourceLabel(citation)}`;
+    button.classList.toggle("current", citation === current);
+    button.addEventListener("click", () => openSource(citation, collection, citations));
+    item.append(button);
+    return item;
+  }));
+}
+
+async function openSource(citation, collection, citations = [citation]) {
   const url = `/documents/${encodeURIComponent(citation.doc_id)}?collection=${encodeURIComponent(collection)}`;
   const response = await fetch(url, { headers: headers() });
   if (!response.ok) return showError(`Could not open ${citation.source}: ${await errorText(response)}`);
@@ -103,6 +205,7 @@ async function openSource(citation, collection) {
   mark.textContent = documentText.slice(citation.start, citation.end);
   $("source-text").replaceChildren(documentText.slice(from, citation.start), mark, documentText.slice(citation.end, to));
   $("source-title").textContent = `${sourceLabel(citation)} (characters ${citation.start}–${citation.end})`;
+  listSources(citations, citation, collection);
   $("source-panel").hidden = false;
   mark.scrollIntoView({ block: "center" });
 }

@@ -123,16 +123,20 @@ def test_api_keys_guard_requests_and_limit_collections(tmp_path):
         assert client.get("/healthz").status_code == 200  # operations stay open to probes
 
 
-def test_healthz_reports_stats_and_metrics_count_requests_and_stages(loaded):
+def test_healthz_reports_stats_and_metrics_count_requests_and_stages(loaded, caplog):
     health = loaded.get("/healthz").json()
     assert health["ready"] and health["collections"]["default"]["documents"] == 3
-    loaded.post("/ask", json={"question": "What causes ocean tides?"})
+    with caplog.at_level("INFO", logger="rag.api.services"):
+        notes = loaded.post("/ask", json={"question": "What causes ocean tides?"}).json()["notes"]
     loaded.post("/ask", json={"question": ""})
     text = loaded.get("/metrics").text
     assert 'rag_http_requests_total{method="POST",route="/ask",status="200"}' in text
     assert 'rag_http_errors_total{route="/ask",status="422"}' in text
     assert 'rag_chain_stage_seconds_count{stage="retrieve"}' in text
     assert 'rag_answers_total{mode="extractive",outcome="answered"}' in text
+    # Operator notes (here: no extractive QA model on this machine) are counted and logged.
+    assert notes and f'rag_answer_notes_total{{mode="extractive"}} {float(len(notes))}' in text
+    assert any(notes[0] in record.getMessage() for record in caplog.records)
 
 
 def test_health_is_503_until_the_models_are_loaded(tmp_path, monkeypatch):
