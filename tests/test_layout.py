@@ -22,18 +22,21 @@ MAY_IMPORT = {
 }
 
 
-def imported_packages(path: Path) -> set[tuple[str, int]]:
-    """(top-level package of ours, line) for every import in the module."""
+def imported_names(path: Path) -> set[tuple[str, int]]:
+    """(dotted name, line) for every import in the module; `from a.b import c` gives a.b and a.b.c."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            found.update((alias.name, node.lineno) for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
-        else:
-            continue
-        found.update((name.split(".")[0], node.lineno) for name in names if name.split(".")[0] in PACKAGES)
+            found.add((node.module, node.lineno))
+            found.update((f"{node.module}.{alias.name}", node.lineno) for alias in node.names)
     return found
+
+
+def imported_packages(path: Path) -> set[tuple[str, int]]:
+    """(top-level package of ours, line) for every import in the module."""
+    return {(name.split(".")[0], line) for name, line in imported_names(path) if name.split(".")[0] in PACKAGES}
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -50,17 +53,9 @@ GENERATOR_ROLES = {"text": {"text"}, "media": {"media"}, "training": {"training"
 
 
 def generator_role_imports(path: Path) -> set[tuple[str, int]]:
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        else:
-            continue
-        found.update((name.split(".")[1], node.lineno) for name in names
-                     if name.startswith("generators.") and name.split(".")[1] in GENERATOR_ROLES)
-    return found
+    """(role sub-package of generators/, line) for every import of one."""
+    return {(name.split(".")[1], line) for name, line in imported_names(path)
+            if name.startswith("generators.") and name.split(".")[1] in GENERATOR_ROLES}
 
 
 def test_generator_roles_import_only_what_their_role_allows():

@@ -56,6 +56,16 @@ def screenshot(page, name: str) -> Path:
     return shot
 
 
+def _upload(page, path: Path, text: str | None = None) -> None:
+    """Upload `path` (written with `text` first, if given) from the page and wait until it is ingested."""
+    if text is not None:
+        path.write_text(text)
+    page.set_input_files("#file", str(path))
+    page.click("#upload")
+    page.wait_for_function("document.querySelector('#upload-status').textContent.includes('chunks added')",
+                           timeout=120_000)
+
+
 def _ask(page, question: str):
     page.fill("#question", question)
     page.click("#ask")
@@ -130,24 +140,14 @@ def test_a_markdown_answer_shows_code_lists_and_tables_and_runs_no_html(page):
 
 
 def test_html_in_a_document_reaches_the_page_as_text(page, tmp_path):
-    notes = tmp_path / "bells.txt"
-    notes.write_text('The chapel bells ring <img src=x onerror="window.injected = 1"> at noon every day.\n')
-    page.set_input_files("#file", str(notes))
-    page.click("#upload")
-    page.wait_for_function("document.querySelector('#upload-status').textContent.includes('chunks added')",
-                           timeout=120_000)
+    _upload(page, tmp_path / "bells.txt", 'The chapel bells ring <img src=x onerror="window.injected = 1"> at noon.\n')
     turn = _ask(page, "When do the chapel bells ring?")
     assert "<img src=x" in turn.locator(".answer").inner_text()
     assert turn.locator(".answer img").count() == 0 and page.evaluate("window.injected") is None
 
 
 def test_uploading_from_the_page_makes_the_document_answerable(page, tmp_path):
-    notes = tmp_path / "glaciers.md"
-    notes.write_text("# Glaciers\n\nGlaciers carve U-shaped valleys as they slowly move downhill.\n")
-    page.set_input_files("#file", str(notes))
-    page.click("#upload")
-    page.wait_for_function("document.querySelector('#upload-status').textContent.includes('chunks added')",
-                           timeout=120_000)
+    _upload(page, tmp_path / "glaciers.md", "# Glaciers\n\nGlaciers carve U-shaped valleys as they slowly move downhill.\n")
     turn = _ask(page, "What shape of valleys do glaciers carve?")
     assert "U-shaped" in turn.locator(".answer").inner_text()
     assert "glaciers.md" in turn.locator(".citations").inner_text()
@@ -158,10 +158,7 @@ def test_a_slide_citation_names_its_page_and_opens_that_slide_alone(page, tmp_pa
 
     deck = tmp_path / "deck.pptx"
     deck.write_bytes(make_pptx())
-    page.set_input_files("#file", str(deck))
-    page.click("#upload")
-    page.wait_for_function("document.querySelector('#upload-status').textContent.includes('chunks added')",
-                           timeout=120_000)
+    _upload(page, deck)
     turn = _ask(page, "Where is the new office?")
     citation = turn.locator(".citations button").first
     assert "deck.pptx, p. 1" in citation.inner_text()
