@@ -1,13 +1,16 @@
-"""What the trainers share: checkpoint folders, resume, and held-out evaluation every N steps."""
+"""What the trainers share: the `ModelTrainer` base, checkpoint folders, resume, and held-out evaluation every N steps."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sized
+from dataclasses import asdict
 from pathlib import Path
+from typing import ClassVar
 
-from generators.resolve import resolve_device
+from generators.resolve import resolve_device, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +113,40 @@ def read_evaluations(out_dir: Path) -> list[dict]:
 
 def write_training_info(out_dir: Path, info: dict) -> None:
     (out_dir / TRAINING_INFO).write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
+
+
+class ModelTrainer:
+    """What every trainer here does around its own model, data and loss: threads, resuming from the last
+    checkpoint, resolving the base model, timing the run, and writing `training.json` beside the weights."""
+
+    base_role: ClassVar[str] = "base encoder"  # named in the error when the base model resolves nowhere
+
+    def __init__(self, base: str, out_dir: Path, config, *, setting: str = "--base") -> None:
+        self.base = base
+        self.out_dir = Path(out_dir)
+        self.config = config
+        self.setting = setting
+
+    def _begin(self, examples: Sized, resume: bool) -> tuple[str | None, str]:
+        """(the checkpoint to resume from, the base model's folder), after the checks every run makes."""
+        import torch
+
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        if not examples:
+            raise ValueError("no training examples")
+        last = checkpoint_to_resume(self.out_dir, resume)
+        return last, str(resolve_model(self.base, role=self.base_role, setting=self.setting).path)
+
+    def _train(self, trainer, callbacks: list, last: str | None) -> float:
+        """Run `trainer` (from `last`, if resuming) with the evaluation `callbacks` logging through it: seconds."""
+        for callback in callbacks:
+            callback.trainer = trainer
+        started = time.perf_counter()
+        trainer.train(resume_from_checkpoint=last)
+        return round(time.perf_counter() - started, 1)
+
+    def _finish(self, result):
+        """`result` (a dataclass), also written to `training.json` with the configuration."""
+        write_training_info(self.out_dir, {**asdict(result), "config": asdict(self.config)})
+        return result

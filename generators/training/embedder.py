@@ -10,20 +10,17 @@ the index fingerprint (the weights are hashed), so the next ingest re-embeds.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from generators.resolve import resolve_model
 from generators.training.common import (
-    checkpoint_to_resume,
+    ModelTrainer,
     evaluation_callback,
     read_evaluations,
     training_arguments,
     uses_cpu,
-    write_training_info,
 )
 from generators.training.reranker import RankingExample
 
@@ -80,8 +77,10 @@ def retrieval_accuracy(model: SentenceTransformer, examples: Sequence[RankingExa
     return {"accuracy@1": round(hits / len(examples), 4), "mrr": round(reciprocal / len(examples), 4)}
 
 
-class EmbedderTrainer:
+class EmbedderTrainer(ModelTrainer):
     """Fine-tunes the sentence-transformers model `base` on ranking examples into `out_dir`."""
+
+    base_role = "base embedder"
 
     def __init__(
         self,
@@ -92,14 +91,10 @@ class EmbedderTrainer:
         heldout: Sequence[RankingExample] = (),
         setting: str = "--base",
     ) -> None:
-        self.base = base
-        self.out_dir = Path(out_dir)
-        self.config = config or EmbedderTrainingConfig()
+        super().__init__(base, out_dir, config or EmbedderTrainingConfig(), setting=setting)
         self.heldout = list(heldout)
-        self.setting = setting
 
     def run(self, examples: Sequence[RankingExample], *, resume: bool = False) -> EmbedderTrainingResult:
-        import torch
         from datasets import Dataset
         from sentence_transformers import (
             SentenceTransformer,
@@ -110,12 +105,7 @@ class EmbedderTrainer:
         from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
         config = self.config
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        if not examples:
-            raise ValueError("no training examples")
-        last = checkpoint_to_resume(self.out_dir, resume)
-        path = str(resolve_model(self.base, role="base embedder", setting=self.setting).path)
+        last, path = self._begin(examples, resume)
         model = SentenceTransformer(path, device="cpu" if uses_cpu(config.device) else None, local_files_only=True)
         model.max_seq_length = config.max_seq_len
         # One hard negative per row: the loss adds every other row's passages as in-batch negatives.
@@ -141,17 +131,11 @@ class EmbedderTrainer:
             model=model, args=args, train_dataset=Dataset.from_dict(columns),
             loss=MultipleNegativesRankingLoss(model), callbacks=callbacks,
         )
-        for callback in callbacks:
-            callback.trainer = trainer
-        started = time.perf_counter()
-        trainer.train(resume_from_checkpoint=last)
-        seconds = time.perf_counter() - started
+        seconds = self._train(trainer, callbacks, last)
         model.save_pretrained(str(self.out_dir))
         state = trainer.state
-        result = EmbedderTrainingResult(
+        return self._finish(EmbedderTrainingResult(
             out_dir=self.out_dir, base=self.base, examples=len(examples), steps=state.global_step,
-            examples_seen=state.global_step * config.batch_size, seconds=round(seconds, 1),
+            examples_seen=state.global_step * config.batch_size, seconds=seconds,
             evaluations=read_evaluations(self.out_dir),
-        )
-        write_training_info(self.out_dir, {**asdict(result), "config": asdict(config)})
-        return result
+        ))

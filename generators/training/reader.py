@@ -16,20 +16,16 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
-from generators.resolve import resolve_model
 from generators.training.common import (
-    checkpoint_to_resume,
+    ModelTrainer,
     evaluation_callback,
     read_evaluations,
     training_arguments,
-    uses_cpu,
-    write_training_info,
 )
 
 if TYPE_CHECKING:
@@ -196,7 +192,7 @@ def _clip(tokenizer: PreTrainedTokenizerBase, question: str, max_tokens: int) ->
     return question if len(offsets) <= max_tokens else question[: offsets[max_tokens - 1][1]]
 
 
-class ReaderTrainer:
+class ReaderTrainer(ModelTrainer):
     """Fine-tunes `base` (any Hub name, path or packaged model) into an extractive reader at `out_dir`."""
 
     def __init__(
@@ -208,11 +204,8 @@ class ReaderTrainer:
         evaluate: EvaluateFn | None = None,
         setting: str = "--base",
     ) -> None:
-        self.base = base
-        self.out_dir = Path(out_dir)
-        self.config = config or ReaderTrainingConfig()
+        super().__init__(base, out_dir, config or ReaderTrainingConfig(), setting=setting)
         self.evaluate = evaluate
-        self.setting = setting
 
     def run(self, examples: Sequence[QAExample], *, resume: bool = False) -> ReaderTrainingResult:
         import torch
@@ -225,13 +218,7 @@ class ReaderTrainer:
         )
 
         config = self.config
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        if not examples:
-            raise ValueError("no training examples")
-        last = checkpoint_to_resume(self.out_dir, resume)
-
-        path = str(resolve_model(self.base, role="base encoder", setting=self.setting).path)
+        last, path = self._begin(examples, resume)
         tokenizer = AutoTokenizer.from_pretrained(path)
         if not tokenizer.is_fast:
             raise ValueError(f"{self.base!r} has no fast tokenizer: offsets are needed to label answer spans")
@@ -266,11 +253,7 @@ class ReaderTrainer:
             callbacks=callbacks,
         )
         trainer_box.append(trainer)
-        for callback in callbacks:
-            callback.trainer = trainer
-        started = time.perf_counter()
-        trainer.train(resume_from_checkpoint=last)
-        seconds = time.perf_counter() - started
+        seconds = self._train(trainer, callbacks, last)
 
         model = trainer.model
         if config.save_dtype == "float16":
@@ -278,15 +261,13 @@ class ReaderTrainer:
         model.save_pretrained(self.out_dir)
         tokenizer.save_pretrained(self.out_dir)
         state = trainer.state
-        result = ReaderTrainingResult(
+        return self._finish(ReaderTrainingResult(
             out_dir=self.out_dir,
             base=self.base,
             examples=len(examples),
             train_windows=len(windows),
             steps=state.global_step,
             examples_seen=state.global_step * config.batch_size,
-            seconds=round(seconds, 1),
+            seconds=seconds,
             evaluations=read_evaluations(self.out_dir),
-        )
-        write_training_info(self.out_dir, {**asdict(result), "config": asdict(config)})
-        return result
+        ))

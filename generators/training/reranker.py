@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from generators.resolve import resolve_model
 from generators.training.common import (
-    checkpoint_to_resume,
+    ModelTrainer,
     evaluation_callback,
     read_evaluations,
     training_arguments,
     uses_cpu,
-    write_training_info,
 )
 
 if TYPE_CHECKING:
@@ -106,7 +103,7 @@ def labelled_pairs(examples: Sequence[RankingExample], *, seed: int = 42) -> dic
     return {"query": [r[0] for r in rows], "passage": [r[1] for r in rows], "label": [r[2] for r in rows]}
 
 
-class RerankerTrainer:
+class RerankerTrainer(ModelTrainer):
     """Fine-tunes `base` (a cross-encoder, or any encoder: a fresh one-logit head is added) into a reranker."""
 
     def __init__(
@@ -118,11 +115,8 @@ class RerankerTrainer:
         heldout: Sequence[RankingExample] = (),
         setting: str = "--base",
     ) -> None:
-        self.base = base
-        self.out_dir = Path(out_dir)
-        self.config = config or RerankerTrainingConfig()
+        super().__init__(base, out_dir, config or RerankerTrainingConfig(), setting=setting)
         self.heldout = list(heldout)
-        self.setting = setting
 
     def run(self, examples: Sequence[RankingExample], *, resume: bool = False) -> RerankerTrainingResult:
         import torch
@@ -135,12 +129,7 @@ class RerankerTrainer:
         from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
         config = self.config
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        if not examples:
-            raise ValueError("no training examples")
-        last = checkpoint_to_resume(self.out_dir, resume)
-        path = str(resolve_model(self.base, role="base encoder", setting=self.setting).path)
+        last, path = self._begin(examples, resume)
         model = CrossEncoder(path, num_labels=1, max_length=config.max_seq_len, device="cpu" if uses_cpu(config.device) else None,
                              model_kwargs={"dtype": torch.float32})
         columns = labelled_pairs(examples, seed=config.seed)
@@ -160,25 +149,19 @@ class RerankerTrainer:
         trainer = CrossEncoderTrainer(
             model=model, args=args, train_dataset=Dataset.from_dict(columns), loss=loss, callbacks=callbacks,
         )
-        for callback in callbacks:
-            callback.trainer = trainer
-        started = time.perf_counter()
-        trainer.train(resume_from_checkpoint=last)
-        seconds = time.perf_counter() - started
+        seconds = self._train(trainer, callbacks, last)
 
         if config.save_dtype == "float16":
             model.to(torch.float16)
         model.save_pretrained(str(self.out_dir))
         state = trainer.state
-        result = RerankerTrainingResult(
+        return self._finish(RerankerTrainingResult(
             out_dir=self.out_dir,
             base=self.base,
             examples=len(examples),
             pairs=len(columns["label"]),
             steps=state.global_step,
             pairs_seen=state.global_step * config.batch_size,
-            seconds=round(seconds, 1),
+            seconds=seconds,
             evaluations=read_evaluations(self.out_dir),
-        )
-        write_training_info(self.out_dir, {**asdict(result), "config": asdict(config)})
-        return result
+        ))

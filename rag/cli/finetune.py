@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -54,7 +55,14 @@ def _check_dtype(save_dtype: str) -> None:
         raise typer.Exit(2)
 
 
-def _report_training(summary: dict, as_json: bool, metrics: tuple[str, ...]) -> None:
+def _config(config_type, options: dict):
+    """A trainer's configuration from a command's options: each option named like one of its fields sets it."""
+    names = {field.name for field in dataclasses.fields(config_type)}
+    return config_type(**{name: value for name, value in options.items() if name in names})
+
+
+def _report_training(result, as_json: bool, metrics: tuple[str, ...]) -> None:
+    summary = {"out": str(result.out_dir), **{k: v for k, v in dataclasses.asdict(result).items() if k != "out_dir"}}
     if as_json:
         print(json.dumps(summary))
         return
@@ -92,21 +100,15 @@ def finetune_reader(
     from generators.training.reader import ReaderTrainingConfig
     from rag.finetune import finetune_reader as run_finetune, reader_data
 
+    options = dict(locals())
     _check_dtype(save_dtype)
     with user_errors():
         data = reader_data(squad, eval_squad=eval_squad, holdout_articles=holdout_articles, eval_limit=eval_limit,
                            max_examples=max_examples or None, seed=seed)
         err.print(f"training on {len(data.train)} questions; {len(data.heldout)} held-out from {data.heldout_source or '-'}")
-        config = ReaderTrainingConfig(
-            max_seq_len=max_seq_len, stride=stride, batch_size=batch_size, learning_rate=learning_rate,
-            epochs=epochs, max_steps=max_steps, eval_steps=eval_steps, save_steps=save_steps, seed=seed,
-            threads=threads, save_dtype=save_dtype,  # type: ignore[arg-type]
-        )
+        config = _config(ReaderTrainingConfig, options)
         result = _train(lambda: run_finetune(data, base, out, config, resume=resume), out)
-    summary = {"out": str(result.out_dir), "base": result.base, "examples": result.examples,
-               "train_windows": result.train_windows, "steps": result.steps, "examples_seen": result.examples_seen,
-               "seconds": result.seconds, "evaluations": result.evaluations}
-    _report_training(summary, as_json, ("em", "f1", "contains"))
+    _report_training(result, as_json, ("em", "f1", "contains"))
 
 
 RankingSquadOption = Annotated[Path | None, typer.Option("--squad", exists=True, dir_okay=False, help="SQuAD-format file: each question's paragraph is its relevant passage.")]
@@ -116,15 +118,21 @@ HoldoutOption = Annotated[int, typer.Option("--holdout", min=0, help="Last N art
 NegativesOption = Annotated[int, typer.Option("--negatives", min=1, max=50, help="Hard negatives per query, mined with BM25 + the embedder.")]
 
 
-def _ranking_data(settings: Settings, **options):
+def _train_ranker(trainer_type, config_type, options: dict):
+    """Mine ranking examples (with hard negatives) as the options say, then train on them: the reranker's and the
+    embedder's commands differ only in the trainer and its defaults."""
     from rag.finetune import ranking_data
 
     with progress_bar("mining negatives") as progress:
         task = progress.add_task("queries", total=None)
-        data = ranking_data(settings, on_progress=lambda done, total: progress.update(task, completed=done, total=total),
-                            **options)
+        data = ranking_data(
+            Settings(), work=options["work"], squad=options["squad"], beir=options["beir"], split=options["split"],
+            holdout=options["holdout"], eval_limit=options["eval_limit"], max_examples=options["max_examples"] or None,
+            negatives=options["negatives"], seed=options["seed"],
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total))
     err.print(f"training on {len(data.train)} queries; {len(data.heldout)} held-out from {data.heldout_source}")
-    return data
+    trainer = trainer_type(options["base"], options["out"], _config(config_type, options), heldout=data.heldout)
+    return _train(lambda: trainer.run(data.train, resume=options["resume"]), options["out"])
 
 
 @finetune_app.command("reranker")
@@ -155,21 +163,11 @@ def finetune_reranker(
     """Fine-tune a cross-encoder reranker (use it with RAG_RERANK__MODEL=DIR); accuracy@1 and MRR on held-out queries."""
     from generators.training.reranker import RerankerTrainer, RerankerTrainingConfig
 
+    options = dict(locals())
     _check_dtype(save_dtype)
     with user_errors():
-        data = _ranking_data(Settings(), work=work, squad=squad, beir=beir, split=split, holdout=holdout,
-                             eval_limit=eval_limit, max_examples=max_examples or None, negatives=negatives, seed=seed)
-        config = RerankerTrainingConfig(
-            max_seq_len=max_seq_len, batch_size=batch_size, learning_rate=learning_rate, epochs=epochs,
-            max_steps=max_steps, eval_steps=eval_steps, save_steps=save_steps, seed=seed, threads=threads,
-            save_dtype=save_dtype,  # type: ignore[arg-type]
-        )
-        trainer = RerankerTrainer(base, out, config, heldout=data.heldout)
-        result = _train(lambda: trainer.run(data.train, resume=resume), out)
-    summary = {"out": str(result.out_dir), "base": result.base, "examples": result.examples, "pairs": result.pairs,
-               "steps": result.steps, "pairs_seen": result.pairs_seen, "seconds": result.seconds,
-               "evaluations": result.evaluations}
-    _report_training(summary, as_json, ("accuracy@1", "mrr"))
+        result = _train_ranker(RerankerTrainer, RerankerTrainingConfig, options)
+    _report_training(result, as_json, ("accuracy@1", "mrr"))
 
 
 @finetune_app.command("embedder")
@@ -199,15 +197,7 @@ def finetune_embedder(
     """Adapt the embedder to a corpus with in-batch negatives (use it with RAG_EMBEDDER__MODEL=DIR; the next ingest re-embeds)."""
     from generators.training.embedder import EmbedderTrainer, EmbedderTrainingConfig
 
+    options = dict(locals())
     with user_errors():
-        data = _ranking_data(Settings(), work=work, squad=squad, beir=beir, split=split, holdout=holdout,
-                             eval_limit=eval_limit, max_examples=max_examples or None, negatives=negatives, seed=seed)
-        config = EmbedderTrainingConfig(
-            max_seq_len=max_seq_len, batch_size=batch_size, learning_rate=learning_rate, epochs=epochs,
-            max_steps=max_steps, eval_steps=eval_steps, save_steps=save_steps, seed=seed, threads=threads,
-        )
-        trainer = EmbedderTrainer(base, out, config, heldout=data.heldout)
-        result = _train(lambda: trainer.run(data.train, resume=resume), out)
-    summary = {"out": str(result.out_dir), "base": result.base, "examples": result.examples, "steps": result.steps,
-               "examples_seen": result.examples_seen, "seconds": result.seconds, "evaluations": result.evaluations}
-    _report_training(summary, as_json, ("accuracy@1", "mrr"))
+        result = _train_ranker(EmbedderTrainer, EmbedderTrainingConfig, options)
+    _report_training(result, as_json, ("accuracy@1", "mrr"))
