@@ -204,14 +204,12 @@ class IngestPipeline:
                 if in_flight is not None:
                     self._write(writer, in_flight, report)
             self._store(writer, pending, report)
-            self._progress(len(found.files), len(found.files), report.chunks_added)
-            if prune:
-                self._prune(writer, roots, set(found.files), report)
-            writer.commit()
+            self._end(writer, roots, found, report, prune)
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
     # -- steps ----------------------------------------------------------------------
+
     def _begin(self, writer: IndexWriter, roots: list[Path], report: IngestReport) -> Discovery:
         """What every engine does first: re-chunk if the pipeline changed, record it, find the files."""
         if writer.store.get_meta("sentence_split") not in (None, SENTENCE_SPLIT_VERSION):
@@ -232,6 +230,13 @@ class IngestPipeline:
                   pages_done: int = 0, pages_total: int = 0) -> None:
         if self.on_progress is not None:
             self.on_progress(IngestProgress(files_done, files_total, chunks_done, reading, pages_done, pages_total))
+
+    def _end(self, writer: IndexWriter, roots: list[Path], found: Discovery, report: IngestReport, prune: bool) -> None:
+        """Every run's last steps, whichever engine read the files: progress, pruning, the last commit."""
+        self._progress(len(found.files), len(found.files), report.chunks_added)
+        if prune:
+            self._prune(writer, roots, set(found.files), report)
+        writer.commit()
 
     def _prepare(self, writer: IndexWriter, path: Path, report: IngestReport, *,
                  on_page: Callable[[int, int], None] | None = None) -> _Pending | None:

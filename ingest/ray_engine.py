@@ -294,10 +294,7 @@ class RayIngestPipeline(IngestPipeline):
                 known = writer.store.content_hash(document_id(path))
                 rows.append({"path": str(path), "known": known or "", "stored": b""})
             self._stream(writer, rows, report, commit=True)
-            self._progress(len(found.files), len(found.files), report.chunks_added)
-            if prune:
-                self._prune(writer, roots, set(found.files), report)
-            writer.commit()
+            self._end(writer, roots, found, report, prune)
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
