@@ -31,27 +31,23 @@ _COMPARE_ZH = re.compile(r"区别|差别|不同|比较|对比|还是")
 _EXPLAIN_ZH = re.compile(r"为什么|为何|原因|解释|作用|是什么意思")
 
 
+# The rules in the order they are tried; the first that matches decides. In English a yes/no question is told
+# by how one of its clauses starts (see `question_kind`), so it has no entry here.
+_CHINESE_RULES: tuple[tuple[re.Pattern[str], QuestionKind], ...] = (
+    (_COMPARE_ZH, "compare"), (_HOWTO_ZH, "howto"), (_YESNO_ZH, "yesno"), (_EXPLAIN_ZH, "explain"))
+_ENGLISH_RULES: tuple[tuple[re.Pattern[str], QuestionKind], ...] = (
+    (_COMPARE_EN, "compare"), (_EXPLAIN_EN, "explain"))
+
+
 def question_kind(question: str) -> QuestionKind:
     """The kind of answer `question` asks for."""
     text = question.strip()
     if has_cjk(text):
-        if _COMPARE_ZH.search(text):
-            return "compare"
-        if _HOWTO_ZH.search(text):
-            return "howto"
-        if _YESNO_ZH.search(text):
-            return "yesno"
-        if _EXPLAIN_ZH.search(text):
-            return "explain"
-        return "factoid"
+        return next((kind for rule, kind in _CHINESE_RULES if rule.search(text)), "factoid")
     if _HOWTO_EN.search(text):
         return "howto"
     # Any clause may carry the question: "If I do X, will it Y?", "I did X. Can I do Y?"
     clauses = [c.strip() for c in re.split(r"(?<=[.?!,;:])\s+", text) if c.strip()]
     if any(_YESNO_EN.match(c) for c in clauses):
         return "yesno"
-    if _COMPARE_EN.search(text):
-        return "compare"
-    if _EXPLAIN_EN.search(text):
-        return "explain"
-    return "factoid"
+    return next((kind for rule, kind in _ENGLISH_RULES if rule.search(text)), "factoid")

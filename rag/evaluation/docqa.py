@@ -19,7 +19,6 @@ looks for. Scores:
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections import defaultdict
@@ -31,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from common.language import CJK_CHARS
 from rag.evaluation.metrics import percentile
-from rag.evaluation.report import EvalTable
+from rag.evaluation.report import EvalTable, read_json
 
 if TYPE_CHECKING:
     from rag.chain import AskChain
@@ -79,12 +78,7 @@ class DocQARecord:
 
 def load_docqa(path: Path) -> list[DocQAItem]:
     """The questions of a docqa file; raises ValueError naming what is wrong."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot read the docqa file {path}: {exc}") from None
-    if not isinstance(data, list):
-        raise ValueError(f"{path} is not a JSON list of questions")
+    data = read_json(path, "docqa file", list, "a JSON list of questions")
     items = []
     for number, entry in enumerate(data, start=1):
         if not isinstance(entry, dict) or not str(entry.get("question", "")).strip():

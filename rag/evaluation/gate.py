@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from rag.evaluation.report import read_json
 
 # Metrics where higher is better; latency is left out (machines differ too much to gate on it).
 GATED_METRICS = ("em", "f1", "contains", "recall@1", "recall@5", "ndcg@10", "recall@10", "recall@100", "mrr@10",
@@ -29,13 +30,7 @@ class Regression:
 
 
 def load_baseline(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot read the baseline {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"the baseline {path} is not a JSON object of metrics")
-    return data
+    return read_json(path, "baseline", dict, "a JSON object of metrics")
 
 
 def regressions(current: dict, baseline: dict, max_drop: float) -> list[Regression]:

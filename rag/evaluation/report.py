@@ -45,6 +45,17 @@ class EvalTable:
         return "\n".join(lines) + "\n"
 
 
+def read_json(path: Path, what: str, shape: type, shape_name: str):
+    """The JSON in `path`, which must be a `shape`; a ValueError naming `what` the file is otherwise."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read the {what} {path}: {exc}") from None
+    if not isinstance(data, shape):
+        raise ValueError(f"the {what} {path} is not {shape_name}")
+    return data
+
+
 def write_records(records: Iterable, path: Path) -> None:
     """One JSON line per record (a dataclass), for error analysis."""
     path.parent.mkdir(parents=True, exist_ok=True)
