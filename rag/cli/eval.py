@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from rag.cli.shared import BaselineOption, JsonOption, MaxDropOption, WorkOption, app, err, progress_bar, user_errors
-from rag.settings import Settings
 
 
 eval_app = typer.Typer(help="Measure retrieval and answers on public benchmarks or your own data.",
@@ -33,61 +32,17 @@ def eval_qa(
     as_json: JsonOption = False,
 ) -> None:
     """EM, F1, answer containment, recall@1/@5 of the gold paragraph, abstention rate and latency per stage."""
-    from collections import Counter
-
-    from common.language import query_language
-    from generators.text.sentence_reader import SentenceReader
-    from index.bm25 import analyze
-    from rag.components import build_chain, build_embedder, build_extractive_reader, build_ingest_pipeline, build_store
-    from rag.evaluation.qa import (
-        eval_table, evaluate_gold, evaluate_open, load_squad, summarise, work_dir_for,
-    )
+    from rag.evaluation.qa import eval_table, run_qa
     from rag.evaluation.report import store_result, write_records, write_report
 
-    if setting not in ("gold", "open"):
-        err.print(f"[red]error:[/red] --setting must be gold or open, not {setting!r}")
-        raise typer.Exit(2)
-    with user_errors():
-        settings = Settings()
-        folder = work_dir_for(squad, work)
-        items = load_squad(squad, folder / "docs" if setting == "open" else None)
-        if limit:
-            items = items[:limit]
-        if not items:
-            raise ValueError(f"{squad} holds no answerable questions")
-        with progress_bar(f"{setting} setting") as progress:
-            task = progress.add_task("questions", total=len(items))
-
-            def advance(done: int, total: int) -> None:
-                progress.update(task, completed=done)
-
-            if setting == "gold":
-                embedder = build_embedder(settings)
-                sentences = SentenceReader(embedder, analyze)
-                reader, note = build_extractive_reader(settings, sentences)
-                # As the chain does: questions in a language the reader was not trained for get the best sentence.
-                language = Counter(query_language(item.question) for item in items).most_common(1)[0][0]
-                if settings.reader.languages is not None and language not in settings.reader.languages:
-                    reader, note = sentences, (f"the extractive reader serves {', '.join(settings.reader.languages)}, "
-                                               f"not {language}: answers are the best supporting sentence")
-                records = evaluate_gold(items, reader, on_progress=advance)
-                notes, fingerprint, used_mode = [note] if note else [], None, "extractive"
-            else:
-                store = build_store(settings, folder / "index")
-                pipeline = build_ingest_pipeline(settings, store)
-                pipeline.run([folder / "docs"])
-                with store.reader() as index:
-                    chain = build_chain(settings, index, pipeline.embedder)
-                    used_mode = mode or chain.default_mode
-                    records = evaluate_open(items, chain, mode=used_mode, top_k=top_k, on_progress=advance)
-                    notes, fingerprint = chain.notes, index.fingerprint
-        report = summarise(records, file=str(squad), setting=setting, mode=used_mode, notes=notes,
-                           fingerprint=fingerprint)
-    stem = f"qa-{squad.stem}-{setting}-{used_mode}"
+    with user_errors(), progress_bar(f"{setting} setting") as progress:
+        task = progress.add_task("questions", total=None)
+        run = run_qa(squad, setting=setting, work=work, mode=mode, top_k=top_k, limit=limit,
+                     on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+    report, records = run.report, run.records
+    stem = f"qa-{squad.stem}-{setting}-{report.mode}"
     table = eval_table(report, records)
-    # Results are kept per pipeline version: the index fingerprint and the models that read and rerank.
-    version = f"{fingerprint or 'gold'}|reader:{settings.reader.model}|reranker:{settings.rerank.model}"
-    stored = store_result(work, version, stem, report.to_json(), table)
+    stored = store_result(work, run.version, stem, report.to_json(), table)
     if out is not None:
         write_report(table, report.to_json(), out, stem)
         write_records(records, out / f"{stem}.jsonl")
@@ -95,7 +50,7 @@ def eval_qa(
         print(json.dumps(report.to_json(), ensure_ascii=False))
         _gate(report.to_json(), baseline, max_drop)
         return
-    table = Table(title=f"{squad.name} ({setting} setting, {used_mode})")
+    table = Table(title=f"{squad.name} ({setting} setting, {report.mode})")
     for column in ("questions", "EM", "F1", "contains", "recall@1", "recall@5", "abstain", "p50 ms", "p95 ms"):
         table.add_column(column, justify="right")
     summary = report.to_json()
@@ -198,67 +153,32 @@ def eval_retrieval(
     as_json: JsonOption = False,
 ) -> None:
     """nDCG@10, Recall@10/@100, MRR@10 and latency per query of dense, BM25 and hybrid retrieval (and reranked)."""
-    from rag.components import build_ingest_pipeline, build_reranker, build_retriever, build_store
-    from rag.evaluation.retrieval import (
-        DOCUMENT_DEPTH, ConfigurationReport, DocumentRanker, RetrievalReport, configurations, evaluate_configuration,
-        eval_table, ingest_corpus, load_beir, report_stem, summarise, work_dir_for, write_corpus_documents,
-        write_outputs,
-    )
     from rag.evaluation.report import store_result
+    from rag.evaluation.retrieval import eval_table, report_stem, run_retrieval, write_outputs
 
-    with user_errors():
-        settings = Settings()
-        # `--retriever dense bm25 hybrid`: an option takes one value, the other names arrive as extra
-        # arguments (the command has no positional ones); commas work too.
-        names = [n.strip() for v in [*(retriever or []), *ctx.args] for n in v.split(",") if n.strip()]
-        chosen = configurations(names or ["hybrid"], rerank)
-        dataset = load_beir(beir, split)
-        queries = dataset.queries[:limit] if limit else dataset.queries
-        if not queries:
-            raise ValueError(f"{beir} has no queries with relevant documents in qrels/{split}.tsv")
-        folder = work_dir_for(dataset.corpus_path, work)
-        file_to_corpus_id = write_corpus_documents(dataset.corpus_path, folder / "docs")
-        store = build_store(settings, folder / "index")
-        with progress_bar("indexing corpus") as progress:
-            task = progress.add_task("ingest", total=None)
-            pipeline = build_ingest_pipeline(settings, store, on_progress=lambda update: progress.update(
-                task, completed=update.files_done, total=update.files_total))
-            index_info = ingest_corpus(pipeline, store, folder / "docs")
+    # `--retriever dense bm25 hybrid`: an option takes one value, the other names arrive as extra arguments (the
+    # command has no positional ones); commas work too.
+    names = [n.strip() for v in [*(retriever or []), *ctx.args] for n in v.split(",") if n.strip()]
+    with user_errors(), progress_bar("retrieval") as progress:
+        tasks: dict[str, object] = {}
 
-        reranker, rerank_note = build_reranker(settings) if rerank else (None, None)
-        # Documents are ranked by their best chunk, so fetch twice as many chunks as documents scored.
-        chunk_depth = 2 * DOCUMENT_DEPTH
-        weights = {"dense": {"bm25_weight": 0.0}, "bm25": {"dense_weight": 0.0}, "hybrid": {}}
-        reports, records, notes = [], [], [rerank_note] if rerank_note else []
-        with store.reader() as index, progress_bar("retrieval") as progress:
-            for configuration in chosen:
-                if configuration.rerank and reranker is None:
-                    reports.append(ConfigurationReport(configuration.name, configuration.retriever, True,
-                                                       skipped=rerank_note))
-                    continue
-                chunk_retriever = build_retriever(
-                    settings, index, pipeline.embedder, top_k=chunk_depth,
-                    dense_depth=max(settings.retrieval.dense_depth, chunk_depth), bm25_depth=max(settings.retrieval.bm25_depth, chunk_depth),
-                    **weights[configuration.retriever],
-                )
-                ranker = DocumentRanker(chunk_retriever, file_to_corpus_id, chunk_depth=chunk_depth,
-                                        reranker=reranker if configuration.rerank else None,
-                                        rerank_depth=rerank_depth or settings.rerank.depth)
-                task = progress.add_task(configuration.name, total=len(queries))
-                done = evaluate_configuration(configuration.name, queries, ranker,
-                                              on_progress=lambda n, _total, t=task: progress.update(t, completed=n))
-                records.extend(done)
-                reports.append(summarise(configuration, done))
-        report = RetrievalReport(str(beir), split, index_info, reports, notes)
-    version = f"{index_info.fingerprint}|reranker:{settings.rerank.model if rerank else 'none'}"
-    stored = store_result(work, version, report_stem(report), report.to_json(), eval_table(report, records))
+        def advance(name: str, done: int, total: int) -> None:
+            tasks.setdefault(name, progress.add_task(name, total=total))
+            progress.update(tasks[name], completed=done, total=total)
+
+        run = run_retrieval(beir, split=split, retrievers=names or ["hybrid"], rerank=rerank, rerank_depth=rerank_depth,
+                            limit=limit, work=work, on_ingest=lambda done, total: advance("indexing corpus", done, total),
+                            on_query=advance)
+    report, records, reports, notes, index_info = run.report, run.records, run.report.configurations, \
+        run.report.notes, run.report.index
+    stored = store_result(work, run.version, report_stem(report), report.to_json(), eval_table(report, records))
     if out is not None:
         write_outputs(report, records, out)
     if as_json:
         print(json.dumps(report.to_json(), ensure_ascii=False))
         _gate(report.to_json(), baseline, max_drop)
         return
-    table = Table(title=f"{beir.name} ({split}, {len(queries)} queries)")
+    table = Table(title=f"{beir.name} ({split}, {run.queries} queries)")
     for column in ("configuration", "nDCG@10", "R@10", "R@100", "MRR@10", "p50 ms", "p95 ms"):
         table.add_column(column, justify="right")
     for item in reports:

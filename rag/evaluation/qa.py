@@ -183,3 +183,58 @@ def eval_table(report: QAReport, records: list[QARecord]) -> EvalTable:
     for stage in report.latency_ms:
         table.latency_ms[stage] = [r.timings_ms.get(stage, 0.0) for r in records]
     return table
+
+
+@dataclass
+class QARun:
+    """What `run_qa` measured: the report, the per-question records, and the pipeline version they belong to."""
+
+    report: QAReport
+    records: list[QARecord]
+    version: str  # the index fingerprint and the models that read and rerank: results are kept per version
+
+
+def run_qa(squad: Path, *, setting: Literal["gold", "open"] = "open", work: Path, settings=None,  # noqa: ANN001
+           mode: str | None = None, top_k: int | None = None, limit: int = 0,
+           on_progress: ProgressCallback | None = None) -> QARun:
+    """Answer the questions of a SQuAD file: `gold` hands the reader each question's own paragraph, `open` ingests
+    every paragraph into an index under `work` and asks the whole chain."""
+    from collections import Counter
+
+    from common.language import query_language
+    from generators.text.sentence_reader import SentenceReader
+    from index.bm25 import analyze
+    from rag.components import build_chain, build_embedder, build_extractive_reader, build_ingest_pipeline, build_store
+    from rag.settings import Settings
+
+    if setting not in ("gold", "open"):
+        raise ValueError(f"the setting must be gold or open, not {setting!r}")
+    settings = settings or Settings()
+    folder = work_dir_for(squad, work)
+    items = load_squad(squad, folder / "docs" if setting == "open" else None)
+    items = items[:limit] if limit else items
+    if not items:
+        raise ValueError(f"{squad} holds no answerable questions")
+    if setting == "gold":
+        embedder = build_embedder(settings)
+        sentences = SentenceReader(embedder, analyze)
+        reader, note = build_extractive_reader(settings, sentences)
+        # As the chain does: questions in a language the reader was not trained for get the best sentence.
+        language = Counter(query_language(item.question) for item in items).most_common(1)[0][0]
+        if settings.reader.languages is not None and language not in settings.reader.languages:
+            reader, note = sentences, (f"the extractive reader serves {', '.join(settings.reader.languages)}, "
+                                       f"not {language}: answers are the best supporting sentence")
+        records = evaluate_gold(items, reader, on_progress=on_progress)
+        notes, fingerprint, used_mode = [note] if note else [], None, "extractive"
+    else:
+        store = build_store(settings, folder / "index")
+        pipeline = build_ingest_pipeline(settings, store)
+        pipeline.run([folder / "docs"])
+        with store.reader() as index:
+            chain = build_chain(settings, index, pipeline.embedder)
+            used_mode = mode or chain.default_mode
+            records = evaluate_open(items, chain, mode=used_mode, top_k=top_k, on_progress=on_progress)
+            notes, fingerprint = chain.notes, index.fingerprint
+    report = summarise(records, file=str(squad), setting=setting, mode=used_mode, notes=notes, fingerprint=fingerprint)
+    version = f"{fingerprint or 'gold'}|reader:{settings.reader.model}|reranker:{settings.rerank.model}"
+    return QARun(report, records, version)

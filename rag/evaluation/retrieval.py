@@ -305,3 +305,64 @@ def ingest_corpus(pipeline, store, docs_dir: Path) -> IndexInfo:
         folder=str(stats.index_dir), documents=stats.documents, chunks=stats.chunks, fingerprint=stats.fingerprint,
         files_ingested=report.ingested, chunks_embedded=report.chunks_embedded, seconds=round(report.seconds, 2),
     )
+
+
+@dataclass
+class RetrievalRun:
+    """What `run_retrieval` measured: the report, the per-query records, and the pipeline version."""
+
+    report: RetrievalReport
+    records: list[QueryRecord]
+    queries: int
+    version: str
+
+
+def run_retrieval(beir: Path, *, split: str = "test", retrievers: Sequence[str] = ("hybrid",), rerank: bool = False,
+                  rerank_depth: int | None = None, limit: int = 0, work: Path, settings=None,  # noqa: ANN001
+                  on_ingest: ProgressCallback | None = None,
+                  on_query: Callable[[str, int, int], None] | None = None) -> RetrievalRun:
+    """Index a BEIR corpus under `work` (reused when unchanged) and rank its queries' documents with each of the
+    `retrievers` (dense, bm25, hybrid), and each reranked too when `rerank`. `on_ingest(files_done, files_total)`
+    follows the indexing, `on_query(configuration, done, total)` the queries."""
+    from rag.components import build_ingest_pipeline, build_reranker, build_retriever, build_store
+    from rag.settings import Settings
+
+    settings = settings or Settings()
+    chosen = configurations(retrievers, rerank)
+    dataset = load_beir(beir, split)
+    queries = dataset.queries[:limit] if limit else dataset.queries
+    if not queries:
+        raise ValueError(f"{beir} has no queries with relevant documents in qrels/{split}.tsv")
+    folder = work_dir_for(dataset.corpus_path, work)
+    file_to_corpus_id = write_corpus_documents(dataset.corpus_path, folder / "docs")
+    store = build_store(settings, folder / "index")
+    pipeline = build_ingest_pipeline(settings, store, on_progress=None if on_ingest is None else (
+        lambda update: on_ingest(update.files_done, update.files_total)))
+    index_info = ingest_corpus(pipeline, store, folder / "docs")
+
+    reranker, rerank_note = build_reranker(settings) if rerank else (None, None)
+    # Documents are ranked by their best chunk, so fetch twice as many chunks as documents scored.
+    chunk_depth = 2 * DOCUMENT_DEPTH
+    weights = {"dense": {"bm25_weight": 0.0}, "bm25": {"dense_weight": 0.0}, "hybrid": {}}
+    reports, records, notes = [], [], [rerank_note] if rerank_note else []
+    with store.reader() as index:
+        for configuration in chosen:
+            if configuration.rerank and reranker is None:
+                reports.append(ConfigurationReport(configuration.name, configuration.retriever, True,
+                                                   skipped=rerank_note))
+                continue
+            chunk_retriever = build_retriever(
+                settings, index, pipeline.embedder, top_k=chunk_depth,
+                dense_depth=max(settings.retrieval.dense_depth, chunk_depth),
+                bm25_depth=max(settings.retrieval.bm25_depth, chunk_depth), **weights[configuration.retriever])
+            ranker = DocumentRanker(chunk_retriever, file_to_corpus_id, chunk_depth=chunk_depth,
+                                    reranker=reranker if configuration.rerank else None,
+                                    rerank_depth=rerank_depth or settings.rerank.depth)
+            progress = None if on_query is None else (
+                lambda done, total, name=configuration.name: on_query(name, done, total))
+            done = evaluate_configuration(configuration.name, queries, ranker, on_progress=progress)
+            records.extend(done)
+            reports.append(summarise(configuration, done))
+    report = RetrievalReport(str(beir), split, index_info, reports, notes)
+    version = f"{index_info.fingerprint}|reranker:{settings.rerank.model if rerank else 'none'}"
+    return RetrievalRun(report, records, len(queries), version)
