@@ -365,6 +365,9 @@ class ApiSettings(Section):
                                   "answers 429 with Retry-After at once.")
     max_completion_tokens: int = Field(1024, ge=1, le=8192, description="Most tokens one completion may ask for "
                                        "(HTTP 422 above).")
+    mcp_ingest: bool = Field(False, description="Offer the MCP `ingest` tool (`rag mcp`, /mcp) to keys that may use "
+                             "the collection: uploaded content over HTTP, also paths on this machine over stdio. Off: "
+                             "the tool is not listed.")
 
 
 class Settings(BaseSettings):

@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from rag.api.errors import install_error_handlers
 from rag.api.routers import ask, chat, documents, generation, health, page, tasks
 from rag.api.services import Services
+from rag.mcp_server import build_mcp_server
 from rag.settings import Settings
 
 log = logging.getLogger("rag.api")
@@ -25,6 +26,10 @@ STATIC = Path(__file__).parent / "static"
 def create_app(settings: Settings | None = None, *, warm_up: str = "background") -> FastAPI:
     """`warm_up`: "background" (serve /healthz at once, ready when loaded), "blocking" or "none" (tests)."""
     settings = settings or Settings()
+    # The MCP tools at /mcp (streamable HTTP, one request per call) over the same services as the routes.
+    mcp_server = build_mcp_server(settings, lambda: app.state.services)
+    mcp_http = mcp_server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True, json_response=True,
+                                              host=settings.api.host)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -42,7 +47,8 @@ def create_app(settings: Settings | None = None, *, warm_up: str = "background")
             services.ready.set()
         services.watch()
         try:
-            yield
+            async with mcp_server.session_manager.run():
+                yield
         finally:
             services.close()
 
@@ -77,5 +83,6 @@ def create_app(settings: Settings | None = None, *, warm_up: str = "background")
 
     for module in (ask, chat, documents, tasks, generation, health, page):
         app.include_router(module.router)
+    app.router.routes.extend(mcp_http.routes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from rag.api.errors import ApiError
+from rag.api.actions import Caller, caller_for_key
 from rag.api.services import Services
 from rag.settings import Settings
 
@@ -30,34 +29,12 @@ _bearer = HTTPBearer(auto_error=False, description="An API key from RAG_API__KEY
 _header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-class Caller:
-    """Who is calling: their key (None when the service needs none) and the collections it opens."""
-
-    def __init__(self, key: str | None, collections: frozenset[str] | None) -> None:
-        self.key = key
-        self.collections = collections  # None: every collection
-
-    def check(self, collection: str) -> None:
-        if self.collections is not None and collection not in self.collections:
-            raise ApiError(403, f"this API key may not use the collection {collection!r}", "permission_error")
-
-
 def get_caller(
     settings: SettingsDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header: Annotated[str | None, Depends(_header)],
 ) -> Caller:
-    keys = settings.api.keys
-    if not keys:
-        return Caller(None, None)
-    allowed = {key: ["*"] for key in keys} if isinstance(keys, list) else keys
-    given = bearer.credentials if bearer is not None else header
-    if not given:
-        raise ApiError(401, "an API key is required: send 'Authorization: Bearer <key>'", "authentication_error")
-    for key, collections in allowed.items():
-        if secrets.compare_digest(given.encode(), key.encode()):
-            return Caller(key, None if "*" in collections else frozenset(collections))
-    raise ApiError(401, "invalid API key", "authentication_error")
+    return caller_for_key(settings.api.keys, bearer.credentials if bearer is not None else header)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -23,6 +23,35 @@ class AskRequest(BaseModel):
     doc_ids: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(None, max_length=200)
 
 
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    top_k: int = Field(5, ge=1, le=50, description="Passages to return.")
+    collection: CollectionName = "default"
+    sources: list[Annotated[str, Field(min_length=1, max_length=500)]] | None = Field(
+        None, max_length=20, description="Only documents whose path matches one of these globs.")
+    doc_ids: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(None, max_length=200)
+
+
+class PassageOut(BaseModel):
+    doc_id: str
+    source: str
+    title: str | None
+    heading: str | None
+    start: int = Field(description="Offset of the passage in the document's extracted text (GET /documents/{doc_id}).")
+    end: int
+    pages: list[int] = Field(description="The pages (or slides) the passage is on; [] for a source without pages.")
+    text: str
+    score: float = Field(description="Fused dense + BM25 score: higher is better, comparable within one search.")
+
+
+class SearchResult(BaseModel):
+    collection: str
+    query: str
+    passages: list[PassageOut]
+
+
 class ErrorBody(BaseModel):
     message: str
     type: str
@@ -186,7 +215,9 @@ class DocumentText(BaseModel):
     source: str
     kind: str
     title: str | None
-    text: str = Field(description="The extracted text; citation offsets index into it.")
+    text: str = Field(description="The extracted text (or the asked span of it); citation offsets index into the "
+                      "whole text.")
+    start: int = Field(0, description="Offset of `text` in the whole extracted text: 0 unless a span was asked for.")
     pages: list[PageSpanOut] = Field(default_factory=list,
                                      description="Where each page (or slide) is in `text`; empty without pages.")
 

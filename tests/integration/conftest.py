@@ -17,8 +17,9 @@ from tests.rag.api.conftest import BEES, LIGHTHOUSE, TIDES
 
 
 @contextmanager
-def serving(folder: Path, **settings: str) -> Iterator[str]:
-    """`rag serve` on a free loopback port over `folder`, holding the three test documents."""
+def serving(folder: Path, *, upload_key: str | None = None, **settings: str) -> Iterator[str]:
+    """`rag serve` on a free loopback port over `folder`, holding the three test documents (uploaded with
+    `upload_key` when the settings require keys)."""
     port = free_port()
     # The sentence reader answers: these tests check clients and plumbing, not a reader's quality.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_READER__MODEL": "no-such-org/no-such-reader",
@@ -30,7 +31,8 @@ def serving(folder: Path, **settings: str) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     with running(command, f"{url}/healthz", folder / "server.log", startup_seconds=180, env=env):
         for name, content in (("tides.md", TIDES), ("bees.md", BEES), ("lighthouse.md", LIGHTHOUSE)):
-            response = httpx.post(f"{url}/documents", files={"file": (name, content, "text/markdown")}, timeout=120)
+            response = httpx.post(f"{url}/documents", files={"file": (name, content, "text/markdown")}, timeout=120,
+                                  headers={"Authorization": f"Bearer {upload_key}"} if upload_key else {})
             assert response.status_code == 201, response.text
         yield url
 

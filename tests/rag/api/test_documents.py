@@ -9,7 +9,7 @@ import pytest
 
 def test_every_loadable_file_type_can_be_uploaded():
     from ingest.loaders import LOADERS
-    from rag.api.routers.documents import CONTENT_TYPES
+    from rag.api.actions import CONTENT_TYPES
 
     assert set(CONTENT_TYPES) == set(LOADERS)
 
@@ -36,3 +36,15 @@ def test_a_watched_folder_is_answerable_while_serving(tmp_path):
             time.sleep(0.2)
         response = client.post("/ask", json={"question": "How do honey bees point at flowers?", "mode": "extractive"})
         assert response.json()["citations"][0]["source"].endswith("bees.md")
+
+
+def test_search_returns_passages_with_spans_and_a_document_span_reads_back(loaded):
+    found = loaded.post("/search", json={"query": "Who built the Bell Rock lighthouse?", "top_k": 2})
+    assert found.status_code == 200, found.text
+    top = found.json()["passages"][0]
+    assert top["source"].endswith("lighthouse.md") and top["pages"] == []
+    span = loaded.get(f"/documents/{top['doc_id']}", params={"start": top["start"], "end": top["end"]}).json()
+    assert span["text"] == top["text"] and span["start"] == top["start"]
+    outside = loaded.get(f"/documents/{top['doc_id']}", params={"start": 5, "end": 10**6})
+    assert outside.status_code == 422 and "not within" in outside.json()["error"]["message"]
+    assert loaded.post("/search", json={"query": ""}).status_code == 422
