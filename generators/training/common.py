@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sized
-from dataclasses import asdict
+from collections.abc import Callable, Sequence, Sized
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from generators.resolve import resolve_device, resolve_model
 
@@ -17,6 +17,26 @@ log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
 EVALUATIONS = "evaluations.jsonl"
 TRAINING_INFO = "training.json"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """What every trainer here is configured with; each role's config changes the defaults it needs."""
+
+    max_seq_len: int = 256
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    eval_steps: int = 250
+    save_steps: int = 250
+    keep_checkpoints: int = 2
+    seed: int = 42
+    threads: int | None = None  # torch intra-op threads; None leaves torch's default
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    save_dtype: Literal["float32", "float16"] = "float16"  # half the size on disk
 
 
 def uses_cpu(device: str) -> bool:
@@ -120,11 +140,13 @@ class ModelTrainer:
     checkpoint, resolving the base model, timing the run, and writing `training.json` beside the weights."""
 
     base_role: ClassVar[str] = "base encoder"  # named in the error when the base model resolves nowhere
+    config_type: ClassVar[type[TrainingConfig]] = TrainingConfig
 
-    def __init__(self, base: str, out_dir: Path, config, *, setting: str = "--base") -> None:
+    def __init__(self, base: str, out_dir: Path, config: TrainingConfig | None = None, *,
+                 setting: str = "--base") -> None:
         self.base = base
         self.out_dir = Path(out_dir)
-        self.config = config
+        self.config = config or self.config_type()
         self.setting = setting
 
     def _begin(self, examples: Sized, resume: bool) -> tuple[str | None, str]:
@@ -146,7 +168,26 @@ class ModelTrainer:
         trainer.train(resume_from_checkpoint=last)
         return round(time.perf_counter() - started, 1)
 
+    def _save(self, model, tokenizer=None) -> None:
+        """The trained weights (in `save_dtype`) and tokenizer into `out_dir`, beside the checkpoints."""
+        import torch
+
+        if self.config.save_dtype == "float16":
+            model = model.to(torch.float16)
+        model.save_pretrained(str(self.out_dir))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(self.out_dir))
+
     def _finish(self, result):
         """`result` (a dataclass), also written to `training.json` with the configuration."""
         write_training_info(self.out_dir, {**asdict(result), "config": asdict(self.config)})
         return result
+
+
+class RankingTrainer(ModelTrainer):
+    """A trainer of ranking models (reranker, embedder), evaluated on held-out ranking examples."""
+
+    def __init__(self, base: str, out_dir: Path, config: TrainingConfig | None = None, *, heldout: Sequence = (),
+                 setting: str = "--base") -> None:
+        super().__init__(base, out_dir, config, setting=setting)
+        self.heldout = list(heldout)

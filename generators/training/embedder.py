@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from generators.training.common import (
-    ModelTrainer,
+    RankingTrainer,
+    TrainingConfig,
     evaluation_callback,
     read_evaluations,
     training_arguments,
@@ -31,20 +32,9 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class EmbedderTrainingConfig:
-    max_seq_len: int = 256
-    batch_size: int = 32
+class EmbedderTrainingConfig(TrainingConfig):
     learning_rate: float = 2e-5
-    epochs: float = 1.0
-    max_steps: int = -1
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    eval_steps: int = 250
-    save_steps: int = 250
-    keep_checkpoints: int = 2
-    seed: int = 42
-    threads: int | None = None
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    save_dtype: Literal["float32", "float16"] = "float32"  # vectors already in an index stay comparable
 
 
 @dataclass
@@ -77,22 +67,11 @@ def retrieval_accuracy(model: SentenceTransformer, examples: Sequence[RankingExa
     return {"accuracy@1": round(hits / len(examples), 4), "mrr": round(reciprocal / len(examples), 4)}
 
 
-class EmbedderTrainer(ModelTrainer):
+class EmbedderTrainer(RankingTrainer):
     """Fine-tunes the sentence-transformers model `base` on ranking examples into `out_dir`."""
 
     base_role = "base embedder"
-
-    def __init__(
-        self,
-        base: str,
-        out_dir: Path,
-        config: EmbedderTrainingConfig | None = None,
-        *,
-        heldout: Sequence[RankingExample] = (),
-        setting: str = "--base",
-    ) -> None:
-        super().__init__(base, out_dir, config or EmbedderTrainingConfig(), setting=setting)
-        self.heldout = list(heldout)
+    config_type = EmbedderTrainingConfig
 
     def run(self, examples: Sequence[RankingExample], *, resume: bool = False) -> EmbedderTrainingResult:
         from datasets import Dataset
@@ -132,7 +111,7 @@ class EmbedderTrainer(ModelTrainer):
             loss=MultipleNegativesRankingLoss(model), callbacks=callbacks,
         )
         seconds = self._train(trainer, callbacks, last)
-        model.save_pretrained(str(self.out_dir))
+        self._save(model)
         state = trainer.state
         return self._finish(EmbedderTrainingResult(
             out_dir=self.out_dir, base=self.base, examples=len(examples), steps=state.global_step,

@@ -19,10 +19,11 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from generators.training.common import (
     ModelTrainer,
+    TrainingConfig,
     evaluation_callback,
     read_evaluations,
     training_arguments,
@@ -51,23 +52,11 @@ class QAExample:
 
 
 @dataclass(frozen=True)
-class ReaderTrainingConfig:
-    max_seq_len: int = 256
-    stride: int = 64
+class ReaderTrainingConfig(TrainingConfig):
+    stride: int = 64  # tokens shared by consecutive windows of a long paragraph
     max_question_tokens: int = 64
     batch_size: int = 16
     learning_rate: float = 1e-4
-    epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides epochs
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    eval_steps: int = 250
-    save_steps: int = 250
-    keep_checkpoints: int = 2
-    seed: int = 42
-    threads: int | None = None  # torch intra-op threads; None leaves torch's default
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    save_dtype: Literal["float32", "float16"] = "float16"
 
 
 @dataclass
@@ -195,6 +184,8 @@ def _clip(tokenizer: PreTrainedTokenizerBase, question: str, max_tokens: int) ->
 class ReaderTrainer(ModelTrainer):
     """Fine-tunes `base` (any Hub name, path or packaged model) into an extractive reader at `out_dir`."""
 
+    config_type = ReaderTrainingConfig
+
     def __init__(
         self,
         base: str,
@@ -204,7 +195,7 @@ class ReaderTrainer(ModelTrainer):
         evaluate: EvaluateFn | None = None,
         setting: str = "--base",
     ) -> None:
-        super().__init__(base, out_dir, config or ReaderTrainingConfig(), setting=setting)
+        super().__init__(base, out_dir, config, setting=setting)
         self.evaluate = evaluate
 
     def run(self, examples: Sequence[QAExample], *, resume: bool = False) -> ReaderTrainingResult:
@@ -255,11 +246,7 @@ class ReaderTrainer(ModelTrainer):
         trainer_box.append(trainer)
         seconds = self._train(trainer, callbacks, last)
 
-        model = trainer.model
-        if config.save_dtype == "float16":
-            model = model.to(torch.float16)
-        model.save_pretrained(self.out_dir)
-        tokenizer.save_pretrained(self.out_dir)
+        self._save(trainer.model, tokenizer)
         state = trainer.state
         return self._finish(ReaderTrainingResult(
             out_dir=self.out_dir,

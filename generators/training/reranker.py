@@ -17,10 +17,11 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from generators.training.common import (
-    ModelTrainer,
+    RankingTrainer,
+    TrainingConfig,
     evaluation_callback,
     read_evaluations,
     training_arguments,
@@ -43,21 +44,8 @@ class RankingExample:
 
 
 @dataclass(frozen=True)
-class RerankerTrainingConfig:
-    max_seq_len: int = 256
-    batch_size: int = 32
-    learning_rate: float = 5e-5
-    epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides epochs
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    eval_steps: int = 250
-    save_steps: int = 250
-    keep_checkpoints: int = 2
-    seed: int = 42
-    threads: int | None = None
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    save_dtype: Literal["float32", "float16"] = "float16"
+class RerankerTrainingConfig(TrainingConfig):
+    pass
 
 
 @dataclass
@@ -103,20 +91,10 @@ def labelled_pairs(examples: Sequence[RankingExample], *, seed: int = 42) -> dic
     return {"query": [r[0] for r in rows], "passage": [r[1] for r in rows], "label": [r[2] for r in rows]}
 
 
-class RerankerTrainer(ModelTrainer):
+class RerankerTrainer(RankingTrainer):
     """Fine-tunes `base` (a cross-encoder, or any encoder: a fresh one-logit head is added) into a reranker."""
 
-    def __init__(
-        self,
-        base: str,
-        out_dir: Path,
-        config: RerankerTrainingConfig | None = None,
-        *,
-        heldout: Sequence[RankingExample] = (),
-        setting: str = "--base",
-    ) -> None:
-        super().__init__(base, out_dir, config or RerankerTrainingConfig(), setting=setting)
-        self.heldout = list(heldout)
+    config_type = RerankerTrainingConfig
 
     def run(self, examples: Sequence[RankingExample], *, resume: bool = False) -> RerankerTrainingResult:
         import torch
@@ -151,9 +129,7 @@ class RerankerTrainer(ModelTrainer):
         )
         seconds = self._train(trainer, callbacks, last)
 
-        if config.save_dtype == "float16":
-            model.to(torch.float16)
-        model.save_pretrained(str(self.out_dir))
+        self._save(model)
         state = trainer.state
         return self._finish(RerankerTrainingResult(
             out_dir=self.out_dir,

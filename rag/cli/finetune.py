@@ -135,69 +135,52 @@ def _train_ranker(trainer_type, config_type, options: dict):
     return _train(lambda: trainer.run(data.train, resume=options["resume"]), options["out"])
 
 
-@finetune_app.command("reranker")
-def finetune_reranker(
-    out: OutDirOption,
-    squad: RankingSquadOption = None,
-    beir: RankingBeirOption = None,
-    split: SplitOption = "train",
-    base: BaseOption = OFFLINE_ENCODER,
-    holdout: HoldoutOption = 10,
-    eval_limit: EvalLimitOption = 300,
-    max_examples: MaxExamplesOption = 0,
-    negatives: NegativesOption = 3,
-    epochs: EpochsOption = 1.0,
-    max_steps: MaxStepsOption = -1,
-    batch_size: BatchSizeOption = 32,
-    learning_rate: LearningRateOption = 5e-5,
-    max_seq_len: MaxSeqLenOption = 256,
-    eval_steps: EvalStepsOption = 250,
-    save_steps: SaveStepsOption = 250,
-    threads: ThreadsOption = None,
-    seed: TrainSeedOption = 42,
-    save_dtype: SaveDtypeOption = "float16",
-    work: WorkOption = Path(".rag-finetune"),
-    resume: ResumeOption = False,
-    as_json: JsonOption = False,
-) -> None:
-    """Fine-tune a cross-encoder reranker (use it with RAG_RERANK__MODEL=DIR); accuracy@1 and MRR on held-out queries."""
-    from generators.training.reranker import RerankerTrainer, RerankerTrainingConfig
+def _ranking_command(name: str, trainer: str, config: str, *, negatives: int, learning_rate: float,
+                     save_dtype: str, doc: str) -> None:
+    """Register `rag finetune NAME`: the reranker's and the embedder's commands differ in the trainer and defaults."""
 
-    options = dict(locals())
-    _check_dtype(save_dtype)
-    with user_errors():
-        result = _train_ranker(RerankerTrainer, RerankerTrainingConfig, options)
-    _report_training(result, as_json, ("accuracy@1", "mrr"))
+    def command(
+        out: OutDirOption,
+        squad: RankingSquadOption = None,
+        beir: RankingBeirOption = None,
+        split: SplitOption = "train",
+        base: BaseOption = OFFLINE_ENCODER,
+        holdout: HoldoutOption = 10,
+        eval_limit: EvalLimitOption = 300,
+        max_examples: MaxExamplesOption = 0,
+        negatives: NegativesOption = negatives,
+        epochs: EpochsOption = 1.0,
+        max_steps: MaxStepsOption = -1,
+        batch_size: BatchSizeOption = 32,
+        learning_rate: LearningRateOption = learning_rate,
+        max_seq_len: MaxSeqLenOption = 256,
+        eval_steps: EvalStepsOption = 250,
+        save_steps: SaveStepsOption = 250,
+        threads: ThreadsOption = None,
+        seed: TrainSeedOption = 42,
+        save_dtype: SaveDtypeOption = save_dtype,
+        work: WorkOption = Path(".rag-finetune"),
+        resume: ResumeOption = False,
+        as_json: JsonOption = False,
+    ) -> None:
+        import importlib
+
+        options = dict(locals())
+        module = importlib.import_module(f"generators.training.{name}")  # torch and friends: only when training
+        _check_dtype(save_dtype)
+        with user_errors():
+            result = _train_ranker(getattr(module, trainer), getattr(module, config), options)
+        _report_training(result, as_json, ("accuracy@1", "mrr"))
+
+    command.__doc__ = doc
+    finetune_app.command(name)(command)
 
 
-@finetune_app.command("embedder")
-def finetune_embedder(
-    out: OutDirOption,
-    squad: RankingSquadOption = None,
-    beir: RankingBeirOption = None,
-    split: SplitOption = "train",
-    base: BaseOption = OFFLINE_ENCODER,
-    holdout: HoldoutOption = 10,
-    eval_limit: EvalLimitOption = 300,
-    max_examples: MaxExamplesOption = 0,
-    negatives: NegativesOption = 1,
-    epochs: EpochsOption = 1.0,
-    max_steps: MaxStepsOption = -1,
-    batch_size: BatchSizeOption = 32,
-    learning_rate: LearningRateOption = 2e-5,
-    max_seq_len: MaxSeqLenOption = 256,
-    eval_steps: EvalStepsOption = 250,
-    save_steps: SaveStepsOption = 250,
-    threads: ThreadsOption = None,
-    seed: TrainSeedOption = 42,
-    work: WorkOption = Path(".rag-finetune"),
-    resume: ResumeOption = False,
-    as_json: JsonOption = False,
-) -> None:
-    """Adapt the embedder to a corpus with in-batch negatives (use it with RAG_EMBEDDER__MODEL=DIR; the next ingest re-embeds)."""
-    from generators.training.embedder import EmbedderTrainer, EmbedderTrainingConfig
-
-    options = dict(locals())
-    with user_errors():
-        result = _train_ranker(EmbedderTrainer, EmbedderTrainingConfig, options)
-    _report_training(result, as_json, ("accuracy@1", "mrr"))
+_ranking_command("reranker", "RerankerTrainer", "RerankerTrainingConfig", negatives=3, learning_rate=5e-5,
+                 save_dtype="float16",
+                 doc="Fine-tune a cross-encoder reranker (use it with RAG_RERANK__MODEL=DIR); accuracy@1 and MRR on "
+                     "held-out queries.")
+_ranking_command("embedder", "EmbedderTrainer", "EmbedderTrainingConfig", negatives=1, learning_rate=2e-5,
+                 save_dtype="float32",
+                 doc="Adapt the embedder to a corpus with in-batch negatives (use it with RAG_EMBEDDER__MODEL=DIR; "
+                     "the next ingest re-embeds).")
