@@ -11,7 +11,7 @@ import fnmatch
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +47,9 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id, seq);
 CREATE INDEX IF NOT EXISTS chunks_by_hash ON chunks(text_hash);
 CREATE TABLE IF NOT EXISTS embeddings (text_hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
+-- The groups that may read a document (a JSON list); a document without a row is public. Kept by document id (its
+-- path), not deleted with the document: a file put back at the same path stays as restricted as it was.
+CREATE TABLE IF NOT EXISTS document_groups (doc_id TEXT PRIMARY KEY, groups TEXT NOT NULL);
 -- The vectors of a chunk's sentences (float16, one row per sentence of its text in order), keyed like `embeddings`.
 CREATE TABLE IF NOT EXISTS sentence_vectors (text_hash TEXT PRIMARY KEY, vectors BLOB NOT NULL);
 """
@@ -182,13 +185,15 @@ class DocStore:
         """source path → doc_id, for every stored document."""
         return dict(self.conn.execute("SELECT source, doc_id FROM documents"))
 
-    def chunk_ids_where(self, *, doc_ids: Iterable[str] | None = None, source_globs: Sequence[str] | None = None) -> np.ndarray:
-        """Chunk ids of documents whose id is in `doc_ids` and whose source matches any of `source_globs`."""
+    def chunk_ids_where(self, *, doc_ids: Iterable[str] | None = None, source_globs: Sequence[str] | None = None,
+                        exclude_doc_ids: Collection[str] = ()) -> np.ndarray:
+        """Chunk ids of documents whose id is in `doc_ids`, whose source matches any of `source_globs`, and whose
+        id is not in `exclude_doc_ids`."""
         wanted_ids = None if doc_ids is None else set(doc_ids)
         documents = [
             doc_id
             for source, doc_id in self.sources().items()
-            if (wanted_ids is None or doc_id in wanted_ids)
+            if (wanted_ids is None or doc_id in wanted_ids) and doc_id not in exclude_doc_ids
             and (not source_globs or any(source_matches(source, glob) for glob in source_globs))
         ]
         ids: list[int] = []
@@ -207,6 +212,23 @@ class DocStore:
             (doc.doc_id, doc.source, doc.content_hash, doc.kind, doc.title, doc.text,
              json.dumps(doc.structure), doc.size, time.time()),
         )
+
+    def set_groups(self, doc_id: str, groups: Collection[str]) -> None:
+        """Who may read the document: these groups (and admins); no groups makes it public."""
+        if groups:
+            self.conn.execute("INSERT INTO document_groups(doc_id, groups) VALUES (?, ?) "
+                              "ON CONFLICT(doc_id) DO UPDATE SET groups = excluded.groups",
+                              (doc_id, json.dumps(sorted(set(groups)))))
+        else:
+            self.conn.execute("DELETE FROM document_groups WHERE doc_id = ?", (doc_id,))
+
+    def document_groups(self) -> dict[str, frozenset[str]]:
+        """doc_id → the groups that may read it, for every restricted document."""
+        try:
+            rows = self.conn.execute("SELECT doc_id, groups FROM document_groups").fetchall()
+        except sqlite3.OperationalError:  # an index written before documents had groups: all public
+            return {}
+        return {doc_id: frozenset(json.loads(groups)) for doc_id, groups in rows}
 
     def delete_document(self, doc_id: str) -> None:
         """Delete the document row; any chunks left go with it (ON DELETE CASCADE)."""

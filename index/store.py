@@ -20,11 +20,12 @@ import logging
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from types import TracebackType
 
 import numpy as np
@@ -147,6 +148,11 @@ class IndexWriter:
         if self.fingerprint != value:
             self.store.set_meta("fingerprint", value)
             self._dirty = True
+
+    def set_groups(self, doc_id: str, groups: Collection[str]) -> None:
+        """The groups that may read the document (none: public); committed with the next commit."""
+        self.store.set_groups(doc_id, groups)
+        self._dirty = True
 
     def set_meta(self, key: str, value: str) -> None:
         if self.store.get_meta(key) != value:
@@ -307,6 +313,8 @@ class IndexReader:
         self.bm25 = bm25
         self.backend = backend
         self._page_spans: dict[str, list[tuple[int, int, int]]] = {}
+        self._restricted_bm25: dict[frozenset[str], BM25Index] = {}  # per set of hidden documents
+        self._restricted_lock = threading.Lock()
 
     @classmethod
     def open(cls, root: Path, *, backend: VectorBackend | None = None, attempts: int = 5) -> IndexReader:
@@ -381,9 +389,32 @@ class IndexReader:
         order = np.argsort(-scores, kind="stable")
         return [(int(ids[i]), float(scores[i])) for i in order]
 
-    def search_bm25(self, query: str, k: int, *, allowed_ids: np.ndarray | None = None) -> list[tuple[int, float]]:
-        ids, scores = self.bm25.search(query, k, allowed_ids=allowed_ids)
+    def search_bm25(self, query: str, k: int, *, allowed_ids: np.ndarray | None = None,
+                    hidden: frozenset[str] = frozenset()) -> list[tuple[int, float]]:
+        """BM25 top-k; with `hidden` documents, scored with the statistics of the others alone (term frequencies
+        and lengths of documents a caller may not read must not move its scores)."""
+        index = self._bm25_without(hidden) if hidden else self.bm25
+        ids, scores = index.search(query, k, allowed_ids=allowed_ids)
         return [(int(i), float(s)) for i, s in zip(ids, scores, strict=True)]
+
+    def _bm25_without(self, hidden: frozenset[str]) -> BM25Index:
+        """A BM25 index of this generation without the `hidden` documents, built once per set of them."""
+        with self._restricted_lock:
+            index = self._restricted_bm25.get(hidden)
+            if index is None:
+                terms = self.store.all_chunk_terms()
+                keep = [i for i, doc_id in enumerate(terms.doc_ids) if doc_id not in hidden]
+                index = self._restricted_bm25[hidden] = BM25Index.build(
+                    [terms.ids[i] for i in keep], [terms.terms[i] for i in keep], [terms.doc_ids[i] for i in keep])
+            return index
+
+    def hidden_documents(self, groups: frozenset[str]) -> frozenset[str]:
+        """The documents a caller in `groups` may not read: those restricted to groups it is in none of."""
+        return frozenset(doc_id for doc_id, readers in self._document_groups.items() if not readers & groups)
+
+    @cached_property
+    def _document_groups(self) -> dict[str, frozenset[str]]:
+        return self.store.document_groups()  # a generation never changes
 
     def chunks(self, chunk_ids: list[int]) -> dict[int, StoredChunk]:
         return self.store.chunks(chunk_ids)
@@ -410,14 +441,19 @@ class IndexReader:
         return self.store.get_meta("dimension"), self.store.get_meta("sentence_split")
 
     def chunk_ids_where(
-        self, *, doc_ids: Sequence[str] | None = None, source_globs: Sequence[str] | None = None
+        self, *, doc_ids: Sequence[str] | None = None, source_globs: Sequence[str] | None = None,
+        exclude_doc_ids: Collection[str] = (),
     ) -> np.ndarray:
         """Chunk ids of the documents a metadata filter keeps (ids and source globs, both must match)."""
-        return self.store.chunk_ids_where(doc_ids=doc_ids, source_globs=source_globs)
+        return self.store.chunk_ids_where(doc_ids=doc_ids, source_globs=source_globs, exclude_doc_ids=exclude_doc_ids)
 
-    def documents(self, *, offset: int = 0, limit: int = 50) -> tuple[int, list[DocumentSummary]]:
-        """The number of documents and one page of them (by source path)."""
-        return self.store.count_documents(), self.store.list_documents(offset=offset, limit=limit)
+    def documents(self, *, offset: int = 0, limit: int = 50,
+                  hidden: Collection[str] = ()) -> tuple[int, list[DocumentSummary]]:
+        """The number of documents and one page of them (by source path), leaving out the `hidden` ones."""
+        if not hidden:
+            return self.store.count_documents(), self.store.list_documents(offset=offset, limit=limit)
+        shown = [d for d in self.store.list_documents(offset=0, limit=-1) if d.doc_id not in hidden]
+        return len(shown), shown[offset:offset + limit]
 
     def document(self, doc_id: str) -> DocumentRecord | None:
         return self.store.document(doc_id)

@@ -21,7 +21,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +31,7 @@ import numpy as np
 from generators.text.embedder import SentenceEmbedder
 from generators.text.sentence_reader import SENTENCE_SPLIT_VERSION, split_sentences
 from index.bm25 import ANALYZER_VERSION, analyze
-from index.docstore import ChunkRecord, DocumentRecord
+from index.docstore import ChunkRecord, DocumentRecord, source_matches
 from index.store import IndexStore, IndexWriter
 from ingest.chunking import Chunk, Chunker
 from ingest.discovery import DEFAULT_EXCLUDE, Discovery, discover
@@ -109,6 +109,19 @@ class _Group:
         return chunks, sentences
 
 
+@dataclass(frozen=True)
+class GroupRules:
+    """Who may read what an ingest adds: the groups of the first rule whose glob matches a file's path (globs as
+    in `source_matches`: "hr/*.pdf" matches any trailing part), else `default` (None: as the document already is)."""
+
+    rules: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    default: tuple[str, ...] | None = None
+
+    def __call__(self, path: Path) -> tuple[str, ...] | None:
+        source = path.as_posix()
+        return next((groups for glob, groups in self.rules if source_matches(source, glob)), self.default)
+
+
 def document_id(path: Path) -> str:
     """Stable id of a file: a hash of its absolute path."""
     return hashlib.sha1(str(path).encode("utf-8", "surrogateescape")).hexdigest()[:16]
@@ -175,7 +188,11 @@ class IngestPipeline:
     def fingerprint(self) -> str:
         return f"{self.chunker.fingerprint}|{self.embedder.fingerprint}|bm25:{ANALYZER_VERSION}"
 
-    def run(self, paths: Sequence[Path | str], *, prune: bool = False) -> IngestReport:
+    def run(self, paths: Sequence[Path | str], *, prune: bool = False,
+            groups_for: Callable[[Path], Collection[str] | None] | None = None) -> IngestReport:
+        """Ingest the files under `paths` (`prune`: and forget documents whose files are gone from them).
+        `groups_for(path)`: the groups that may read each file's document (empty: public; None, or no
+        `groups_for`: the groups it already has)."""
         started = time.perf_counter()
         report = IngestReport()
         roots = [Path(os.path.abspath(p)) for p in paths]
@@ -204,7 +221,7 @@ class IngestPipeline:
                 if in_flight is not None:
                     self._write(writer, in_flight, report)
             self._store(writer, pending, report)
-            self._end(writer, roots, found, report, prune)
+            self._end(writer, roots, found, report, prune, groups_for)
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
@@ -231,8 +248,14 @@ class IngestPipeline:
         if self.on_progress is not None:
             self.on_progress(IngestProgress(files_done, files_total, chunks_done, reading, pages_done, pages_total))
 
-    def _end(self, writer: IndexWriter, roots: list[Path], found: Discovery, report: IngestReport, prune: bool) -> None:
-        """Every run's last steps, whichever engine read the files: progress, pruning, the last commit."""
+    def _end(self, writer: IndexWriter, roots: list[Path], found: Discovery, report: IngestReport, prune: bool,
+             groups_for: Callable[[Path], Collection[str] | None] | None) -> None:
+        """Every run's last steps, whichever engine read the files: groups, progress, pruning, the last commit."""
+        if groups_for is not None:
+            for path in found.files:
+                groups = groups_for(path)
+                if groups is not None:
+                    writer.set_groups(document_id(path), groups)
         self._progress(len(found.files), len(found.files), report.chunks_added)
         if prune:
             self._prune(writer, roots, set(found.files), report)

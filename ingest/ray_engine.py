@@ -31,7 +31,7 @@ import logging
 import os
 import pickle
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,7 +282,8 @@ class RayIngestPipeline(IngestPipeline):
         self.embedder_factory = embedder_factory
         self._ray: ModuleType | None = None  # the connected `ray` module, from the start of a run
 
-    def run(self, paths: Sequence[Path | str], *, prune: bool = False) -> IngestReport:
+    def run(self, paths: Sequence[Path | str], *, prune: bool = False,
+            groups_for: Callable[[Path], Collection[str] | None] | None = None) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport()
         roots = [Path(os.path.abspath(p)) for p in paths]
@@ -294,7 +295,7 @@ class RayIngestPipeline(IngestPipeline):
                 known = writer.store.content_hash(document_id(path))
                 rows.append({"path": str(path), "known": known or "", "stored": b""})
             self._stream(writer, rows, report, commit=True)
-            self._end(writer, roots, found, report, prune)
+            self._end(writer, roots, found, report, prune, groups_for)
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 

@@ -61,7 +61,7 @@ def build_mcp_server(settings: Settings, services_of: Callable[[], Services], *,
         bearer = headers.get("authorization", "")
         given = bearer[7:].strip() if bearer.lower().startswith("bearer ") else headers.get("x-api-key")
         try:
-            return actions.caller_for_key(settings.api.keys, given)
+            return actions.caller_for_key(settings.api.keys, services_of().keys, given)
         except ApiError as exc:
             raise ToolError(exc.message) from None
 
@@ -122,10 +122,13 @@ def build_mcp_server(settings: Settings, services_of: Callable[[], Services], *,
                          content_base64: Annotated[str | None, Field(description="Or its bytes, base64.")] = None,
                          path: Annotated[str | None, Field(description="Or a file on the server's machine (stdio "
                                                                         "only).")] = None,
-                         collection: Collection = "default") -> UploadResult:
+                         collection: Collection = "default",
+                         groups: Annotated[list[str] | None, Field(description="Who may read it (default: the "
+                                                                                "key's own groups).")] = None,
+                         ) -> UploadResult:
             """Add a document to the collection (ingested at once; answers switch when it is committed)."""
             data = _ingest_bytes(ctx, content, content_base64, path)
-            return await call(actions.upload, caller(ctx), collection, name, data)
+            return await call(actions.upload, caller(ctx), collection, name, data, "", groups)
 
     return server
 

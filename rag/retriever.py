@@ -39,14 +39,16 @@ class RetrievedPassage:
 
 @dataclass(frozen=True)
 class MetadataFilter:
-    """Which documents a query may draw on: source globs ("docs/*.md", "*.pdf") and/or document ids."""
+    """Which documents a query may draw on: source globs ("docs/*.md", "*.pdf") and/or document ids, never the
+    `hidden` ones (those the caller may not read: they are left out before anything is ranked or scored)."""
 
     sources: tuple[str, ...] = ()
     doc_ids: tuple[str, ...] | None = None
+    hidden: frozenset[str] = frozenset()
 
     @property
     def is_empty(self) -> bool:
-        return not self.sources and self.doc_ids is None
+        return not self.sources and self.doc_ids is None and not self.hidden
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,10 @@ class HybridRetriever:
         top_k = self.top_k if top_k is None else top_k
         started = time.perf_counter()
         allowed = None
+        hidden = frozenset() if filters is None else filters.hidden
         if filters is not None and not filters.is_empty:
-            allowed = self.reader.chunk_ids_where(doc_ids=filters.doc_ids, source_globs=filters.sources)
+            allowed = self.reader.chunk_ids_where(doc_ids=filters.doc_ids, source_globs=filters.sources,
+                                                  exclude_doc_ids=hidden)
             if len(allowed) == 0:
                 return RetrievalResult([], {"dense": 0.0, "bm25": 0.0, "total": 0.0})
         dense_weight = self.dense_weight
@@ -101,7 +105,8 @@ class HybridRetriever:
             else []
         )
         after_dense = time.perf_counter()
-        keyword = self.reader.search_bm25(query, self.bm25_depth, allowed_ids=allowed) if self.bm25_weight else []
+        keyword = (self.reader.search_bm25(query, self.bm25_depth, allowed_ids=allowed, hidden=hidden)
+                   if self.bm25_weight else [])
         after_bm25 = time.perf_counter()
         dense_ids = [i for i, _ in dense]
         bm25_ids = [i for i, _ in keyword]

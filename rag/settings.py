@@ -351,8 +351,12 @@ class ApiSettings(Section):
     host: str = Field("127.0.0.1", description="Address `rag serve` listens on.")
     port: int = Field(8000, ge=0, le=65535, description="Port `rag serve` listens on.")
     keys: dict[str, list[str]] | list[str] | None = Field(
-        None, description='API keys: a JSON list of keys allowed everywhere, or {"key": ["collection", ...]} '
-        'limiting each key to some collections ("*" for all). Unset: no key needed.')
+        None, description='Fixed API keys: a JSON list of keys allowed everywhere, or {"key": ["collection", ...]} '
+        'limiting each key to some collections ("*" for all: such a key also manages keys). They read every '
+        "document; keys with groups live in RAG_API__KEYS_FILE. With neither: no key needed.")
+    keys_file: Path = Field(Path(".rag-keys.json"), description="The key file of `rag keys` and /admin/keys: keys "
+                            "(stored hashed) with the groups whose documents they may read, their collections, and "
+                            "whether they manage keys. Re-read when it changes.")
     max_upload_mb: float = Field(20.0, gt=0, description="Largest accepted upload (HTTP 413 above).")
     answer_slots: int = Field(
         2, ge=1, description="Extractive answers computed at once; more wait their turn in arrival order instead of "

@@ -7,13 +7,15 @@ import secrets
 from pathlib import Path
 
 from ingest.loaders import LOADERS
+from index.store import IndexReader
 from rag.api.errors import ApiError
+from rag.api.keys import KeyStore
 from rag.api.schemas import (
     AskRequest, DocumentOut, DocumentPage, DocumentText, PageSpanOut, PassageOut, SearchRequest, SearchResult,
     UploadResult,
 )
 from rag.api.services import Services
-from rag.chain import AskResponse
+from rag.chain import AskChain, AskResponse
 from rag.retriever import MetadataFilter
 
 # Content types a client may send for each readable extension (octet-stream and none: "unknown").
@@ -42,33 +44,50 @@ ANY_CONTENT_TYPE = {"", "application/octet-stream", "binary/octet-stream"}
 
 
 class Caller:
-    """Who is calling: their key (None when the service needs none) and the collections it opens."""
+    """Who is calling: their key (None when the service needs none), the collections it opens, the groups whose
+    documents it may read (None: every document), and whether it manages keys."""
 
-    def __init__(self, key: str | None, collections: frozenset[str] | None) -> None:
+    def __init__(self, key: str | None, collections: frozenset[str] | None, groups: frozenset[str] | None = None,
+                 admin: bool = False) -> None:
         self.key = key
         self.collections = collections  # None: every collection
+        self.groups = groups
+        self.admin = admin
 
     def check(self, collection: str) -> None:
         if self.collections is not None and collection not in self.collections:
             raise ApiError(403, f"this API key may not use the collection {collection!r}", "permission_error")
 
+    def hidden(self, reader: IndexReader) -> frozenset[str]:
+        """The documents of this index snapshot the caller may not read."""
+        return frozenset() if self.groups is None else reader.hidden_documents(self.groups)
 
-def caller_for_key(keys: dict[str, list[str]] | list[str] | None, given: str | None) -> Caller:
-    """The caller a key makes (RAG_API__KEYS: a list of keys for everything, or key → collections); 401 when keys
-    are configured and `given` is none of them."""
-    if not keys:
+
+def caller_for_key(keys: dict[str, list[str]] | list[str] | None, store: KeyStore | None, given: str | None) -> Caller:
+    """The caller a key makes: a key of RAG_API__KEYS (a list of keys for everything, or key → collections; "*"
+    keys also manage keys) or of the key file (its groups, collections, admin). With neither configured every
+    caller reads everything and manages nothing; otherwise a missing or unknown key is a 401."""
+    static = {key: ["*"] for key in keys} if isinstance(keys, list) else (keys or {})
+    if not static and not store:
         return Caller(None, None)
-    allowed = {key: ["*"] for key in keys} if isinstance(keys, list) else keys
     if not given:
         raise ApiError(401, "an API key is required: send 'Authorization: Bearer <key>'", "authentication_error")
-    for key, collections in allowed.items():
+    for key, collections in static.items():
         if secrets.compare_digest(given.encode(), key.encode()):
-            return Caller(key, None if "*" in collections else frozenset(collections))
-    raise ApiError(401, "invalid API key", "authentication_error")
+            everywhere = "*" in collections
+            return Caller(key, None if everywhere else frozenset(collections), None, admin=everywhere)
+    entry = store.lookup(given) if store else None
+    if entry is None:
+        raise ApiError(401, "invalid API key", "authentication_error")
+    collections = None if "*" in entry.collections else frozenset(entry.collections)
+    return Caller(entry.id, collections, None if entry.admin else frozenset(entry.groups), admin=entry.admin)
 
 
-def _filters(sources: list[str] | None, doc_ids: list[str] | None) -> MetadataFilter:
-    return MetadataFilter(sources=tuple(sources or ()), doc_ids=tuple(doc_ids) if doc_ids else None)
+def filters_for(caller: Caller, chain: AskChain, sources: list[str] | None = None,
+                doc_ids: list[str] | None = None) -> MetadataFilter:
+    """What a request may draw on: the documents it names, never those its caller may not read."""
+    return MetadataFilter(sources=tuple(sources or ()), doc_ids=tuple(doc_ids) if doc_ids else None,
+                          hidden=caller.hidden(chain.retriever.reader))
 
 
 def search(services: Services, caller: Caller, request: SearchRequest) -> SearchResult:
@@ -77,7 +96,7 @@ def search(services: Services, caller: Caller, request: SearchRequest) -> Search
     with services.collections.get(request.collection).chain() as chain:
         retriever = chain.retriever
         found = retriever.run(request.query, top_k=request.top_k,
-                              filters=_filters(request.sources, request.doc_ids)).passages
+                              filters=filters_for(caller, chain, request.sources, request.doc_ids)).passages
         passages = [PassageOut(doc_id=p.doc_id, source=p.source, title=p.title, heading=p.heading, start=p.start,
                                end=p.end, pages=retriever.pages(p.doc_id, p.start, p.end), text=p.text,
                                score=round(p.score, 6)) for p in found]
@@ -89,7 +108,7 @@ def ask(services: Services, caller: Caller, request: AskRequest) -> AskResponse:
     caller.check(request.collection)
     with services.admit(request.mode), services.collections.get(request.collection).chain() as chain:
         response = chain.run(request.question, mode=request.mode, top_k=request.top_k,
-                             filters=_filters(request.sources, request.doc_ids))
+                             filters=filters_for(caller, chain, request.sources, request.doc_ids))
     services.metrics.observe_chain(response)
     return response
 
@@ -97,7 +116,7 @@ def ask(services: Services, caller: Caller, request: AskRequest) -> AskResponse:
 def list_documents(services: Services, caller: Caller, collection: str, offset: int = 0,
                    limit: int = 50) -> DocumentPage:
     caller.check(collection)
-    total, documents = services.collections.get(collection).documents(offset, limit)
+    total, documents = services.collections.get(collection).documents(offset, limit, caller)
     return DocumentPage(collection=collection, total=total, offset=offset, limit=limit,
                         documents=[DocumentOut(**vars(d)) for d in documents])
 
@@ -106,7 +125,7 @@ def get_document(services: Services, caller: Caller, doc_id: str, collection: st
                  end: int | None = None) -> DocumentText:
     """A document's extracted text, or the span `start:end` of it (a citation's), with where its pages are."""
     caller.check(collection)
-    record = services.collections.get(collection).document(doc_id)
+    record = services.collections.get(collection).document(doc_id, caller)
     if record is None:
         raise ApiError(404, f"no document {doc_id!r} in the collection {collection!r}", "not_found_error")
     first, last = start or 0, len(record.text) if end is None else end
@@ -116,6 +135,12 @@ def get_document(services: Services, caller: Caller, doc_id: str, collection: st
     pages = [PageSpanOut(**span) for span in record.structure.get("pages", [])]
     return DocumentText(doc_id=record.doc_id, source=record.source, kind=record.kind, title=record.title,
                         text=record.text[first:last], start=first, pages=pages)
+
+
+def delete_document(services: Services, caller: Caller, doc_id: str, collection: str) -> None:
+    caller.check(collection)
+    if not services.collections.get(collection).delete(doc_id, caller):
+        raise ApiError(404, f"no document {doc_id!r} in the collection {collection!r}", "not_found_error")
 
 
 def check_upload(name: str, content_type: str) -> None:
@@ -129,10 +154,17 @@ def check_upload(name: str, content_type: str) -> None:
 
 
 def upload(services: Services, caller: Caller, collection: str, name: str, content: bytes,
-           content_type: str = "") -> UploadResult:
+           content_type: str = "", groups: list[str] | None = None) -> UploadResult:
     """Store the file under a name of our own and ingest it; questions keep being answered from the previous
-    snapshot until this one is committed."""
+    snapshot until this one is committed. `groups` may read it (default: the uploader's own groups; none for a key
+    that reads everything: public); a key may only give documents to groups it is in."""
     caller.check(collection)
+    if groups is None:
+        groups = sorted(caller.groups or ())
+    outside = set(groups) - caller.groups if caller.groups is not None else set()
+    if outside:
+        raise ApiError(403, f"this API key may not give documents to the groups {', '.join(sorted(outside))}",
+                       "permission_error")
     check_upload(name, content_type)
     limit = int(services.settings.api.max_upload_mb * 1024 * 1024)
     if len(content) > limit:
@@ -140,7 +172,7 @@ def upload(services: Services, caller: Caller, collection: str, name: str, conte
     if not content:
         raise ApiError(422, "the file is empty", "invalid_request_error")
     target = services.collections.get(collection, create=True)
-    path, report = target.add(name, content)
+    path, report = target.add(name, content, groups)
     if report.failed:
         raise ApiError(422, f"could not read {Path(name).name}: {report.failed[0].error}", "invalid_request_error")
     return UploadResult(collection=collection, file=path.name, doc_ids=target.doc_ids_for(path),

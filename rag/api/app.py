@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
 from rag.api.errors import install_error_handlers
-from rag.api.routers import ask, chat, documents, generation, health, page, tasks
+from rag.api.routers import admin, ask, chat, documents, generation, health, page, tasks
 from rag.api.services import Services
 from rag.mcp_server import build_mcp_server
 from rag.settings import Settings
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, *, warm_up: str = "background")
                              "status": response.status_code, "ms": round(elapsed * 1000, 1)}))
         return response
 
-    for module in (ask, chat, documents, tasks, generation, health, page):
+    for module in (ask, chat, documents, admin, tasks, generation, health, page):
         app.include_router(module.router)
     app.router.routes.extend(mcp_http.routes)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -16,12 +16,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from index.backends import VectorBackend
 from index.docstore import DocumentRecord, DocumentSummary
 from index.store import IndexReader, IndexStore, MissingIndexError
 from ingest.pipeline import IngestPipeline, IngestReport
 from rag.chain import AskChain
+
+if TYPE_CHECKING:
+    from rag.api.actions import Caller
 
 log = logging.getLogger(__name__)
 
@@ -113,27 +117,32 @@ class Collection:
         except MissingIndexError:
             return {"documents": 0, "chunks": 0, "fingerprint": None}
 
-    def documents(self, offset: int, limit: int) -> tuple[int, list[DocumentSummary]]:
+    def documents(self, offset: int, limit: int, caller: Caller) -> tuple[int, list[DocumentSummary]]:
+        """How many documents `caller` may read, and one page of them."""
         try:
             with self.chain() as chain:
-                return chain.retriever.reader.documents(offset=offset, limit=limit)
+                reader = chain.retriever.reader
+                return reader.documents(offset=offset, limit=limit, hidden=caller.hidden(reader))
         except MissingIndexError:
             return 0, []
 
-    def document(self, doc_id: str) -> DocumentRecord | None:
+    def document(self, doc_id: str, caller: Caller) -> DocumentRecord | None:
+        """The document, if it exists and `caller` may read it (else None: the same as no such document)."""
         try:
             with self.chain() as chain:
-                return chain.retriever.reader.document(doc_id)
+                reader = chain.retriever.reader
+                return None if doc_id in caller.hidden(reader) else reader.document(doc_id)
         except MissingIndexError:
             return None
 
-    def add(self, name: str, content: bytes) -> tuple[Path, IngestReport]:
-        """Save an upload under a derived name and ingest it; readers switch when the commit is done."""
+    def add(self, name: str, content: bytes, groups: list[str] | None = None) -> tuple[Path, IngestReport]:
+        """Save an upload under a derived name and ingest it for `groups` (none: public); readers switch when the
+        commit is done."""
         path = self.uploads_dir / safe_file_name(name, content)
         with self._writer:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content)
-            report = self._make_pipeline(self.store).run([path])
+            report = self._make_pipeline(self.store).run([path], groups_for=lambda _: groups or ())
             if report.failed and not report.ingested:
                 path.unlink(missing_ok=True)  # unreadable: nothing of it is kept
             if self.exists:
@@ -155,12 +164,13 @@ class Collection:
         wanted = path.resolve()
         return [doc_id for source, doc_id in sources.items() if Path(source).resolve() == wanted]
 
-    def delete(self, doc_id: str) -> bool:
+    def delete(self, doc_id: str, caller: Caller) -> bool:
+        """Remove the document if `caller` may read it; False when there is none it may read."""
         with self._writer:
             if not self.exists:
                 return False
             with self.store.reader() as reader:
-                record = reader.document(doc_id)
+                record = None if doc_id in caller.hidden(reader) else reader.document(doc_id)
             if record is None:
                 return False
             with self.store.writer() as writer:

@@ -30,11 +30,12 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
 def get_caller(
-    settings: SettingsDep,
+    services: ServicesDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header: Annotated[str | None, Depends(_header)],
 ) -> Caller:
-    return caller_for_key(settings.api.keys, bearer.credentials if bearer is not None else header)
+    return caller_for_key(services.settings.api.keys, services.keys,
+                          bearer.credentials if bearer is not None else header)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

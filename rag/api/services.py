@@ -13,6 +13,7 @@ from generators.text.embedder import SentenceEmbedder
 from rag.api.admission import AnswerQueue
 from rag.api.collections import Collections
 from rag.api.jobs import JobQueue
+from rag.api.keys import KeyStore
 from rag.components import (
     ChainModels, build_chain, build_chain_models, build_classifier, build_embedder, build_ingest_pipeline,
     build_media_models, build_summarizer, build_vector_backend,
@@ -63,6 +64,7 @@ class Services:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.keys = KeyStore(settings.api.keys_file)  # re-read when it changes: keys rotate without a restart
         self.embedder: SentenceEmbedder = build_embedder(settings)
         self.models: ChainModels = build_chain_models(settings, self.embedder)
         self.metrics = Metrics()

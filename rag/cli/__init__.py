@@ -4,7 +4,7 @@
 """
 
 # isort: off
-from rag.cli import ingest, ask, serve, eval, finetune, media, config  # noqa: F401 - each registers its commands
+from rag.cli import ingest, ask, serve, keys, eval, finetune, media, config  # noqa: F401 - each registers its commands
 from rag.cli.shared import app
 
 __all__ = ["app"]

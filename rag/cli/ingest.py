@@ -42,6 +42,13 @@ def ingest(
     backend: BackendOption = None,
     watch: Annotated[bool, typer.Option("--watch", help="Then keep watching PATHS: every change is ingested "
                                         "(added, changed, moved, deleted files), until Ctrl-C.")] = False,
+    group: Annotated[list[str] | None, typer.Option(
+        "--group", help="Only keys of this group (repeatable) may read the documents of this run (and admins).")] = None,
+    group_for: Annotated[list[str] | None, typer.Option(
+        "--group-for", help="GLOB=GROUP[,GROUP]: documents whose path matches GLOB are for these groups "
+        "(repeatable; the first match wins over --group).")] = None,
+    public: Annotated[bool, typer.Option("--public", help="Make the documents of this run readable by every key.")
+                      ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Read, chunk and embed files into the index; unchanged files are skipped."""
@@ -55,6 +62,7 @@ def ingest(
             "index.lock_timeout": lock_timeout, "ingest.engine": engine, "ingest.ray_address": ray_address,
             "ingest.ray_embed_actors": embed_actors, "index.backend": backend,
         })
+        groups_for = _group_rules(group or [], group_for or [], public)
 
     started = time.perf_counter()
     rate = RateColumn(started)
@@ -79,14 +87,14 @@ def ingest(
     with user_errors(), progress:
         store = build_store(settings, index)
         pipeline = build_ingest_pipeline(settings, store, on_progress=on_progress)
-        report = pipeline.run(paths, prune=prune)
+        report = pipeline.run(paths, prune=prune, groups_for=groups_for)
     _print_ingest_report(report, as_json)
     if watch:
         from ingest.watch import watch_folders
 
         err.print(f"watching {', '.join(map(str, paths))} (Ctrl-C stops)")
         with user_errors():
-            watch_folders(paths, lambda: pipeline.run(paths, prune=True), ignore=[store.root],
+            watch_folders(paths, lambda: pipeline.run(paths, prune=True, groups_for=groups_for), ignore=[store.root],
                           on_report=lambda synced: _print_ingest_report(synced, as_json))
 
 
@@ -103,6 +111,23 @@ def _print_ingest_report(report, as_json: bool) -> None:  # noqa: ANN001 - an In
         err.print(f"[yellow]skipped[/yellow] {failure.path}: {failure.error}")
     for part in report.partial:
         err.print(f"[yellow]partly read[/yellow] {part.path}: {part.error}")
+
+
+def _group_rules(groups: list[str], rules: list[str], public: bool):  # noqa: ANN202 - GroupRules | None
+    """Who may read this run's documents, from --group, --group-for and --public (None: leave them as they are)."""
+    from ingest.pipeline import GroupRules
+
+    if public and groups:
+        raise ValueError("--public and --group contradict each other")
+    parsed = []
+    for rule in rules:
+        glob, _, names = rule.partition("=")
+        chosen = tuple(n.strip() for n in names.split(",") if n.strip())
+        if not glob or not chosen:
+            raise ValueError(f"--group-for takes GLOB=GROUP[,GROUP], not {rule!r}")
+        parsed.append((glob, chosen))
+    default = () if public else (tuple(groups) or None)
+    return GroupRules(tuple(parsed), default) if parsed or default is not None else None
 
 
 @app.command()

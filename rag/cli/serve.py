@@ -31,11 +31,11 @@ def mcp(
 
     with user_errors():
         settings = settings_with({"index.backend": backend, "index.dir": index})
+        services = Services(settings)
         try:
-            caller = caller_for_key(settings.api.keys, key)
+            caller = caller_for_key(settings.api.keys, services.keys, key)
         except ApiError as exc:
             raise ValueError(f"{exc.message} (--key or RAG_API_KEY)") from None
-        services = Services(settings)
     # stdout carries the protocol: everything else (model loading, notes) goes to stderr through logging.
     threading.Thread(target=services.warm_up, name="warm-up", daemon=True).start()
     try:

@@ -24,7 +24,8 @@ def serving(folder: Path, *, upload_key: str | None = None, **settings: str) -> 
     # The sentence reader answers: these tests check clients and plumbing, not a reader's quality.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_READER__MODEL": "no-such-org/no-such-reader",
            "RAG_INDEX__DIR": str(folder / "index"),
-           "RAG_INDEX__COLLECTIONS_DIR": str(folder / "collections"), "RAG_INGEST__CHUNK_TOKENS": "64", "RAG_INGEST__CHUNK_OVERLAP": "8",
+           "RAG_INDEX__COLLECTIONS_DIR": str(folder / "collections"), "RAG_API__KEYS_FILE": str(folder / "keys.json"),
+           "RAG_INGEST__CHUNK_TOKENS": "64", "RAG_INGEST__CHUNK_OVERLAP": "8",
            **settings}
     rag = shutil.which("rag", path=os.path.dirname(sys.executable)) or "rag"
     command = [rag, "serve", "--host", "127.0.0.1", "--port", str(port)]

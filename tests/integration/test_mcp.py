@@ -154,3 +154,33 @@ def test_rag_mcp_serves_the_same_tools_over_stdio(api_url, tmp_path):
             assert "new and full moon" in found["passages"][0]["text"]
 
     _run(scenario)
+
+
+def test_group_keys_read_only_their_documents_through_the_tools(tmp_path_factory):
+    from rag.api.keys import KeyStore
+
+    folder = tmp_path_factory.mktemp("mcp-groups")
+    store = KeyStore(folder / "keys.json")
+    _, admin = store.create("operator", admin=True)
+    alpha = store.create("alpha", groups=("alpha",))[1]
+    with serving(folder, upload_key=admin) as url:
+        secret = httpx.post(f"{url}/documents", files={"file": ("vault.md", b"# Vault\n\nThe vault code is BRAVO5512.\n",
+                                                                "text/markdown")},
+                            data={"groups": "bravo"}, headers={"Authorization": f"Bearer {admin}"}, timeout=120).json()
+
+        async def scenario():
+            async with _client(url, alpha) as client:
+                results = [
+                    await _call(client, "search", {"query": "What is the vault code?", "top_k": 10}),
+                    await _call(client, "ask", {"question": "What is the vault code?", "mode": "extractive"}),
+                    await _call(client, "list_documents", {}),
+                ]
+                missing = await _error(client, "get_document", {"doc_id": secret["doc_ids"][0]})
+                assert "no document" in missing
+                with pytest.raises(Exception):  # noqa: B017 - the SDK raises its own error type for a failed read
+                    await client.read_resource(f"document://default/{secret['doc_ids'][0]}")
+            return results
+
+        results = anyio.run(scenario)
+    assert results[2]["total"] == 3
+    assert not any("BRAVO5512" in json.dumps(r) or "vault.md" in json.dumps(r) for r in results)

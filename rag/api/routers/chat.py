@@ -20,6 +20,7 @@ from contextlib import ExitStack
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
+from rag.api.actions import Caller, filters_for
 from rag.api.admission import SSE_HEADERS, stream_holding
 from rag.api.deps import CallerDep, ServicesDep, SettingsDep
 from rag.api.errors import ApiError
@@ -136,9 +137,11 @@ def chat_completions(body: ChatRequest, services: ServicesDep, caller: CallerDep
         slot = ExitStack()
         slot.enter_context(services.admit(mode))
         return stream_holding(
-            slot, _stream(services, collection, body, mode, question, query, history, completion_id, created, qa))
+            slot, _stream(services, collection, caller, body, mode, question, query, history, completion_id, created,
+                          qa))
     with services.admit(mode), collection.chain() as chain:
-        response = chain.run(question, mode=mode, top_k=body.top_k, retrieval_query=query, history=history)
+        response = chain.run(question, mode=mode, top_k=body.top_k, retrieval_query=query, history=history,
+                             filters=filters_for(caller, chain))
     services.metrics.observe_chain(response)
     text, citations = _numbered(response)
     return ChatCompletion(id=completion_id, created=created, model=body.model,
@@ -162,7 +165,7 @@ def _task_stream(model: str, content: str, info: TaskInfo, completion_id: str, c
     yield "data: [DONE]\n\n"
 
 
-def _stream(services, collection, body: ChatRequest, mode: str, question: str, query: str,
+def _stream(services, collection, caller: Caller, body: ChatRequest, mode: str, question: str, query: str,
             history: list[dict[str, str]], completion_id: str, created: int, qa: TaskInfo) -> Iterator[str]:
     """OpenAI `chat.completion.chunk` events: the role, the text deltas, then a last chunk with
     `finish_reason`, the citations and `rag`; then `[DONE]`. Errors mid-stream arrive as an `error` event."""
@@ -175,7 +178,8 @@ def _stream(services, collection, body: ChatRequest, mode: str, question: str, q
     try:
         with collection.chain() as chain:
             streamed: list[str] = []
-            for event in chain.stream(question, mode=mode, top_k=body.top_k, retrieval_query=query, history=history):
+            for event in chain.stream(question, mode=mode, top_k=body.top_k, retrieval_query=query, history=history,
+                                      filters=filters_for(caller, chain)):
                 if isinstance(event, str):
                     if event:
                         streamed.append(event)

@@ -10,7 +10,6 @@ from starlette.concurrency import run_in_threadpool
 
 from rag.api import actions
 from rag.api.deps import CallerDep, ServicesDep
-from rag.api.errors import ApiError
 from rag.api.schemas import CollectionName, DocumentPage, DocumentText, ErrorResponse, UploadResult
 
 router = APIRouter(prefix="/documents", tags=["documents"])
@@ -35,6 +34,9 @@ async def upload_document(
     caller: CallerDep,
     file: Annotated[UploadFile, File(description="A .md, .txt, .rst, .html, .pdf or .docx file.")],
     collection: Annotated[CollectionName, Form()] = "default",
+    groups: Annotated[str | None, Form(max_length=2000, description="Comma-separated groups that may read it "
+                                       "(default: the key's own groups; public for a key that reads everything).")
+                      ] = None,
 ) -> UploadResult:
     """Store the file under a name of our own and ingest it; questions keep being answered from the
     previous snapshot until this one is committed."""
@@ -42,8 +44,9 @@ async def upload_document(
     limit = int(services.settings.api.max_upload_mb * 1024 * 1024)
     actions.check_upload(file.filename or "", file.content_type or "")  # before reading: a wrong type costs nothing
     content = await file.read(limit + 1)
+    chosen = None if groups is None else [g.strip() for g in groups.split(",") if g.strip()]
     return await run_in_threadpool(actions.upload, services, caller, collection, file.filename or "", content,
-                                   file.content_type or "")
+                                   file.content_type or "", chosen)
 
 
 @router.get("/{doc_id}", response_model=DocumentText, responses=ERRORS)
@@ -60,7 +63,5 @@ def get_document(doc_id: Annotated[str, Path_(max_length=200)], services: Servic
 def delete_document(doc_id: Annotated[str, Path_(max_length=200)], services: ServicesDep, caller: CallerDep,
                     collection: CollectionQuery = "default") -> Response:
     """Remove a document (and its uploaded file) from the collection."""
-    caller.check(collection)
-    if not services.collections.get(collection).delete(doc_id):
-        raise ApiError(404, f"no document {doc_id!r} in the collection {collection!r}", "not_found_error")
+    actions.delete_document(services, caller, doc_id, collection)
     return Response(status_code=204)

@@ -14,9 +14,11 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
 def healthz(services: ServicesDep) -> JSONResponse:
-    """200 once the models are loaded and the indexes open (with their stats); 503 before that or on failure."""
+    """200 once the models are loaded and the indexes open (with their stats, unless keys are needed: counts of
+    documents are not for every caller); 503 before that or on failure."""
     collections = {}
-    for name in services.collections.names():
+    keys_needed = bool(services.settings.api.keys) or bool(services.keys)
+    for name in [] if keys_needed else services.collections.names():
         try:
             collections[name] = services.collections.get(name).stats()
         except Exception as exc:  # noqa: BLE001 - one unreadable index must not hide the others

@@ -18,7 +18,8 @@ def make_settings(tmp_path, **sections) -> Settings:
     """Settings on temporary folders with no reader or reranker model; `sections` override a section's fields."""
     values = {"index": {"dir": tmp_path / "index", "collections_dir": tmp_path / "collections"},
               "ingest": {"chunk_tokens": 64, "chunk_overlap": 8},
-              "reader": {"model": "no-such-org/no-such-reader"}, "rerank": {"model": "no-such-org/no-such-reranker"}}
+              "reader": {"model": "no-such-org/no-such-reader"}, "rerank": {"model": "no-such-org/no-such-reranker"},
+              "api": {"keys_file": tmp_path / "keys.json"}}
     for section, fields in sections.items():
         values[section] = {**values.get(section, {}), **fields}
     return Settings(**values)

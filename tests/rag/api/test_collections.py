@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from index.backends import FaissBackend
+from rag.api.actions import Caller
 from rag.api.collections import Collections, UnknownCollectionError, safe_file_name
 from rag.api.routers.chat import retrieval_query
 from rag.api.schemas import ChatMessage
@@ -32,7 +33,7 @@ def test_a_request_keeps_its_snapshot_while_an_ingest_commits(collections):
             assert after is not before and after.retriever.reader.documents()[0] == 2
         # the old snapshot stays open until its request ends
         assert before.retriever.reader.search_bm25("tides", 5)
-    assert default.documents(0, 10)[0] == 2
+    assert default.documents(0, 10, Caller(None, None))[0] == 2
 
 
 def test_collection_names_are_checked_and_unknown_ones_are_not_created(collections):
