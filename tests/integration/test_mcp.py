@@ -146,6 +146,14 @@ def test_rag_mcp_serves_the_same_tools_over_stdio(api_url, tmp_path):
             answer = await _call(client, "ask", {"question": "Who built the Bell Rock lighthouse?",
                                                  "mode": "extractive"})
             assert "Robert Stevenson" in answer["answer"] and answer["citations"]
+            cited = answer["citations"][0]
+            listed = await _call(client, "list_documents", {})
+            assert [d["source"].rsplit("/", 1)[-1] for d in listed["documents"]] == ["lighthouse.md"]
+            span = await _call(client, "get_document", {"doc_id": cited["doc_id"], "start": cited["start"],
+                                                        "end": cited["end"]})
+            assert span["text"] == cited["text"]
+            resource = await client.read_resource(f"document://default/{cited['doc_id']}")
+            assert "Robert Stevenson" in resource.contents[0].text
             notes = tmp_path / "notes.md"
             notes.write_text("# Tides\n\nSpring tides happen at new and full moon.\n")
             added = await _call(client, "ingest", {"name": "notes.md", "path": str(notes)})

@@ -1,5 +1,6 @@
-"""Documents per group: a key reads the public documents and those of its groups, by every route, and nothing of
-the others: no passage, span, title, id or count, not through follow-ups and not through BM25 statistics."""
+"""Documents per group: a key reads the public documents and those of its groups, by every route and reader mode,
+and nothing of the others: no passage, span, title, id or count, not through follow-ups, not through BM25
+statistics."""
 
 from __future__ import annotations
 
@@ -29,9 +30,10 @@ def _upload(client: TestClient, key: str, name: str, content: bytes, groups: str
 
 
 @pytest.fixture
-def world(tmp_path):
-    """An app with an admin key, a key per group, and documents of each group and public ones."""
-    settings = make_settings(tmp_path)
+def world(tmp_path, tiny_lm_dir):
+    """An app with an admin key, a key per group, and documents of each group and public ones; the generative
+    mode runs a tiny random language model (what it writes does not matter here, what it is shown does)."""
+    settings = make_settings(tmp_path, generator={"model": str(tiny_lm_dir), "max_new_tokens": 8})
     _, admin = KeyStore(settings.api.keys_file).create("operator", admin=True)
     with TestClient(create_app(settings, warm_up="blocking")) as client:
         keys = {}
@@ -69,7 +71,8 @@ def test_no_route_returns_anything_of_another_groups_documents(world):
             return response
 
         for question in QUESTIONS:
-            attempt(client.post("/ask", json={"question": question, "mode": "extractive"}, headers=headers), question)
+            for mode in ("extractive", "generative"):
+                attempt(client.post("/ask", json={"question": question, "mode": mode}, headers=headers), question)
             attempt(client.post("/search", json={"query": question, "top_k": 10}, headers=headers), question)
             chat = {"model": "extractive", "messages": [{"role": "user", "content": question}]}
             attempt(client.post("/v1/chat/completions", json=chat, headers=headers), question)
@@ -78,6 +81,8 @@ def test_no_route_returns_anything_of_another_groups_documents(world):
                 {"role": "user", "content": question}, {"role": "assistant", "content": "I do not know."},
                 {"role": "user", "content": "And what does it say exactly?"}]}
             attempt(client.post("/v1/chat/completions", json=follow_up, headers=headers), question)
+            attempt(client.post("/v1/chat/completions", json={**follow_up, "model": "generative", "stream": True},
+                                headers=headers), question)
         listed = attempt(client.get("/documents", headers=headers)).json()
         assert listed["total"] == 3 and len(listed["documents"]) == 3  # its own, tides, accounts
         for path in (f"/documents/{ids[other]}", f"/documents/{ids[other]}?start=0&end=5"):
