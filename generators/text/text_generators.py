@@ -15,9 +15,9 @@ import logging
 import os
 import threading
 from pathlib import Path
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from generators.resolve import ResolvedModel, resolve_model
 
@@ -41,6 +41,7 @@ class Sampling:
     stop: tuple[str, ...] = ()
 
 
+T = TypeVar("T")
 ErrorKind = Literal["connection", "timeout", "auth", "not_found", "bad_request", "api"]
 
 def is_gguf_model(name: str) -> bool:
@@ -481,17 +482,9 @@ class OpenAIGenerator:
         temperature: float = 0.0,
         stop: Sequence[str] | None = None,
     ) -> str:
-        import openai
-
-        client = self.warm_up()._client
-        assert client is not None
-        try:
-            completion = client.chat.completions.create(**self._request(messages, max_new_tokens, temperature, stop))
-        except openai.OpenAIError as exc:
-            raise self._error(exc) from None
-        if not completion.choices:
-            raise GeneratorError(f"The generator API at {self.endpoint} returned no choices.", kind="api", model=self.model_name)
-        return (completion.choices[0].message.content or "").strip()
+        request = self._request(messages, max_new_tokens, temperature, stop)
+        completion = self._api(lambda client: client.chat.completions.create(**request))
+        return (self._first_choice(completion).message.content or "").strip()
 
     def stream(
         self,
@@ -501,29 +494,45 @@ class OpenAIGenerator:
         temperature: float = 0.0,
         stop: Sequence[str] | None = None,
     ) -> Iterator[str]:
+        request = self._request(messages, max_new_tokens, temperature, stop)
+        started = False
+        for chunk in self._chunks(lambda client: client.chat.completions.create(**request, stream=True)):
+            if not chunk.choices:
+                continue
+            delta = chunk.choices[0].delta.content or ""
+            if not started:
+                delta = delta.lstrip()
+                started = bool(delta)
+            if delta:
+                yield delta
+
+    def _api(self, call: Callable[[Any], T]) -> T:
+        """`call(client)` with the client warmed up, and the SDK's errors as `GeneratorError`s that say what to do."""
         import openai
 
         client = self.warm_up()._client
         assert client is not None
         try:
-            chunks = client.chat.completions.create(**self._request(messages, max_new_tokens, temperature, stop), stream=True)
-        except openai.OpenAIError as exc:
-            raise self._error(exc) from None
-        started = False
-        try:
-            with chunks:
-                for chunk in chunks:
-                    if not chunk.choices:
-                        continue
-                    delta = chunk.choices[0].delta.content or ""
-                    if not started:
-                        delta = delta.lstrip()
-                        started = bool(delta)
-                    if delta:
-                        yield delta
+            return call(client)
         except openai.OpenAIError as exc:
             raise self._error(exc) from None
 
+    def _chunks(self, call: Callable[[Any], Any]) -> Iterator[Any]:
+        """The chunks of the stream `call(client)` opens, closed when the caller stops; errors as in `_api`."""
+        import openai
+
+        chunks = self._api(call)
+        try:
+            with chunks:
+                yield from chunks
+        except openai.OpenAIError as exc:
+            raise self._error(exc) from None
+
+    def _first_choice(self, completion: Any) -> Any:
+        if not completion.choices:
+            raise GeneratorError(f"The generator API at {self.endpoint} returned no choices.", kind="api",
+                                 model=self.model_name)
+        return completion.choices[0]
 
     def _completion_request(self, prompt: str, sampling: Sampling) -> dict[str, Any]:
         request: dict[str, Any] = {"model": self.model_name, "prompt": prompt, "max_tokens": sampling.max_new_tokens,
@@ -536,31 +545,14 @@ class OpenAIGenerator:
 
     def complete(self, prompt: str, sampling: Sampling) -> str:
         """The API's continuation of `prompt` (the legacy `/v1/completions` endpoint)."""
-        import openai
-
-        client = self.warm_up()._client
-        assert client is not None
-        try:
-            completion = client.completions.create(**self._completion_request(prompt, sampling))
-        except openai.OpenAIError as exc:
-            raise self._error(exc) from None
-        if not completion.choices:
-            raise GeneratorError(f"The generator API at {self.endpoint} returned no choices.", kind="api", model=self.model_name)
-        return completion.choices[0].text or ""
+        request = self._completion_request(prompt, sampling)
+        return self._first_choice(self._api(lambda client: client.completions.create(**request))).text or ""
 
     def stream_complete(self, prompt: str, sampling: Sampling) -> Iterator[str]:
-        import openai
-
-        client = self.warm_up()._client
-        assert client is not None
-        try:
-            chunks = client.completions.create(**self._completion_request(prompt, sampling), stream=True)
-            with chunks:
-                for chunk in chunks:
-                    if chunk.choices and chunk.choices[0].text:
-                        yield chunk.choices[0].text
-        except openai.OpenAIError as exc:
-            raise self._error(exc) from None
+        request = self._completion_request(prompt, sampling)
+        for chunk in self._chunks(lambda client: client.completions.create(**request, stream=True)):
+            if chunk.choices and chunk.choices[0].text:
+                yield chunk.choices[0].text
 
 
 def _api_message(exc: Exception) -> str:
