@@ -122,9 +122,6 @@ QWEN25_CODER_15B = SplitGGUF(
 
 
 def default_cache_dir() -> Path:
-    """Where assembled models live: $RAG_MODEL_CACHE, else the XDG cache."""
-    explicit = os.environ.get("RAG_MODEL_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
+    """Where assembled models live unless the caller names a folder: the XDG cache."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "rag-service" / "models"

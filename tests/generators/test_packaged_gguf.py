@@ -55,15 +55,15 @@ def test_a_missing_part_is_named_with_the_install_command(parts, tmp_path):
 
 def test_resolution_turns_a_broken_split_into_a_model_error_naming_the_setting(parts, tmp_path, monkeypatch):
     model, _, site = parts
-    monkeypatch.setenv("RAG_MODEL_CACHE", str(tmp_path / "cache"))
-    assert _split_gguf(model)() == tmp_path / "cache" / "fake.gguf"
-    (tmp_path / "cache" / "fake.gguf").unlink()
+    cache = tmp_path / "cache"
+    assert _split_gguf(model)(cache) == cache / "fake.gguf"
+    (cache / "fake.gguf").unlink()
     (site / "fakemodelpart1" / "data" / "part01.bin").write_bytes(b"short")
     with pytest.raises(PackagedModelError, match="corrupt"):
-        _split_gguf(model)()
+        _split_gguf(model)(cache)
     monkeypatch.setitem(PACKAGED_MODELS, "someone/fake-GGUF", _split_gguf(model))
     with pytest.raises(ModelUnavailableError, match="RAG_GENERATOR__MODEL") as caught:
-        resolve_model("someone/fake-GGUF", role="generator", setting="RAG_GENERATOR__MODEL")
+        resolve_model("someone/fake-GGUF", role="generator", setting="RAG_GENERATOR__MODEL", cache_dir=cache)
     assert "corrupt" in caught.value.reason
 
 
