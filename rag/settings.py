@@ -425,6 +425,22 @@ def setting_variable(loc: tuple[int | str, ...]) -> str:
     return f"{ENV_PREFIX}{str(loc[0]).upper()}" if loc else ENV_PREFIX.rstrip("_")
 
 
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """`RAG_*` variables that set nothing: not `RAG_SECTION__FIELD` of a known section nor a whole section (an old
+    flat name such as RAG_TOP_K, or a misspelt section). A misspelt field of a known section is a validation
+    error instead. RAG_API_KEY is `rag mcp`'s key, not a setting."""
+    sections = {section.upper() for section in Settings.model_fields}
+    unknown = []
+    for name in (os.environ if environ is None else environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper == "RAG_API_KEY":
+            continue
+        section = upper[len(ENV_PREFIX):].split(ENV_NESTED_DELIMITER, 1)[0]
+        if section not in sections:
+            unknown.append(name)
+    return sorted(unknown)
+
+
 SettingSource = Literal["default", "environment", ".env", "given"]
 
 

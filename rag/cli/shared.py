@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from generators.resolve import ModelUnavailableError
 from generators.text.text_generators import GeneratorError
 from index.store import BackendMismatchError, IndexLockedError, MissingIndexError
-from rag.settings import Settings, setting_variable
+from rag.settings import Settings, setting_variable, unknown_variables
 
 
 app = typer.Typer(help="Question answering over your own documents, with cited answers.", no_args_is_help=True)
@@ -62,6 +62,9 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log deta
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    for name in unknown_variables():  # e.g. a name from before settings had sections: say so, do not guess
+        err.print(f"[yellow]warning:[/yellow] {name} sets nothing: settings are RAG_SECTION__FIELD "
+                  "(rag config show lists them)")
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from rag.cli import app
 from rag.cli.config import with_reference
-from rag.settings import Settings, describe, env_name, setting_variable
+from rag.settings import Settings, describe, env_name, setting_variable, unknown_variables
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -106,3 +106,13 @@ def test_models_lists_each_role_with_its_licence():
     rows = {row["role"]: row for row in json.loads(result.stdout)}
     assert set(rows) == {"embedder", "reranker", "reader", "generator", "image", "caption", "video"}
     assert rows["generator"]["default"] == Settings().generator.model and rows["generator"]["licence"] == "Apache-2.0"
+
+
+def test_a_variable_that_sets_nothing_is_named_on_every_command(monkeypatch):
+    monkeypatch.setenv("RAG_TOP_K", "3")  # the name before settings had sections
+    monkeypatch.setenv("RAG_RETRIEVAL__TOP_K", "4")
+    monkeypatch.setenv("RAG_API_KEY", "a-key-for-rag-mcp")
+    assert unknown_variables() == ["RAG_TOP_K"]
+    result = runner.invoke(app, ["config", "show", "--changed", "--json"])
+    assert result.exit_code == 0 and "RAG_TOP_K sets nothing" in result.stderr
+    assert json.loads(result.stdout)[0]["value"] == 4
