@@ -24,7 +24,7 @@ from generators.text.question_kinds import question_kind
 from generators.text.sentence_reader import SentenceReader, code_block_after, sentence_of
 from generators.text.text_generators import Message
 from common.fusion import RRF_K, reciprocal_rank_fusion
-from common.language import query_language, reply_language
+from common.language import CJK_CHAR, CJK_CHARS, query_language, reply_language
 from rag.retriever import HybridRetriever, MetadataFilter, RetrievedPassage
 
 log = logging.getLogger(__name__)
@@ -194,15 +194,42 @@ def _code_after(span: ReaderSpan, passage: ReaderPassage) -> ReaderSpan | None:
     return ReaderSpan(span.key, span.start, passage.offset + block[1], passage.text[start:block[1]], span.score)
 
 
+# Inline HTML that documentation pages write inside sentences (`<abbr title="...">`, `<dfn>`): markup, not text.
+_INLINE_HTML = re.compile(
+    r"</?(?:a|abbr|b|br|code|del|dfn|em|i|ins|kbd|mark|s|small|span|strong|sub|sup|u)\b[^<>]*>", re.IGNORECASE)
+_WORD_OR_CJK_RUN = re.compile(rf"[{CJK_CHARS}]+|[^\W{CJK_CHARS}]+")
+
+
+def _visible(text: str) -> str:
+    """A sentence as a reader sees it: inline HTML tags removed, whitespace runs made one space."""
+    return " ".join(_INLINE_HTML.sub("", text).split())
+
+
+def _words(text: str) -> set[str]:
+    """Lowercased words; a run of CJK characters (written without spaces) gives its character bigrams."""
+    words: set[str] = set()
+    for piece in _WORD_OR_CJK_RUN.findall(text.lower()):
+        if CJK_CHAR.match(piece) and len(piece) > 1:
+            words.update(piece[i : i + 2] for i in range(len(piece) - 1))
+        else:
+            words.add(piece)
+    return words
+
+
 def _shared_share(sentence: str, answer: str) -> float:
-    """Share of the sentence's words that the answer already holds."""
-    words = set(re.findall(r"\w+", sentence.lower()))
-    return len(words & set(re.findall(r"\w+", answer.lower()))) / len(words) if words else 1.0
+    """Share of the sentence's words that the answer already holds (tags are not words)."""
+    words = _words(_visible(sentence))
+    return len(words & _words(_visible(answer))) / len(words) if words else 1.0
 
 
 # Quotes: candidates from the evidence ranking and the extractive reader's spans (their sentences), fused.
 QUOTE_SUPPORTING_SENTENCES = 15
 QUOTE_READER_SPANS = 10
+QUOTE_SPARES = 2  # candidates past the ones to quote that may stand in for sentences the answer already says
+# A sentence that says what does not hold ("doesn't create that endpoint", "cannot use", "is deprecated", 不能): for
+# a yes/no question it is often the one that settles it, and the similarity rankings put it below the many
+# sentences that only restate the question's topic (bench/RESULTS.md, docqa sixth pass).
+_NEGATION = re.compile(r"n't\b|\b(?:not|no|never|cannot|deprecated|without)\b|[不没无未非别勿]", re.IGNORECASE)
 
 
 def gate_signals(chain: AskChain, question: str) -> dict[str, float | None]:
@@ -363,9 +390,10 @@ class AskChain:
         (numbers continue `spans`, reusing a span that already holds the sentence); for a how-to, the code block
         one of them (or of the next best supporting sentences) introduces, once."""
         quotes, said = [], answer
-        chosen: list[tuple[ReaderSpan, ReaderSpan | None]] = [(best, None) for best in self._quote_spans(prepared)]
+        ranked, wanted = self._quote_spans(prepared)
+        chosen: list[tuple[ReaderSpan, ReaderSpan | None]] = [(best, None) for best in ranked[: wanted + QUOTE_SPARES]]
         if question_kind(prepared.question) == "howto":
-            coded = self._code_quote(prepared, [best for best, _ in chosen], answer)
+            coded = self._code_quote(prepared, [best for best, _ in chosen[:wanted]], answer)
             if coded is not None:
                 sentence, code = coded
                 at = next((i for i, (best, _) in enumerate(chosen) if best == sentence), None)
@@ -374,9 +402,9 @@ class AskChain:
                 else:
                     chosen[at] = coded
         for best, code in chosen:
-            sentence = " ".join(best.text.split())
-            if not sentence or (code is None and _shared_share(sentence, said) >= 0.8):
-                continue
+            sentence = _visible(best.text)
+            if not sentence or (code is None and (len(quotes) >= wanted or _shared_share(sentence, said) >= 0.8)):
+                continue  # a code block always goes in (a how-to's code is the answer); sentences up to `wanted`
             cited = code or best
             number = next((i for i, span in enumerate(spans, 1) if span.key == cited.key and span.start <= cited.start
                            and cited.end <= span.end), None)
@@ -404,11 +432,14 @@ class AskChain:
                 return sentence, code
         return None
 
-    def _quote_spans(self, prepared: _Prepared) -> list[ReaderSpan]:
+    def _quote_spans(self, prepared: _Prepared) -> tuple[list[ReaderSpan], int]:
         """The documents' sentences that best answer the question: the extractive reader's best span widened to its
         sentence (for the languages it serves), then the `evidence_quotes` best of the supporting sentences and
         the reader's next spans' sentences, by reciprocal-rank fusion of the two rankings (either alone put the
-        sentence that holds the answer lower; bench/RESULTS.md, docqa fifth pass)."""
+        sentence that holds the answer lower; bench/RESULTS.md, docqa fifth pass). For a yes/no question a third
+        ranking joins them: the supporting sentences that say what does not hold. Returns the candidates best first
+        and how many to quote (the lead and `evidence_quotes`); the next ones stand in for sentences the answer
+        already says."""
         reader_sentences: list[ReaderSpan] = []
         language = query_language(prepared.question)
         if self.quote_reader is not None and (self.extractive_languages is None or language in self.extractive_languages):
@@ -420,7 +451,11 @@ class AskChain:
         ids: dict[str, int] = {}
         candidates: list[ReaderSpan] = []
         rankings: list[list[int]] = []
-        for ranking in (prepared.supporting[:QUOTE_SUPPORTING_SENTENCES], reader_sentences):
+        supporting = prepared.supporting[:QUOTE_SUPPORTING_SENTENCES]
+        sources = [supporting, reader_sentences]
+        if question_kind(prepared.question) == "yesno":
+            sources.append([span for span in supporting if _NEGATION.search(span.text)])
+        for ranking in sources:
             ranked: list[int] = []
             for span in ranking:
                 text = " ".join(span.text.split())
@@ -431,8 +466,8 @@ class AskChain:
                     ranked.append(ids[text])
             rankings.append(ranked)
         lead = reader_sentences[:1]  # the reader's best span's sentence leads (its own span: a text can recur)
-        fused = [i for i, _ in reciprocal_rank_fusion(rankings, [1.0, 1.0], k=1) if i not in rankings[1][:1]]
-        return lead + [candidates[i] for i in fused[: self.evidence_quotes]]
+        fused = [i for i, _ in reciprocal_rank_fusion(rankings, [1.0] * len(rankings), k=1) if i not in rankings[1][:1]]
+        return lead + [candidates[i] for i in fused], len(lead) + self.evidence_quotes
 
     def stream(
         self,

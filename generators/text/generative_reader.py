@@ -518,8 +518,10 @@ class SupportGate:
 
 
 # "The passage states that X": small models open with it whatever the prompt says; the answer is X.
-_PREAMBLE = re.compile(r"^(\s*)(?:according to (?:the )?passages?(?: \[\d+\])?,\s*|(?:the|this) passages? (?:\[\d+\] )?"
-                       r"(?:states?|says?|mentions?|explains?|indicates?|notes?) that\s+)", re.IGNORECASE)
+# Also "Passage [2] says that X" and "[1] states that X".
+_PREAMBLE = re.compile(r"^(\s*)(?:according to (?:the )?passages?(?: \[\d+\])?,\s*|(?:(?:(?:the|this) )?passages? "
+                       r"(?:\[\d+\] )?|\[\d+\] )(?:states?|says?|mentions?|explains?|indicates?|notes?) that\s+)",
+                       re.IGNORECASE)
 
 
 # "Yes, Yes [1]." / "No, no, ...": told to start with the verdict, small models sometimes say it twice or more

@@ -515,6 +515,62 @@ def test_a_how_to_answer_quotes_the_code_block_its_quoted_sentence_introduces(tm
         assert chain.run(question, mode="generative").answer.count("Body(embed=True)") == 1
 
 
+def test_a_yes_no_answer_quotes_the_sentence_that_says_what_does_not_hold(tmp_path, embedder, chunker):
+    from generators.text.generative_reader import GenerativeReader
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    page = ("# Token URL\n\nThe `tokenUrl` parameter of `OAuth2PasswordBearer` names the URL of the token endpoint. "
+            "The token endpoint URL given in `tokenUrl` is relative, like `./token`. "
+            "The docs page shows the token endpoint URL from `tokenUrl`. "
+            "This parameter doesn't create that path operation, you write it yourself.\n")
+    (docs / "token.md").write_text(page)
+    IngestPipeline(IndexStore(tmp_path / "idx"), embedder, chunker).run([docs])
+    negation = "This parameter doesn't create that path operation, you write it yourself."
+    with IndexStore(tmp_path / "idx").reader() as index:
+        sentences = SentenceReader(embedder, analyze)
+        reader = GenerativeReader(_ScriptedGenerator("The token URL is relative [1]."))
+        chain = AskChain(HybridRetriever(index, embedder), {"extractive": sentences, "generative": reader},
+                         sentences, thresholds=AbstentionThresholds(evidence={"*": 0.0}), evidence_quotes=1)
+        for question, negation_quoted in [("Does tokenUrl in OAuth2PasswordBearer create the token endpoint?", True),
+                                          ("What is tokenUrl in OAuth2PasswordBearer for the token endpoint?", False)]:
+            trace = chain.trace(question, mode="generative")
+            passages = [ReaderPassage(p.chunk_id, p.text, p.start) for p in trace.passages]
+            ranked = [" ".join(s.text.split()) for s in sentences.rank_sentences(question, passages, top_k=10)]
+            assert ranked[0] != negation  # similarity alone would quote another sentence first
+            quoted = [sentence for sentence, _ in _quoted(trace.response.answer)]
+            assert (quoted == [negation]) is negation_quoted, (question, quoted)
+
+
+def test_quotes_show_sentences_without_inline_html_and_skip_what_a_chinese_answer_already_says(tmp_path, embedder):
+    from generators.text.generative_reader import GenerativeReader
+    from ingest.chunking import Chunker
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    said = "FastAPI 会把依赖项的返回值进行「缓存」，并把它传递给同一请求中所有需要它的依赖项。"
+    other = "如果多个依赖项共用一个子依赖项，FastAPI 在处理同一请求时，只调用一次该子依赖项。"
+    marked_up = said.replace("「缓存」", '<dfn title="用于存储已计算的值的系统">「缓存」</dfn>')
+    page = f"# 依赖项缓存\n\n{other}\n\n{marked_up}\n\n<abbr title=\"Object Relational Mapper\">ORM</abbr> 对象可以作为依赖项的返回值。\n"
+    (docs / "deps.md").write_text(page, encoding="utf-8")
+    one_chunk = Chunker(len, chunk_tokens=1000, overlap_tokens=0)  # characters as tokens: the page is one passage
+    IngestPipeline(IndexStore(tmp_path / "idx"), embedder, one_chunk).run([docs])
+    with IndexStore(tmp_path / "idx").reader() as index:
+        sentences = SentenceReader(embedder, analyze)
+        reader = GenerativeReader(_ScriptedGenerator(f"{said[:-1]} [1]。"))
+        chain = AskChain(HybridRetriever(index, embedder), {"extractive": sentences, "generative": reader},
+                         sentences, thresholds=AbstentionThresholds(evidence={"*": 0.0}), evidence_quotes=3)
+        response = chain.run("两个依赖项都依赖同一个 get_db，一次请求里 get_db 会被调用两次吗？", mode="generative")
+        quoted = [sentence for sentence, _ in _quoted(response.answer)]
+        assert other in quoted and "ORM 对象可以作为依赖项的返回值。" in quoted, (response.answer, response.notes)
+        assert not any("缓存" in sentence for sentence in quoted)  # the answer says it already, without the markup
+        assert "<" not in response.answer
+        for sentence, number in _quoted(response.answer):  # citations keep the exact source text, markup included
+            cited = response.citations[number - 1]
+            assert page[cited.start : cited.end] == cited.text and "".join(sentence.split()) in "".join(
+                cited.text.replace('<abbr title="Object Relational Mapper">', "").replace("</abbr>", "").split())
+
+
 @pytest.mark.parametrize("evidence_quotes", [0, 1, 2])
 def test_a_generated_answer_quotes_as_many_supporting_sentences_as_asked(index, embedder, evidence_quotes):
     from generators.text.generative_reader import GenerativeReader
@@ -530,6 +586,21 @@ def test_a_generated_answer_quotes_as_many_supporting_sentences_as_asked(index, 
     assert len(best) >= 2
     quoted = [sentence for sentence, _ in _quoted(trace.response.answer)]
     assert quoted == best[:evidence_quotes]  # the best supporting sentences, best first, none said twice
+
+
+def test_a_quote_the_answer_already_says_gives_its_place_to_the_next_best_sentence(index, embedder):
+    from generators.text.generative_reader import GenerativeReader
+
+    sentences = SentenceReader(embedder, analyze)
+    question = "What causes ocean tides?"
+    probe = AskChain(HybridRetriever(index, embedder), {"extractive": sentences}, sentences, thresholds=GATE)
+    passages = [ReaderPassage(p.chunk_id, p.text, p.start) for p in probe.trace(question).passages]
+    best = list(dict.fromkeys(" ".join(s.text.split()) for s in sentences.rank_sentences(question, passages, top_k=50)))
+    reader = GenerativeReader(_ScriptedGenerator(f"{best[0][:-1]} [1]."))  # the answer is the best sentence itself
+    chain = AskChain(HybridRetriever(index, embedder), {"extractive": sentences, "generative": reader}, sentences,
+                     thresholds=GATE, evidence_quotes=1)
+    quoted = [sentence for sentence, _ in _quoted(chain.run(question, mode="generative").answer)]
+    assert quoted == [best[1]]
 
 
 def test_the_chain_scores_sentences_with_the_vectors_stored_at_ingest(index, embedder):
