@@ -393,7 +393,7 @@ class AskChain:
         ranked, wanted = self._quote_spans(prepared)
         chosen: list[tuple[ReaderSpan, ReaderSpan | None]] = [(best, None) for best in ranked[: wanted + QUOTE_SPARES]]
         if question_kind(prepared.question) == "howto":
-            coded = self._code_quote(prepared, [best for best, _ in chosen[:wanted]], answer)
+            coded = self._code_quote(prepared, [*(best for best, _ in chosen[:wanted]), *spans], answer)
             if coded is not None:
                 sentence, code = coded
                 at = next((i for i, (best, _) in enumerate(chosen) if best == sentence), None)
@@ -420,9 +420,9 @@ class AskChain:
 
     @staticmethod
     def _code_quote(prepared: _Prepared, quoted: list[ReaderSpan], answer: str) -> tuple[ReaderSpan, ReaderSpan] | None:
-        """(sentence, sentence widened to its code block) for the first of the quoted, then the best supporting
-        sentences that introduces a code block the answer does not already show: documentation gives the how
-        as code right after the sentence that says what it does."""
+        """(sentence, sentence widened to its code block) for the first of the quoted (then the answer's own cited
+        sentences), then the best supporting sentences that introduces a code block the answer does not already
+        show: documentation gives the how as code right after the sentence that says what it does."""
         by_key = {p.key: p for p in prepared.reader_passages}
         for sentence in [*quoted, *prepared.evidence.spans]:
             if sentence.key not in by_key:

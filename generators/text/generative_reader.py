@@ -518,10 +518,11 @@ class SupportGate:
 
 
 # "The passage states that X": small models open with it whatever the prompt says; the answer is X.
-# Also "Passage [2] says that X" and "[1] states that X".
-_PREAMBLE = re.compile(r"^(\s*)(?:according to (?:the )?passages?(?: \[\d+\])?,\s*|(?:(?:(?:the|this) )?passages? "
-                       r"(?:\[\d+\] )?|\[\d+\] )(?:states?|says?|mentions?|explains?|indicates?|notes?) that\s+)",
-                       re.IGNORECASE)
+# Also "Passage [2] says that X", "[1] states that X", and "states that X" left after a marker that closed the
+# segment before it (lowercase only: "Notes that ..." may be a sentence).
+_SAYS = "(?:states?|says?|mentions?|explains?|indicates?|notes?) that\\s+"
+_PREAMBLE = re.compile(rf"^(\s*)(?:according to (?:the )?passages?(?: \[\d+\])?,\s*|(?:(?:(?:the|this) )?passages? "
+                       rf"(?:\[\d+\] )?|\[\d+\] ){_SAYS}|(?-i:{_SAYS}))", re.IGNORECASE)
 
 
 # "Yes, Yes [1]." / "No, no, ...": told to start with the verdict, small models sometimes say it twice or more

@@ -515,6 +515,32 @@ def test_a_how_to_answer_quotes_the_code_block_its_quoted_sentence_introduces(tm
         assert chain.run(question, mode="generative").answer.count("Body(embed=True)") == 1
 
 
+def test_a_how_to_answer_shows_the_code_block_that_its_own_cited_sentence_introduces(tmp_path, embedder):
+    from generators.text.generative_reader import GenerativeReader
+    from ingest.chunking import Chunker
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    intro = "To expect the model under a key of its own, embed it:"
+    code = "```Python\nitem: Annotated[Item, Body(embed=True)]\n```"
+    page = ("# Bodies\n\nA body parameter is read from the request body. Body parameters hold the request's JSON body. "
+            f"The body of a request is parsed as JSON for body parameters. {intro}\n\n{code}\n")
+    (docs / "bodies.md").write_text(page)
+    IngestPipeline(IndexStore(tmp_path / "idx"), embedder, Chunker(len, chunk_tokens=1000, overlap_tokens=0)).run([docs])
+    with IndexStore(tmp_path / "idx").reader() as index:
+        sentences = SentenceReader(embedder, analyze)
+        reader = GenerativeReader(_ScriptedGenerator("Embed the model under a key of its own [1]."))
+        chain = AskChain(HybridRetriever(index, embedder), {"extractive": sentences, "generative": reader},
+                         sentences, thresholds=AbstentionThresholds(evidence={"*": 0.0}), evidence_quotes=0)
+        question = "How do I read the request body into a body parameter?"
+        trace = chain.trace(question, mode="generative")
+        passages = [ReaderPassage(p.chunk_id, p.text, p.start) for p in trace.passages]
+        best = [" ".join(s.text.split()) for s in sentences.rank_sentences(question, passages, top_k=3)]
+        assert intro not in best  # neither quoted nor among the best supporting sentences: the answer cites it
+        quote = trace.response.answer.split("\n\n> ", 1)[1]
+        assert quote.startswith(f"{intro} [") and quote.endswith(f"]\n\n{code}"), trace.response.answer
+
+
 def test_a_yes_no_answer_quotes_the_sentence_that_says_what_does_not_hold(tmp_path, embedder, chunker):
     from generators.text.generative_reader import GenerativeReader
 

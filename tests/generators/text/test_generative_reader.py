@@ -339,7 +339,7 @@ def test_rows_of_a_table_continued_from_an_earlier_chunk_get_its_header():
 
 
 def test_a_the_passage_states_preamble_is_cut():
-    for opening in ("The passage states that", "Passage [1] says that", "[1] mentions that"):
+    for opening in ("The passage states that", "Passage [1] says that", "[1] mentions that", "states that"):
         assert read(f"{opening} Paris is the capital of France [1].").answer == "Paris is the capital of France [1]."
     for kept in ("It states that Paris is the capital of France [1].", "Notes that Paris is the capital of France [1]."):
         assert read(kept).answer == kept
