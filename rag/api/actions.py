@@ -9,7 +9,7 @@ from pathlib import Path
 from ingest.loaders import LOADERS
 from index.store import IndexReader
 from rag.api.errors import ApiError
-from rag.api.keys import KeyStore
+from rag.api.keys import KeyStore, find_key
 from rag.api.schemas import (
     AskRequest, DocumentOut, DocumentPage, DocumentText, PageSpanOut, PassageOut, SearchRequest, SearchResult,
     UploadResult,
@@ -68,7 +68,8 @@ def caller_for_key(keys: dict[str, list[str]] | list[str] | None, store: KeyStor
     keys also manage keys) or of the key file (its groups, collections, admin). With neither configured every
     caller reads everything and manages nothing; otherwise a missing or unknown key is a 401."""
     static = {key: ["*"] for key in keys} if isinstance(keys, list) else (keys or {})
-    if not static and not store:
+    entries = store.entries() if store is not None else []  # one look at the key file per request
+    if not static and not entries:
         return Caller(None, None)
     if not given:
         raise ApiError(401, "an API key is required: send 'Authorization: Bearer <key>'", "authentication_error")
@@ -76,7 +77,7 @@ def caller_for_key(keys: dict[str, list[str]] | list[str] | None, store: KeyStor
         if secrets.compare_digest(given.encode(), key.encode()):
             everywhere = "*" in collections
             return Caller(key, None if everywhere else frozenset(collections), None, admin=everywhere)
-    entry = store.lookup(given) if store else None
+    entry = find_key(entries, given)
     if entry is None:
         raise ApiError(401, "invalid API key", "authentication_error")
     collections = None if "*" in entry.collections else frozenset(entry.collections)

@@ -62,15 +62,6 @@ class KeyStore:
     def __bool__(self) -> bool:
         return bool(self.entries())
 
-    def lookup(self, key: str) -> KeyEntry | None:
-        """The entry of `key`, comparing hashes in constant time."""
-        digest = key_hash(key)
-        found = None
-        for entry in self.entries():
-            if hmac.compare_digest(entry.hash, digest):
-                found = entry
-        return found
-
     def create(self, name: str, *, groups: tuple[str, ...] = (), collections: tuple[str, ...] = ("*",),
                admin: bool = False) -> tuple[KeyEntry, str]:
         """A new key: (its entry, the key itself, shown this once)."""
@@ -132,3 +123,13 @@ class KeyStore:
         os.chmod(partial, 0o600)
         os.replace(partial, self.path)
         self._refresh()
+
+
+def find_key(entries: list[KeyEntry], key: str) -> KeyEntry | None:
+    """The entry of `key` among `entries`, comparing hashes in constant time."""
+    digest = key_hash(key)
+    found = None
+    for entry in entries:
+        if hmac.compare_digest(entry.hash, digest):
+            found = entry
+    return found
