@@ -386,9 +386,10 @@ class AskChain:
         return False if overrule is not None and prepared.evidence.confidence >= overrule else None
 
     def _quotes(self, prepared: _Prepared, answer: str, spans: list[ReaderSpan]) -> tuple[str, list[ReaderSpan]]:
-        """Block quotes of the sentences `_quote_spans` picks that `answer` does not already hold, each cited `[n]`
-        (numbers continue `spans`, reusing a span that already holds the sentence); for a how-to, the code block
-        one of them (or of the next best supporting sentences) introduces, once."""
+        """Block quotes of the sentences `_quote_spans` picks that `answer` does not already hold (the next candidates
+        standing in for those it does), each cited `[n]` (numbers continue `spans`, reusing a span that already
+        holds the sentence); for a how-to, the code block one of them (or a sentence of `spans`, or one of the
+        next best supporting sentences) introduces, once."""
         quotes, said = [], answer
         ranked, wanted = self._quote_spans(prepared)
         chosen: list[tuple[ReaderSpan, ReaderSpan | None]] = [(best, None) for best in ranked[: wanted + QUOTE_SPARES]]
