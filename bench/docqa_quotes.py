@@ -138,6 +138,10 @@ def main() -> None:
             quoted = variants["the chain as it is"](chain, prepared, row["answer"])
             extra["generator's pick + the chain's answer"] = \
                 extra.get("generator's pick + the chain's answer", 0) + holds([quoted, pick], gold)
+            blocks = quoted.split("\n\n> ")
+            without_last = "\n\n> ".join(blocks[:-1]) if len(blocks) > 1 else quoted
+            extra["generator's pick in place of the last quote"] = \
+                extra.get("generator's pick in place of the last quote", 0) + holds([without_last, pick], gold)
     total = len(questions)
     print(f"{total} answerable questions; a question the run abstained on, or the gate stops, counts as a miss\n")
     print("| quotes | contains | median words |\n|---|---:|---:|")
