@@ -19,6 +19,7 @@ import json
 import re
 import statistics
 import sys
+from collections import Counter
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -104,7 +105,7 @@ def main() -> None:
     }
     hits: dict[str, int] = dict.fromkeys(variants, 0)
     words: dict[str, list[int]] = {name: [] for name in variants}
-    extra: dict[str, int] = {}
+    extra: Counter[str] = Counter()  # in the order first counted
     pick_seconds: list[float] = []
     with docs_chain([args.docs], args.work) as (chain, _):
         for question in questions:
@@ -115,8 +116,8 @@ def main() -> None:
             if not isinstance(prepared, _Prepared):
                 continue
             gold = question["answers"]
-            for name, variant in variants.items():
-                text = variant(chain, prepared, row["answer"])
+            texts = {name: variant(chain, prepared, row["answer"]) for name, variant in variants.items()}
+            for name, text in texts.items():
                 hits[name] += holds([text], gold)
                 words[name].append(len(text.split()))
             if not args.alternatives:
@@ -126,22 +127,18 @@ def main() -> None:
             scores = chain.reranker.run(question["question"], sentences).scores if sentences else []
             by_reranker = [sentences[i] for i in sorted(range(len(sentences)), key=lambda i: -scores[i])]
             gold_rank = next((i for i, s in enumerate(by_reranker) if holds([s], gold)), None)
-            extra["top three passages hold a gold string"] = extra.get("top three passages hold a gold string", 0) + \
-                holds([p.text for p in prepared.reader_passages[:3]], gold)
-            extra["reranker: gold sentence first"] = extra.get("reranker: gold sentence first", 0) + (gold_rank == 0)
-            extra["reranker: model text + best 2 sentences"] = \
-                extra.get("reranker: model text + best 2 sentences", 0) + holds([own, *by_reranker[:2]], gold)
+            extra["top three passages hold a gold string"] += holds([p.text for p in prepared.reader_passages[:3]], gold)
+            extra["reranker: gold sentence first"] += gold_rank == 0
+            extra["reranker: model text + best 2 sentences"] += holds([own, *by_reranker[:2]], gold)
             started = time.perf_counter()
             pick = generator_pick(prepared)
             pick_seconds.append(time.perf_counter() - started)
-            extra["generator's pick alone"] = extra.get("generator's pick alone", 0) + holds([pick], gold)
-            quoted = variants["the chain as it is"](chain, prepared, row["answer"])
-            extra["generator's pick + the chain's answer"] = \
-                extra.get("generator's pick + the chain's answer", 0) + holds([quoted, pick], gold)
+            extra["generator's pick alone"] += holds([pick], gold)
+            quoted = texts["the chain as it is"]
+            extra["generator's pick + the chain's answer"] += holds([quoted, pick], gold)
             blocks = quoted.split("\n\n> ")
             without_last = "\n\n> ".join(blocks[:-1]) if len(blocks) > 1 else quoted
-            extra["generator's pick in place of the last quote"] = \
-                extra.get("generator's pick in place of the last quote", 0) + holds([without_last, pick], gold)
+            extra["generator's pick in place of the last quote"] += holds([without_last, pick], gold)
     total = len(questions)
     print(f"{total} answerable questions; a question the run abstained on, or the gate stops, counts as a miss\n")
     print("| quotes | contains | median words |\n|---|---:|---:|")
